@@ -1,0 +1,77 @@
+"""The one class table: names, ids, colours and which classes are detection targets.
+
+Ids are Cityscapes ``labelIds`` where Cityscapes has the class, so semantic PNGs are
+Cityscapes-compatible; the long-tail classes (animal, debris, traffic cone, barrier) take
+ids after Cityscapes' last one (33).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SemanticClass:
+    id: int
+    name: str
+    color: tuple[int, int, int]
+    thing: bool  # countable objects with instances (vs. "stuff" such as road or sky)
+    target: bool  # a detection target: exported as a COCO category
+
+
+CLASSES: tuple[SemanticClass, ...] = (
+    SemanticClass(0, "unlabeled", (0, 0, 0), False, False),
+    SemanticClass(7, "road", (128, 64, 128), False, False),
+    SemanticClass(8, "sidewalk", (244, 35, 232), False, False),
+    SemanticClass(11, "building", (70, 70, 70), False, False),
+    SemanticClass(14, "guard rail", (180, 165, 180), False, False),
+    SemanticClass(17, "pole", (153, 153, 153), False, False),
+    SemanticClass(20, "traffic sign", (220, 220, 0), False, False),
+    SemanticClass(21, "vegetation", (107, 142, 35), False, False),
+    SemanticClass(22, "terrain", (152, 251, 152), False, False),
+    SemanticClass(23, "sky", (70, 130, 180), False, False),
+    SemanticClass(24, "person", (220, 20, 60), True, True),
+    SemanticClass(25, "rider", (255, 0, 0), True, True),
+    SemanticClass(26, "car", (0, 0, 142), True, True),
+    SemanticClass(27, "truck", (0, 0, 70), True, True),
+    SemanticClass(28, "bus", (0, 60, 100), True, True),
+    SemanticClass(32, "motorcycle", (0, 0, 230), True, True),
+    SemanticClass(33, "bicycle", (119, 11, 32), True, True),
+    SemanticClass(34, "animal", (190, 120, 40), True, True),
+    SemanticClass(35, "debris", (150, 90, 60), True, True),
+    SemanticClass(36, "traffic cone", (255, 120, 0), True, True),
+    SemanticClass(37, "barrier", (230, 200, 60), True, True),
+)
+
+_BY_NAME = {c.name: c for c in CLASSES}
+_BY_ID = {c.id: c for c in CLASSES}
+
+
+def get_class(name: str) -> SemanticClass:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown class {name!r}; choices: {', '.join(_BY_NAME)}") from None
+
+
+def class_by_id(class_id: int) -> SemanticClass:
+    return _BY_ID[class_id]
+
+
+def list_classes() -> list[str]:
+    return [c.name for c in CLASSES]
+
+
+def target_classes() -> list[SemanticClass]:
+    """Detection targets in table order (COCO category ids are the semantic ids)."""
+    return [c for c in CLASSES if c.target]
+
+
+def palette() -> np.ndarray:
+    """(256, 3) uint8 lookup table from semantic id to colour, for previews."""
+    lut = np.zeros((256, 3), np.uint8)
+    for c in CLASSES:
+        lut[c.id] = c.color
+    return lut

@@ -1,0 +1,77 @@
+"""Atomic file writes: data goes to a temporary name in the same directory, then is renamed,
+so a reader (or a resumed run) never sees a half-written file."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+TMP_PREFIX = ".tmp-"
+
+
+def write_bytes(path: Path, data: bytes) -> str:
+    """Write ``data`` to ``path`` atomically; return its sha256 hex digest."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return hashlib.sha256(data).hexdigest()
+
+
+def json_bytes(obj: Any) -> bytes:
+    """Canonical JSON: sorted keys, two-space indent, trailing newline (stable bytes)."""
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
+def write_json(path: Path, obj: Any) -> str:
+    return write_bytes(path, json_bytes(obj))
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """Encode uint8 (H, W), (H, W, 3) or uint16 (H, W) arrays as PNG with fixed settings."""
+    if array.dtype == np.uint16:
+        img = Image.fromarray(array)  # mode I;16, written as 16-bit greyscale
+    elif array.dtype == np.uint8:
+        img = Image.fromarray(array)
+    else:
+        raise TypeError(f"png_bytes expects uint8 or uint16, got {array.dtype}")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def write_png(path: Path, array: np.ndarray) -> str:
+    return write_bytes(path, png_bytes(array))
+
+
+def read_png(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.array(img)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def remove_stale_tmp(root: Path) -> int:
+    """Delete temporary files left by an interrupted run; return how many."""
+    n = 0
+    for tmp in Path(root).rglob(f"{TMP_PREFIX}*"):
+        tmp.unlink(missing_ok=True)
+        n += 1
+    return n

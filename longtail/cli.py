@@ -1,0 +1,158 @@
+"""The ``longtail`` command line. Library code raises LongtailError; only this module prints
+messages and chooses exit codes (0 ok, 1 failed, 2 bad input)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from longtail import __version__
+from longtail.errors import InputError, LongtailError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump) and exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if not 0 <= v < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer below 2**63, got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="longtail", description="Synthetic driving data for the long tail: rare conditions and "
+                 "rare events, rendered headlessly with pixel-exact labels.")
+    ap.add_argument("--version", action="version", version=f"longtail {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("render", help="render a labelled dataset from a scenario",
+                       description="Render N frames of a scenario into a dataset directory (RGB, depth, instance "
+                       "and semantic PNGs, per-frame label JSON, coco.json, manifest.json). Rerunning the same "
+                       "command resumes an interrupted run.")
+    r.add_argument("--scenario", required=True, metavar="NAME_OR_PATH",
+                   help="built-in scenario name (see `longtail scenarios`) or path to a scenario YAML file")
+    r.add_argument("--frames", required=True, type=_positive_int, metavar="N", help="number of frames to render")
+    r.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="output directory: new, empty, or holding this same dataset (resume)")
+    r.add_argument("--seed", type=_seed, default=None, metavar="S",
+                   help="dataset seed; frame i draws from seed S and index i (default: a fresh random seed, "
+                   "printed and written to the manifest)")
+    r.add_argument("--workers", type=_positive_int, default=1, metavar="K",
+                   help="worker processes, one renderer each (default 1); output bytes do not depend on K")
+    r.add_argument("--width", type=_positive_int, default=None, metavar="W",
+                   help="image width in pixels (default: the scenario's camera, 640)")
+    r.add_argument("--height", type=_positive_int, default=None, metavar="H",
+                   help="image height in pixels (default: the scenario's camera, 384)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sub.add_parser("scenarios", help="list the built-in scenarios, one line each",
+                   description="List the built-in scenarios with their one-line description.")
+
+    sc = sub.add_parser("scenario", help="validate, sample or describe scenario files",
+                        description="Work with scenario files.")
+    scs = sc.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    v = scs.add_parser("validate", help="check a scenario file against the schema",
+                       description="Check a scenario file; print one line naming the first problem, or OK.")
+    v.add_argument("file", metavar="NAME_OR_PATH", help="scenario YAML file or built-in name")
+    scs.add_parser("schema", help="print the scenario JSON Schema", description="Print the scenario JSON Schema.")
+    s = scs.add_parser("sample", help="print the concrete Scene of one frame as JSON",
+                       description="Sample a scenario for (seed, index) and print the Scene JSON.")
+    s.add_argument("file", metavar="NAME_OR_PATH", help="scenario YAML file or built-in name")
+    s.add_argument("--seed", type=_seed, default=0, metavar="S", help="dataset seed (default 0)")
+    s.add_argument("--index", type=_seed, default=0, metavar="I", help="frame index (default 0)")
+    return ap
+
+
+def _cmd_render(args) -> int:
+    from tqdm import tqdm
+
+    from longtail.pipeline import render_dataset
+    from longtail.seeding import fresh_seed
+    from longtail.worlds.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario).with_resolution(args.width, args.height)
+    seed = args.seed if args.seed is not None else fresh_seed()
+    if args.seed is None:
+        print(f"seed: {seed} (pass --seed {seed} to reproduce)", file=sys.stderr)
+    bar = tqdm(total=args.frames, unit="frame", desc=scenario.name, disable=args.quiet or None, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+
+    try:
+        summary = render_dataset(scenario, args.out, args.frames, seed, args.workers, progress)
+    finally:
+        bar.close()
+    resumed = summary.frames - summary.rendered
+    print(f"{args.out}: {summary.frames} frames ({summary.rendered} rendered"
+          f"{f', {resumed} already done' if resumed else ''}), {summary.objects} objects, "
+          f"{summary.seconds:.1f} s, {summary.fps:.2f} frames/s")
+    return EXIT_OK
+
+
+def _cmd_scenarios(args) -> int:
+    from longtail.worlds.scenario import list_scenarios
+
+    items = list_scenarios()
+    width = max(len(s.name) for s in items)
+    for s in items:
+        print(f"{s.name:<{width}}  {s.description}")
+    return EXIT_OK
+
+
+def _cmd_scenario(args) -> int:
+    from longtail.worlds.sampler import sample
+    from longtail.worlds.scenario import Scenario, load_scenario
+
+    if args.action == "validate":
+        sc = load_scenario(args.file)
+        print(f"{args.file}: OK ({sc.name})")
+    elif args.action == "schema":
+        print(json.dumps(Scenario.model_json_schema(), indent=2))
+    elif args.action == "sample":
+        print(sample(load_scenario(args.file), args.seed, args.index).model_dump_json(indent=2))
+    else:
+        build_parser().parse_args(["scenario", "--help"])
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    handler = {"render": _cmd_render, "scenarios": _cmd_scenarios, "scenario": _cmd_scenario}[args.command]
+    try:
+        return handler(args)
+    except InputError as e:
+        print(f"longtail: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except LongtailError as e:
+        print(f"longtail: error: {e}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        print("longtail: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130

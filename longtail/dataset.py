@@ -1,0 +1,164 @@
+"""A dataset on disk: per-frame files, ``manifest.json`` (the one source of truth) and resume.
+
+Layout::
+
+    DIR/manifest.json           version, resolved scenario, seed, frame count, sha256 per file
+    DIR/rgb/000000.png          8-bit RGB
+    DIR/depth/000000.png        16-bit z-depth, metres x 256 (KITTI convention), 0 = no surface
+    DIR/instance/000000.png     16-bit instance ids (= track ids), 0 = none
+    DIR/semantic/000000.png     8-bit class ids (labelers.classes, Cityscapes labelIds)
+    DIR/labels/000000.json      the frame record: camera, attributes, objects, scene
+    DIR/coco.json               COCO detection + instance masks (RLE), derived from the records
+
+A run adds frames to the manifest as they finish (rewritten atomically); a rerun of the same
+command keeps every frame whose files match their checksums and renders the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from longtail import __version__
+from longtail.atomic import read_png, remove_stale_tmp, sha256_file, write_json
+from longtail.errors import DatasetError
+from longtail.worlds.scenario import Scenario
+
+FORMAT = "longtail-dataset"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DEPTH_SCALE = 256.0  # stored value = metres x 256 (KITTI depth maps); 0 = no surface (sky)
+FRAME_KINDS = {"rgb": "png", "depth": "png", "instance": "png", "semantic": "png", "labels": "json"}
+
+
+def frame_files(index: int) -> dict[str, str]:
+    """Relative paths of frame ``index``'s files, by kind."""
+    return {kind: f"{kind}/{index:06d}.{ext}" for kind, ext in FRAME_KINDS.items()}
+
+
+def encode_depth(depth: np.ndarray) -> np.ndarray:
+    """float32 metres (inf = none) -> uint16 metres x 256, 0 where nothing or beyond 255.99 m."""
+    d = np.where(np.isfinite(depth), np.rint(depth * DEPTH_SCALE), 0.0)
+    return np.where(d <= 65535, d, 0).astype(np.uint16)
+
+
+def decode_depth(png: np.ndarray) -> np.ndarray:
+    """uint16 depth PNG -> float32 metres with inf where no surface was recorded."""
+    d = png.astype(np.float32) / DEPTH_SCALE
+    d[png == 0] = np.inf
+    return d
+
+
+def read_depth(path: Path) -> np.ndarray:
+    return decode_depth(read_png(path))
+
+
+@dataclass
+class Manifest:
+    scenario: dict
+    scenario_digest: str
+    seed: int
+    frame_count: int
+    files: dict[str, str] = field(default_factory=dict)
+    complete: bool = False
+    longtail_version: str = __version__
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "longtail_version": self.longtail_version,
+            "scenario": self.scenario,
+            "scenario_digest": self.scenario_digest,
+            "seed": self.seed,
+            "frame_count": self.frame_count,
+            "complete": self.complete,
+            "depth_encoding": {"format": "png16", "unit": "m", "scale": DEPTH_SCALE, "invalid": 0,
+                               "kind": "z-depth along the optical axis"},
+            "files": dict(sorted(self.files.items())),
+        }
+
+    @classmethod
+    def load(cls, root: Path) -> "Manifest":
+        path = Path(root) / MANIFEST
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise DatasetError(str(path), None, f"not a readable longtail manifest ({e})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise DatasetError(str(path), "format", f"expected {FORMAT!r}; this directory holds another dataset")
+        try:
+            return cls(scenario=data["scenario"], scenario_digest=data["scenario_digest"], seed=int(data["seed"]),
+                       frame_count=int(data["frame_count"]), files=dict(data["files"]),
+                       complete=bool(data["complete"]), longtail_version=data["longtail_version"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise DatasetError(str(path), str(e).strip("'"), "missing or malformed manifest field") from None
+
+
+class DatasetWriter:
+    """Owns an output directory for one (scenario, seed, frame count): creates or resumes it."""
+
+    def __init__(self, root: Path, manifest: Manifest):
+        self.root = Path(root)
+        self.manifest = manifest
+
+    @classmethod
+    def open(cls, root: Path, scenario: Scenario, seed: int, frames: int) -> "DatasetWriter":
+        """Create ``root`` or resume the same dataset there; refuse a directory holding anything else.
+
+        Call only after all other input is validated: it may create the directory.
+        """
+        root = Path(root)
+        want = Manifest(scenario=scenario.model_dump(mode="json"), scenario_digest=scenario.digest(), seed=seed,
+                        frame_count=frames)
+        if root.exists() and not root.is_dir():
+            raise DatasetError(str(root), None, "output path exists and is not a directory")
+        if (root / MANIFEST).exists():
+            have = Manifest.load(root)
+            for name, a, b in (("scenario", have.scenario_digest, want.scenario_digest), ("seed", have.seed, seed),
+                               ("frame_count", have.frame_count, frames)):
+                if a != b:
+                    what = "a different scenario" if name == "scenario" else f"{name} {a}, not {b}"
+                    raise DatasetError(str(root), None, f"holds another dataset ({what}); choose a new --out directory")
+            remove_stale_tmp(root)
+            return cls(root, have)
+        if root.exists() and any(root.iterdir()):
+            raise DatasetError(str(root), None, "output directory is not empty and holds no longtail manifest; "
+                               "choose a new --out directory")
+        root.mkdir(parents=True, exist_ok=True)
+        w = cls(root, want)
+        w.save()
+        return w
+
+    def frame_done(self, index: int) -> bool:
+        """True if every file of the frame is in the manifest and on disk with that checksum."""
+        for rel in frame_files(index).values():
+            sha = self.manifest.files.get(rel)
+            path = self.root / rel
+            if sha is None or not path.is_file() or sha256_file(path) != sha:
+                return False
+        return True
+
+    def pending(self) -> list[int]:
+        return [i for i in range(self.manifest.frame_count) if not self.frame_done(i)]
+
+    def add(self, files: dict[str, str]) -> None:
+        """Record written files (relative path -> sha256); call ``save`` to persist."""
+        self.manifest.files.update(files)
+
+    def save(self) -> None:
+        write_json(self.root / MANIFEST, self.manifest.to_json())
+
+    def load_records(self) -> list[dict]:
+        return [json.loads((self.root / frame_files(i)["labels"]).read_text())
+                for i in range(self.manifest.frame_count)]
+
+    def finish(self, extra: dict[str, str]) -> None:
+        """Add the derived files (e.g. coco.json) and mark the dataset complete."""
+        self.manifest.files.update(extra)
+        self.manifest.complete = True
+        self.save()
+

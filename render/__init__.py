@@ -1,0 +1,1 @@
+"""Cameras, render backends, sky and light, and the weather stage."""

@@ -1,0 +1,63 @@
+"""OpenGL matrices for a pinhole Camera, and per-pixel geometry (rays, ray distance, world points).
+
+Pixel (u, v) covers [u, u+1) x [v, v+1); PyBullet's rasteriser samples pixel centres, so the
+matrices below put the principal point in the same continuous coordinates as ``Camera.cx/cy``.
+A crop (u0, v0, w, h) of the image is rendered with the same matrices and a shifted principal
+point, which reproduces the full image's pixels exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from longtail.worlds.scene import Camera
+
+GL_FROM_CV = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+def view_matrix(camera: Camera) -> list[float]:
+    """Column-major 4x4 world -> OpenGL eye transform."""
+    return (GL_FROM_CV @ camera.camera_from_world()).T.ravel().tolist()
+
+
+def projection_matrix(camera: Camera, crop: tuple[int, int, int, int] | None = None) -> list[float]:
+    """Column-major 4x4 OpenGL projection from the intrinsics; ``crop`` = (u0, v0, w, h)."""
+    u0, v0, w, h = crop if crop else (0, 0, camera.width, camera.height)
+    cx, cy = camera.cx - u0, camera.cy - v0
+    n, f = camera.near, camera.far
+    P = np.array([
+        [2 * camera.fx / w, 0.0, 1.0 - 2.0 * cx / w, 0.0],
+        [0.0, 2 * camera.fy / h, 2.0 * cy / h - 1.0, 0.0],
+        [0.0, 0.0, -(f + n) / (f - n), -2.0 * f * n / (f - n)],
+        [0.0, 0.0, -1.0, 0.0],
+    ])
+    return P.T.ravel().tolist()
+
+
+def linearize_depth(zbuffer: np.ndarray, camera: Camera) -> np.ndarray:
+    """PyBullet's non-linear z-buffer -> z-depth in metres (float32); far-plane pixels -> inf."""
+    n, f = camera.near, camera.far
+    z = np.asarray(zbuffer, np.float64)
+    depth = f * n / (f - (f - n) * z)
+    depth[z >= 1.0 - 1e-7] = np.inf
+    return depth.astype(np.float32)
+
+
+def pixel_rays(camera: Camera) -> np.ndarray:
+    """(H, W, 3) float32 camera-frame directions through pixel centres, with z = 1."""
+    u = (np.arange(camera.width, dtype=np.float32) + 0.5 - camera.cx) / camera.fx
+    v = (np.arange(camera.height, dtype=np.float32) + 0.5 - camera.cy) / camera.fy
+    uu, vv = np.meshgrid(u, v)
+    return np.stack([uu, vv, np.ones_like(uu)], -1)
+
+
+def ray_distance(depth: np.ndarray, camera: Camera) -> np.ndarray:
+    """z-depth (H, W) -> distance along each pixel's ray (H, W), metres."""
+    return depth * np.linalg.norm(pixel_rays(camera), axis=-1)
+
+
+def world_points(depth: np.ndarray, camera: Camera) -> np.ndarray:
+    """(H, W, 3) float32 world coordinates of each pixel's surface (inf where depth is inf)."""
+    cam = pixel_rays(camera) * depth[..., None]
+    T = camera.world_from_camera().astype(np.float32)
+    return cam @ T[:3, :3].T + T[:3, 3]

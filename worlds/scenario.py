@@ -1,0 +1,206 @@
+"""Scenario files: YAML describing what *may* happen (distributions, regions, requirements).
+
+``load_scenario(NAME_OR_PATH)`` validates a file (or a built-in name) into a frozen
+``Scenario``; every problem is reported as ``file: field.path: value: expectation``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from longtail.errors import InputError
+from longtail.worlds.assets import resolve_asset_names
+from longtail.worlds.layouts import REGIONS, list_layouts
+
+
+def _ordered(r):
+    if r[0] > r[1]:
+        raise ValueError(f"range low {r[0]} is greater than high {r[1]}")
+    return r
+
+
+FloatRange = Annotated[tuple[float, float], AfterValidator(_ordered)]
+IntRange = Annotated[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]], AfterValidator(_ordered)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LayoutSpec(Strict):
+    kind: str = "urban_street"
+    lanes_choices: list[Annotated[int, Field(ge=1, le=8)]] = Field(default=[2], min_length=1)
+    lane_width_m_range: FloatRange = (3.2, 3.6)
+    length_m: float = Field(default=180.0, ge=30.0, le=240.0)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_layout(cls, v: str) -> str:
+        if v not in list_layouts():
+            raise ValueError(f"unknown layout {v!r}; expected one of {', '.join(list_layouts())}")
+        return v
+
+
+class TimeSpec(Strict):
+    hour_range: FloatRange = (10.0, 16.0)
+
+    @field_validator("hour_range")
+    @classmethod
+    def _hours(cls, v):
+        if not (0 <= v[0] <= 24 and 0 <= v[1] <= 24):
+            raise ValueError("hours must lie in 0..24")
+        return v
+
+
+class WeatherSpec(Strict):
+    kind: Literal["clear", "fog", "rain", "snow"] = "clear"
+    visibility_m_range: FloatRange | None = None
+    intensity_range: FloatRange = (0.0, 0.0)
+
+    @field_validator("visibility_m_range")
+    @classmethod
+    def _vis(cls, v):
+        if v is not None and v[0] < 1:
+            raise ValueError(f"{v[0]} is not >= 1 (visibility in metres)")
+        return v
+
+
+class CameraSpec(Strict):
+    width: int = Field(default=640, ge=16, le=4096)
+    height: int = Field(default=384, ge=16, le=4096)
+    hfov_deg: float = Field(default=81.0, gt=10.0, lt=170.0)
+    height_m: float = Field(default=1.65, gt=0.2, le=20.0)
+    pitch_deg_range: FloatRange = (0.0, 2.0)
+    yaw_deg_range: FloatRange = (0.0, 0.0)
+    roll_deg_range: FloatRange = (0.0, 0.0)
+
+
+class ActorSpec(Strict):
+    asset: str
+    count_range: IntRange = (1, 1)
+    region: str = "same_direction"
+    distance_m_range: FloatRange = (8.0, 80.0)
+    heading_deg_range: FloatRange = (0.0, 0.0)
+    lateral_jitter_m: float = Field(default=0.3, ge=0.0, le=2.0)
+    in_view: bool = False  # requirement: the actor's centre projects inside the image
+
+    @field_validator("asset")
+    @classmethod
+    def _known_asset(cls, v: str) -> str:
+        try:
+            resolve_asset_names(v)
+        except KeyError as e:
+            raise ValueError(str(e).strip('"')) from None
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, v: str) -> str:
+        if v not in REGIONS:
+            raise ValueError(f"unknown region {v!r}; expected one of {', '.join(REGIONS)}")
+        return v
+
+    @field_validator("distance_m_range")
+    @classmethod
+    def _dist(cls, v):
+        if v[0] < 0:
+            raise ValueError(f"{v[0]} is not >= 0 (metres ahead of the camera)")
+        return v
+
+
+class Scenario(Strict):
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    description: str
+    event: str | None = None
+    layout: LayoutSpec = LayoutSpec()
+    time: TimeSpec = TimeSpec()
+    weather: WeatherSpec = WeatherSpec()
+    camera: CameraSpec = CameraSpec()
+    traffic: list[ActorSpec] = []
+    events: list[ActorSpec] = []
+    max_tries: int = Field(default=100, ge=1, le=10_000)
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON: identifies the resolved scenario of a dataset."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def with_resolution(self, width: int | None, height: int | None) -> "Scenario":
+        cam = self.camera.model_copy(update={k: v for k, v in (("width", width), ("height", height)) if v})
+        return Scenario.model_validate({**self.model_dump(), "camera": cam.model_dump()})
+
+
+def _format_loc(loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def validation_message(source: str, err: ValidationError) -> InputError:
+    """The first schema error as a one-line InputError (file, field path, value, expectation)."""
+    e = err.errors(include_url=False)[0]
+    loc = _format_loc(e["loc"]) or None
+    msg = e["msg"].removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        msg = "unknown field (check the spelling; see `longtail scenario schema`)"
+    elif e["type"] != "missing":
+        msg = f"{json.dumps(e.get('input'), default=str)}: {msg}"
+    return InputError(source, loc, msg)
+
+
+def parse_scenario(data: object, source: str) -> Scenario:
+    if not isinstance(data, dict):
+        raise InputError(source, None, f"expected a mapping of scenario fields, got {type(data).__name__}")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as err:
+        raise validation_message(source, err) from None
+
+
+def load_scenario_file(path: Path) -> Scenario:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise InputError(str(path), None, f"cannot read scenario file ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise InputError(str(path), None, f"not valid YAML: {where}{getattr(e, 'problem', e)}") from None
+    return parse_scenario(data, str(path))
+
+
+def _catalog_files() -> dict[str, resources.abc.Traversable]:
+    root = resources.files("longtail.worlds") / "catalog"
+    return {f.name.rsplit(".", 1)[0]: f for f in root.iterdir() if f.name.endswith(".yaml")}
+
+
+def list_scenarios() -> list[Scenario]:
+    """The built-in catalog, sorted by name."""
+    out = []
+    for name, f in sorted(_catalog_files().items()):
+        out.append(parse_scenario(yaml.safe_load(f.read_text()), f"catalog/{name}.yaml"))
+    return out
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A built-in scenario by name, or a scenario YAML file by path."""
+    files = _catalog_files()
+    if name_or_path in files:
+        return parse_scenario(yaml.safe_load(files[name_or_path].read_text()), f"catalog/{name_or_path}.yaml")
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml", ".json") or p.exists():
+        if not p.exists():
+            raise InputError(name_or_path, None, "scenario file not found")
+        return load_scenario_file(p)
+    raise InputError("--scenario", None, f"unknown scenario {name_or_path!r}; expected a file path or one of: {', '.join(sorted(files))}")

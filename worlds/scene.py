@@ -1,0 +1,145 @@
+"""The concrete Scene: everything one frame needs, as plain, frozen, JSON-serialisable data.
+
+Frames: right-handed world, metres, z up; the road runs along +x, ego at the origin driving +x,
+y points left. Camera coordinates follow OpenCV: x right, y down, z forward (optical axis).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+Vec3 = tuple[float, float, float]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Camera(Frozen):
+    """A pinhole camera: intrinsics in pixels, pose in the world.
+
+    ``yaw`` turns left from +x about z, ``pitch`` tilts the optical axis down, ``roll`` turns the
+    image clockwise about the optical axis (all radians). Pixel (u, v) covers [u, u+1) x [v, v+1);
+    the principal point (cx, cy) is in the same continuous coordinates.
+    """
+
+    name: str = "front"
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    position: Vec3
+    yaw: float = 0.0
+    pitch: float = 0.0
+    roll: float = 0.0
+    near: float = 0.1
+    far: float = 250.0
+
+    @property
+    def K(self) -> np.ndarray:
+        """(3, 3) float64 intrinsic matrix."""
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    def world_from_camera(self) -> np.ndarray:
+        """(4, 4) float64 transform taking camera (OpenCV) coordinates to world coordinates."""
+        cy_, sy_ = math.cos(self.yaw), math.sin(self.yaw)
+        cp, sp = math.cos(self.pitch), math.sin(self.pitch)
+        cr, sr = math.cos(self.roll), math.sin(self.roll)
+        rz = np.array([[cy_, -sy_, 0], [sy_, cy_, 0], [0, 0, 1]])
+        ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])  # +pitch tilts +x towards -z
+        rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
+        body_from_cam = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+        T = np.eye(4)
+        T[:3, :3] = rz @ ry @ rx @ body_from_cam
+        T[:3, 3] = self.position
+        return T
+
+    def camera_from_world(self) -> np.ndarray:
+        T = self.world_from_camera()
+        inv = np.eye(4)
+        inv[:3, :3] = T[:3, :3].T
+        inv[:3, 3] = -T[:3, :3].T @ T[:3, 3]
+        return inv
+
+    def project(self, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Project (N, 3) world points; return (N, 2) pixel coordinates and (N,) depths (z, m)."""
+        pts = np.asarray(points_world, dtype=np.float64).reshape(-1, 3)
+        cam = pts @ self.camera_from_world()[:3, :3].T + self.camera_from_world()[:3, 3]
+        z = cam[:, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uv = np.stack([self.fx * cam[:, 0] / z + self.cx, self.fy * cam[:, 1] / z + self.cy], 1)
+        return uv, z
+
+
+class Sun(Frozen):
+    hour: float  # local solar time, 0-24
+    elevation: float  # radians above the horizon (negative at night)
+    azimuth: float  # radians, direction the sunlight comes from, counter-clockwise from +x
+
+
+class Weather(Frozen):
+    kind: Literal["clear", "fog", "rain", "snow"] = "clear"
+    visibility_m: float | None = None  # meteorological visibility (fog), metres
+    intensity: float = 0.0  # 0..1 strength for rain/snow
+
+
+class Layout(Frozen):
+    kind: str
+    lanes: int
+    lane_width: float
+    ego_lane: int  # 0 = rightmost lane
+    length: float  # metres of road ahead of the ego
+    seed: int  # seeds the roadside props (buildings, trees, poles) deterministically
+
+
+class Actor(Frozen):
+    """One object of the scene. ``size`` is (length, width, height) of its 3D box in metres;
+    ``position`` is the centre of the box's bottom face in the world; ``yaw`` its heading."""
+
+    id: int  # instance id (>= 1), stable across a sequence: the track id
+    asset: str
+    cls: str
+    size: Vec3
+    position: Vec3
+    yaw: float
+    color: Vec3  # base colour, linear 0..1 RGB
+    variant: int = 0  # asset shape variant (pose, load layout)
+    role: Literal["traffic", "event"] = "traffic"
+
+    def box_corners(self) -> np.ndarray:
+        """(8, 3) world corners of the 3D box."""
+        l, w, h = self.size
+        xs, ys, zs = np.meshgrid([-l / 2, l / 2], [-w / 2, w / 2], [0.0, h], indexing="ij")
+        local = np.stack([xs.ravel(), ys.ravel(), zs.ravel()], 1)
+        c, s = math.cos(self.yaw), math.sin(self.yaw)
+        rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+        return local @ rot.T + np.asarray(self.position)
+
+
+class Scene(Frozen):
+    scenario: str
+    seed: int
+    index: int
+    event: str | None = None
+    layout: Layout
+    camera: Camera
+    sun: Sun
+    weather: Weather
+    actors: tuple[Actor, ...] = ()
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str) -> "Scene":
+        return cls.model_validate_json(text)
+
+    @property
+    def is_night(self) -> bool:
+        return self.sun.elevation < math.radians(-4.0)
