@@ -1,18 +1,22 @@
 """The per-frame function and the sharded run over frame indices.
 
 ``render_frame`` is a plain function of (scenario, seed, index, renderer): sample the Scene,
-render its buffers, annotate, write the frame's files atomically. ``render_dataset`` opens (or
-resumes) the output directory, runs pending frames on a process pool (one Renderer per worker),
-records finished frames in the manifest and derives ``coco.json`` at the end.
+render its buffers, annotate (``compute_frame``), then write the frame's files atomically
+(``write_frame``). ``render_dataset`` opens (or resumes) the output directory, runs pending
+frames in contiguous shards on a process pool (one Renderer per worker), records finished frames
+in the manifest and derives ``coco.json`` at the end.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+import numpy as np
 
 from longtail.atomic import write_json, write_png
 from longtail.dataset import DatasetWriter, encode_depth, frame_files
@@ -44,19 +48,21 @@ class Summary:
         return self.rendered / self.seconds if self.seconds > 0 else 0.0
 
 
-def render_frame(scenario: Scenario, seed: int, index: int, renderer: Renderer, root: Path) -> FrameResult:
-    """Render, label and write frame ``index``; the label record is written last."""
+@dataclass
+class Frame:
+    """A computed frame, not yet on disk: arrays to encode and the label record."""
+
+    index: int
+    images: dict[str, np.ndarray]  # kind -> uint8/uint16 array
+    record: dict
+
+
+def compute_frame(scenario: Scenario, seed: int, index: int, renderer: Renderer) -> Frame:
+    """Sample, render and annotate frame ``index``."""
     scene = sample(scenario, seed, index)
     buf = renderer.render(scene)
     objects = annotate(scene, buf)
     rel = frame_files(index)
-    root = Path(root)
-    shas = {
-        rel["rgb"]: write_png(root / rel["rgb"], buf.rgb),
-        rel["depth"]: write_png(root / rel["depth"], encode_depth(buf.depth)),
-        rel["instance"]: write_png(root / rel["instance"], buf.instance),
-        rel["semantic"]: write_png(root / rel["semantic"], buf.semantic),
-    }
     record = {
         "frame": index,
         "seed": seed,
@@ -66,8 +72,37 @@ def render_frame(scenario: Scenario, seed: int, index: int, renderer: Renderer, 
         "objects": objects,
         "scene": scene.model_dump(mode="json"),
     }
-    shas[rel["labels"]] = write_json(root / rel["labels"], record)
-    return FrameResult(index, shas, len(objects))
+    images = {"rgb": buf.rgb, "depth": encode_depth(buf.depth), "instance": buf.instance, "semantic": buf.semantic}
+    return Frame(index, images, record)
+
+
+def write_frame(frame: Frame, root: Path) -> FrameResult:
+    """Write a frame's files atomically; the label record goes last."""
+    rel = frame_files(frame.index)
+    root = Path(root)
+    shas = {rel[kind]: write_png(root / rel[kind], arr) for kind, arr in frame.images.items()}
+    shas[rel["labels"]] = write_json(root / rel["labels"], frame.record)
+    return FrameResult(frame.index, shas, len(frame.record["objects"]))
+
+
+def render_frame(scenario: Scenario, seed: int, index: int, renderer: Renderer, root: Path) -> FrameResult:
+    """Render, label and write frame ``index``."""
+    return write_frame(compute_frame(scenario, seed, index, renderer), root)
+
+
+def render_frames(scenario: Scenario, seed: int, indices: list[int], renderer: Renderer,
+                  root: Path) -> Iterator[FrameResult]:
+    """Render ``indices`` in order, encoding and writing frame i on a thread while frame i+1
+    renders (PNG compression releases the GIL). Yields each frame once its files are written."""
+    with ThreadPoolExecutor(max_workers=1) as io:
+        pending: Future | None = None
+        for i in indices:
+            frame = compute_frame(scenario, seed, i, renderer)
+            if pending is not None:
+                yield pending.result()
+            pending = io.submit(write_frame, frame, root)
+        if pending is not None:
+            yield pending.result()
 
 
 # Worker processes: each holds one Renderer for its lifetime (process-local, never shared).
@@ -80,8 +115,14 @@ def _init_worker(scenario_json: str, seed: int, root: str) -> None:
     _worker.update(renderer=r, scenario=Scenario.model_validate_json(scenario_json), seed=seed, root=Path(root))
 
 
-def _work(index: int) -> FrameResult:
-    return render_frame(_worker["scenario"], _worker["seed"], index, _worker["renderer"], _worker["root"])
+def _work(indices: list[int]) -> list[FrameResult]:
+    return list(render_frames(_worker["scenario"], _worker["seed"], indices, _worker["renderer"], _worker["root"]))
+
+
+def _shards(todo: list[int], workers: int) -> list[list[int]]:
+    """Contiguous shards, small enough to balance the workers and to report progress often."""
+    size = max(1, min(8, len(todo) // (4 * workers)))
+    return [todo[k:k + size] for k in range(0, len(todo), size)]
 
 
 def render_dataset(scenario: Scenario, out: Path, frames: int, seed: int, workers: int = 1,
@@ -116,14 +157,15 @@ def render_dataset(scenario: Scenario, out: Path, frames: int, seed: int, worker
 
     if todo and workers <= 1:
         with Renderer() as r:
-            for i in todo:
-                record(render_frame(scenario, seed, i, r, writer.root))
+            for res in render_frames(scenario, seed, todo, r, writer.root):
+                record(res)
     elif todo:
         ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no inherited PyBullet state
         with ctx.Pool(min(workers, len(todo)), _init_worker,
                       (scenario.model_dump_json(), seed, str(writer.root))) as pool:
-            for res in pool.imap_unordered(_work, todo):
-                record(res)
+            for results in pool.imap_unordered(_work, _shards(todo, workers)):
+                for res in results:
+                    record(res)
     writer.save()
     coco_sha = write_json(writer.root / "coco.json", to_coco(writer.load_records(), f"longtail: {scenario.name}"))
     writer.finish({"coco.json": coco_sha})

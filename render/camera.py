@@ -43,21 +43,27 @@ def linearize_depth(zbuffer: np.ndarray, camera: Camera) -> np.ndarray:
     return depth.astype(np.float32)
 
 
-def pixel_rays(camera: Camera) -> np.ndarray:
-    """(H, W, 3) float32 camera-frame directions through pixel centres, with z = 1."""
-    u = (np.arange(camera.width, dtype=np.float32) + 0.5 - camera.cx) / camera.fx
-    v = (np.arange(camera.height, dtype=np.float32) + 0.5 - camera.cy) / camera.fy
-    uu, vv = np.meshgrid(u, v)
-    return np.stack([uu, vv, np.ones_like(uu)], -1)
+def normalized_coords(camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised image coordinates of pixel centres: x (1, W) and y (H, 1), float32, so that
+    pixel (v, u) looks along camera-frame direction (x[u], y[v], 1)."""
+    x = ((np.arange(camera.width, dtype=np.float32) + 0.5 - camera.cx) / camera.fx)[None, :]
+    y = ((np.arange(camera.height, dtype=np.float32) + 0.5 - camera.cy) / camera.fy)[:, None]
+    return x, y
 
 
 def ray_distance(depth: np.ndarray, camera: Camera) -> np.ndarray:
     """z-depth (H, W) -> distance along each pixel's ray (H, W), metres."""
-    return depth * np.linalg.norm(pixel_rays(camera), axis=-1)
+    x, y = normalized_coords(camera)
+    return depth * np.sqrt(x * x + y * y + 1.0)
 
 
 def world_points(depth: np.ndarray, camera: Camera) -> np.ndarray:
     """(H, W, 3) float32 world coordinates of each pixel's surface (inf where depth is inf)."""
-    cam = pixel_rays(camera) * depth[..., None]
+    return np.stack(world_xyz(depth, camera), -1)
+
+
+def world_xyz(depth: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World x, y, z of each pixel's surface as three (H, W) float32 arrays (2D ops are fast)."""
+    x, y = normalized_coords(camera)
     T = camera.world_from_camera().astype(np.float32)
-    return cam @ T[:3, :3].T + T[:3, 3]
+    return tuple((T[i, 0] * x + T[i, 1] * y + T[i, 2]) * depth + T[i, 3] for i in range(3))

@@ -116,7 +116,7 @@ class Renderer:
         img = rgb8.astype(np.float32) / 255.0
         if scene.is_night:
             img = night_shading(img, depth, cam, scene_lights(scene, world.lamps))
-        img[sky] = sky_image(scene)[sky]
+        img[sky] = sky_image(scene, sky)
         if scene.weather.kind == "fog" and scene.weather.visibility_m:
             horizon, _ = sky_colors(scene)
             img = fog(img, ray_distance(depth, cam), koschmieder_beta(scene.weather.visibility_m), horizon)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from longtail.render.camera import pixel_rays
+from longtail.render.camera import normalized_coords
 from longtail.worlds.scene import Camera, Scene
 
 DAY = (np.array([0.78, 0.85, 0.93]), np.array([0.28, 0.48, 0.80]))  # (horizon, zenith), linear 0..1
@@ -32,12 +32,17 @@ def sky_colors(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     return hz, zn
 
 
-def sky_image(scene: Scene) -> np.ndarray:
-    """(H, W, 3) float32 sky, 0..1, a gradient over each pixel's ray elevation."""
+def sky_image(scene: Scene, mask: np.ndarray | None = None) -> np.ndarray:
+    """Sky colour, 0..1, a gradient over each pixel's ray elevation: (H, W, 3) float32, or
+    (N, 3) for the N pixels of a boolean ``mask`` (H, W) in row-major order."""
     cam: Camera = scene.camera
     R = cam.world_from_camera()[:3, :3].astype(np.float32)
-    d = pixel_rays(cam) @ R.T
-    elev = np.arcsin(np.clip(d[..., 2] / np.linalg.norm(d, axis=-1), -1, 1))
-    t = np.clip(elev / (math.pi / 3), 0.0, 1.0)[..., None] ** 0.6
+    u, v = normalized_coords(cam)
+    if mask is not None:
+        rows, cols = np.nonzero(mask)
+        u, v = u[0, cols], v[rows, 0]
+    up = R[2, 0] * u + R[2, 1] * v + R[2, 2]  # world z of each pixel's ray (camera z = 1)
+    sin_elev = up / np.sqrt(u * u + v * v + 1.0)
+    t = np.clip(np.arcsin(np.clip(sin_elev, -1, 1)) / (math.pi / 3), 0.0, 1.0)[..., None] ** 0.6
     hz, zn = sky_colors(scene)
-    return ((1 - t) * hz + t * zn).astype(np.float32)
+    return (hz + t * (zn - hz)).astype(np.float32)

@@ -20,7 +20,7 @@ from longtail.worlds.layouts import make_layout
 from longtail.worlds.scene import Actor, Scene
 
 MAX_SHAPES_PER_ARRAY = 16  # PyBullet 3.2.7 crashes on larger visual shape arrays
-MESH_SEGMENTS = 12
+MESH_SEGMENTS = 10
 NO_SPECULAR = [0.05, 0.05, 0.05]
 
 
@@ -39,58 +39,78 @@ def _quat(rpy) -> list[float]:
     return list(p.getQuaternionFromEuler(rpy))
 
 
-def _ring(r: float, z: float, n: int) -> np.ndarray:
-    a = np.linspace(0.0, 2.0 * np.pi, n + 1)
-    return np.stack([r * np.cos(a), r * np.sin(a), np.full(n + 1, z)], 1)
+def _rotation(rpy) -> np.ndarray:
+    return np.asarray(p.getMatrixFromQuaternion(p.getQuaternionFromEuler(rpy))).reshape(3, 3)
 
 
-def _triangles(shape: str, dims: tuple[float, float, float]) -> np.ndarray:
-    """(T, 3, 3) counter-clockwise (outward) triangles of a round primitive about local z."""
-    n = MESH_SEGMENTS
+def _grid_indices(rows: int, cols: int, offset: int = 0) -> np.ndarray:
+    """Two counter-clockwise triangles per cell of a (rows+1) x (cols+1) vertex grid."""
+    i, j = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    a = i * (cols + 1) + j
+    b, c, d = a + 1, a + cols + 2, a + cols + 1
+    return (np.stack([np.stack([a, b, c], -1), np.stack([a, c, d], -1)], 2).reshape(-1) + offset).astype(np.int64)
+
+
+def _cap(r: float, z: float, n: int, up: bool, offset: int):
+    ang = np.linspace(0.0, 2.0 * np.pi, n + 1)
+    v = np.concatenate([[[0.0, 0.0, z]], np.stack([r * np.cos(ang), r * np.sin(ang), np.full(n + 1, z)], 1)])
+    nrm = np.tile([0.0, 0.0, 1.0 if up else -1.0], (n + 2, 1))
+    j = np.arange(n) + 1
+    tri = np.stack([np.zeros(n, int), j, j + 1] if up else [np.zeros(n, int), j + 1, j], 1)
+    return v, nrm, tri.reshape(-1) + offset
+
+
+def _round_mesh(shape: str, dims: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Smooth-shaded indexed mesh (vertices, normals, indices) of a sphere, cylinder or frustum
+    centred at the origin, axis z: a cached unit mesh, scaled (radial normals are unchanged by a
+    uniform x/y scale, and frustum meshes are cached per taper)."""
     if shape == "sphere":
-        r = dims[0]
+        v, nrm, idx = _unit_round_mesh("sphere", 1.0)
+        return v * dims[0], nrm, idx
+    if shape == "cylinder":
+        v, nrm, idx = _unit_round_mesh("cylinder", 1.0)
+        return v * np.array([dims[0], dims[0], dims[1]]), nrm, idx
+    r0, r1, h = dims
+    v, nrm, idx = _unit_round_mesh("frustum", round(r1 / r0, 3), round(h / r0, 3))
+    return v * r0, nrm, idx
+
+
+@lru_cache(maxsize=64)
+def _unit_round_mesh(shape: str, taper: float, height: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit sphere (radius 1), unit cylinder (radius 1, length 1) or frustum (bottom radius 1,
+    top radius ``taper``, length ``height``)."""
+    dims = (1.0, 0.0, 0.0) if shape == "sphere" else ((1.0, 1.0, 0.0) if shape == "cylinder" else (1.0, taper, height))
+    n = MESH_SEGMENTS
+    lon = np.linspace(0.0, 2.0 * np.pi, n + 1)
+    if shape == "sphere":
         lat = np.linspace(-np.pi / 2, np.pi / 2, n // 2 + 1)
-        rings = [_ring(r * math.cos(t), r * math.sin(t), n) for t in lat]
-        tris = []
-        for i in range(len(rings) - 1):
-            lo, hi = rings[i], rings[i + 1]
-            if i > 0:
-                tris.append(np.stack([lo[:-1], lo[1:], hi[1:]], 1))
-            if i < len(rings) - 2:
-                tris.append(np.stack([lo[:-1], hi[1:], hi[:-1]], 1))
-        return np.concatenate(tris)
+        la, lo = np.meshgrid(lat, lon, indexing="ij")
+        nrm = np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], -1).reshape(-1, 3)
+        return nrm * dims[0], nrm, _grid_indices(len(lat) - 1, n)
     r0, r1, h = (dims[0], dims[0], dims[1]) if shape == "cylinder" else dims
-    bot, top = _ring(r0, -h / 2, n), _ring(r1, h / 2, n)
-    ctop = np.broadcast_to([0.0, 0.0, h / 2], (n, 3))
-    cbot = np.broadcast_to([0.0, 0.0, -h / 2], (n, 3))
-    return np.concatenate([
-        np.stack([bot[:-1], bot[1:], top[1:]], 1),
-        np.stack([bot[:-1], top[1:], top[:-1]], 1),
-        np.stack([ctop, top[:-1], top[1:]], 1),
-        np.stack([cbot, bot[1:], bot[:-1]], 1),
-    ])
+    z = np.array([-h / 2, h / 2])
+    r = np.array([r0, r1])
+    side = np.stack([np.outer(r, np.cos(lon)), np.outer(r, np.sin(lon)), np.repeat(z[:, None], n + 1, 1)], -1)
+    slope = (r0 - r1) / h
+    sn = np.stack([np.cos(lon), np.sin(lon), np.full(n + 1, slope)], -1) / math.sqrt(1 + slope * slope)
+    verts, norms, idx = [side.reshape(-1, 3)], [np.tile(sn, (2, 1))], [_grid_indices(1, n)]
+    count = 2 * (n + 1)
+    for rad, zc, up in ((r1, h / 2, True), (r0, -h / 2, False)):
+        if rad > 0:
+            v, nn, t = _cap(rad, zc, n, up, count)
+            verts.append(v), norms.append(nn), idx.append(t)
+            count += len(v)
+    return np.concatenate(verts), np.concatenate(norms), np.concatenate(idx)
 
 
-@lru_cache(maxsize=512)
-def _mesh(shape: str, dims: tuple[float, float, float]):
-    """Flat-shaded low-poly mesh (vertices, indices, normals) for round primitives.
+def _bodies_from_parts(client: int, parts: list[Part], base_pos, base_yaw: float) -> list[int]:
+    """Bodies for ``parts`` given in a local frame placed at base_pos / base_yaw.
 
-    PyBullet's own cylinders and spheres cost several times more to create than these.
+    Boxes go into visual shape arrays (cheap: a few numbers each); round parts of one colour are
+    merged into one indexed mesh, since PyBullet's own spheres and cylinders are slow to create.
     """
-    tris = _triangles(shape, dims)
-    nrm = np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0])
-    ln = np.linalg.norm(nrm, axis=1)
-    keep = ln > 1e-12
-    tris, nrm = tris[keep], nrm[keep] / ln[keep, None]
-    verts = tris.reshape(-1, 3)
-    norms = np.repeat(nrm, 3, axis=0)
-    return verts.tolist(), list(range(len(verts))), norms.tolist()
-
-
-def _body_from_parts(client: int, parts: list[Part], base_pos, base_yaw: float) -> list[int]:
-    """Create bodies for ``parts`` given in a local frame placed at base_pos / base_yaw."""
     bodies = []
-    base_orn = _quat((0, 0, base_yaw))
+    orn = _quat((0.0, 0.0, base_yaw))
     boxes = [pt for pt in parts if pt.shape == "box"]
     for k in range(0, len(boxes), MAX_SHAPES_PER_ARRAY):
         chunk = boxes[k:k + MAX_SHAPES_PER_ARRAY]
@@ -102,24 +122,31 @@ def _body_from_parts(client: int, parts: list[Part], base_pos, base_yaw: float) 
             rgbaColors=[list(pt.rgba) for pt in chunk],
             physicsClientId=client,
         )
-        bodies.append(p.createMultiBody(0, -1, vs, list(base_pos), base_orn, physicsClientId=client))
-    c, s = math.cos(base_yaw), math.sin(base_yaw)
+        bodies.append(p.createMultiBody(0, -1, vs, list(base_pos), orn, physicsClientId=client))
+    by_colour: dict[tuple, list] = {}
     for pt in parts:
         if pt.shape == "box":
             continue
-        verts, idx, norms = _mesh(pt.shape, pt.dims)
-        vs = p.createVisualShape(p.GEOM_MESH, vertices=verts, indices=idx, normals=norms, rgbaColor=list(pt.rgba),
-                                 specularColor=NO_SPECULAR, physicsClientId=client)
-        pos = (base_pos[0] + c * pt.pos[0] - s * pt.pos[1], base_pos[1] + s * pt.pos[0] + c * pt.pos[1], base_pos[2] + pt.pos[2])
-        orn = p.multiplyTransforms([0, 0, 0], base_orn, [0, 0, 0], _quat(pt.rpy))[1]
-        bodies.append(p.createMultiBody(0, -1, vs, list(pos), orn, physicsClientId=client))
+        v, nrm, idx = _round_mesh(pt.shape, tuple(float(d) for d in pt.dims))
+        if pt.rpy != (0.0, 0.0, 0.0):
+            R = _rotation(pt.rpy)
+            v, nrm = v @ R.T, nrm @ R.T
+        by_colour.setdefault(tuple(pt.rgba), []).append((v + np.asarray(pt.pos), nrm, idx))
+    for rgba, items in by_colour.items():
+        offsets = np.cumsum([0] + [len(v) for v, _, _ in items[:-1]])
+        verts = np.concatenate([v for v, _, _ in items])
+        norms = np.concatenate([nn for _, nn, _ in items])
+        idx = np.concatenate([i + o for (_, _, i), o in zip(items, offsets)])
+        vs = p.createVisualShape(p.GEOM_MESH, vertices=verts.tolist(), indices=idx.tolist(), normals=norms.tolist(),
+                                 rgbaColor=list(rgba), specularColor=NO_SPECULAR, physicsClientId=client)
+        bodies.append(p.createMultiBody(0, -1, vs, list(base_pos), orn, physicsClientId=client))
     return bodies
 
 
 def build_actor(actor: Actor, client: int) -> list[int]:
     """Bodies of one actor (used for the full world and for rendering an actor alone)."""
     parts = asset_parts(actor.asset, actor.size, actor.color, actor.variant)
-    return _body_from_parts(client, parts, actor.position, actor.yaw)
+    return _bodies_from_parts(client, parts, actor.position, actor.yaw)
 
 
 def build(scene: Scene, client: int) -> World:
@@ -132,7 +159,7 @@ def build(scene: Scene, client: int) -> World:
         by_class.setdefault(cls, []).append(part)
     for cls, parts in by_class.items():
         sid = get_class(cls).id
-        for b in _body_from_parts(client, parts, (0.0, 0.0, 0.0), 0.0):
+        for b in _bodies_from_parts(client, parts, (0.0, 0.0, 0.0), 0.0):
             semantic[b] = sid
     actor_bodies = {}
     for actor in scene.actors:

@@ -1,0 +1,82 @@
+"""The camera model agrees with what PyBullet draws: projection, depth and crops."""
+
+import math
+
+import numpy as np
+import pytest
+
+from longtail._pybullet import p
+from longtail.render.camera import linearize_depth, projection_matrix, view_matrix, world_points
+from longtail.render.capture import _get_image
+from longtail.worlds.scene import Camera
+
+
+def _marker_world(client, pos, half=0.05):
+    vs = p.createVisualShape(p.GEOM_BOX, halfExtents=[half] * 3, rgbaColor=[1, 0, 0, 1], physicsClientId=client)
+    return p.createMultiBody(0, -1, vs, list(pos), physicsClientId=client)
+
+
+@pytest.mark.parametrize("yaw,pitch,roll", [(0.0, 0.0, 0.0), (0.3, 0.08, 0.0), (-0.5, -0.05, 0.1)])
+def test_projected_point_lands_on_rendered_pixel(yaw, pitch, roll):
+    cam = Camera(width=320, height=192, fx=200.0, fy=200.0, cx=161.3, cy=95.2, position=(1.0, -2.0, 1.6),
+                 yaw=yaw, pitch=pitch, roll=roll)
+    client = p.connect(p.DIRECT)
+    try:
+        fwd = np.array([math.cos(yaw), math.sin(yaw), 0.0])
+        left = np.array([-math.sin(yaw), math.cos(yaw), 0.0])
+        for k, (d, l, h) in enumerate([(8.0, 0.0, 1.6), (12.0, 2.0, 0.8), (6.0, -1.5, 2.2)]):
+            point = np.asarray(cam.position) + d * fwd + l * left + np.array([0, 0, h - 1.6])
+            body = _marker_world(client, point)
+            _, zbuf, seg = _get_image(client, cam)
+            ys, xs = np.nonzero(seg == body)
+            assert xs.size > 0, "marker not rendered"
+            uv, z = cam.project(point[None])
+            u, v = uv[0]
+            # the marker's pixel centroid is the projection of its centre (to within a pixel)
+            assert abs(xs.mean() + 0.5 - u) < 1.0 and abs(ys.mean() + 0.5 - v) < 1.0
+            # and its front face sits at the marker's depth minus its half size (z-depth, metres)
+            depth = linearize_depth(zbuf, cam)
+            assert np.median(depth[seg == body]) == pytest.approx(z[0] - 0.05, abs=0.06)
+            p.removeBody(body, physicsClientId=client)
+    finally:
+        p.disconnect(client)
+
+
+def test_depth_is_metric_and_world_points_recover_geometry():
+    cam = Camera(width=160, height=96, fx=100.0, fy=100.0, cx=80.0, cy=48.0, position=(0.0, 0.0, 1.5))
+    client = p.connect(p.DIRECT)
+    try:
+        vs = p.createVisualShape(p.GEOM_BOX, halfExtents=[0.5, 20, 20], rgbaColor=[1, 1, 1, 1], physicsClientId=client)
+        p.createMultiBody(0, -1, vs, [10.5, 0, 1.5], physicsClientId=client)  # a wall whose face is at x = 10
+        _, zbuf, seg = _get_image(client, cam)
+        depth = linearize_depth(zbuf, cam)
+        assert np.allclose(depth, 10.0, atol=2e-3)
+        pts = world_points(depth, cam)
+        assert np.allclose(pts[..., 0], 10.0, atol=2e-3)
+    finally:
+        p.disconnect(client)
+
+
+def test_crop_reproduces_full_image_pixels():
+    cam = Camera(width=200, height=120, fx=150.0, fy=150.0, cx=100.0, cy=60.0, position=(0.0, 0.0, 1.5),
+                 pitch=0.05)
+    client = p.connect(p.DIRECT)
+    try:
+        body = _marker_world(client, (9.0, -0.7, 1.2), half=0.6)
+        _, _, full = _get_image(client, cam)
+        crop = (95, 40, 53, 37)
+        _, _, part = _get_image(client, cam, crop)
+        u0, v0, w, h = crop
+        assert np.array_equal(full[v0:v0 + h, u0:u0 + w] == body, part == body)
+        assert (part == body).sum() > 100
+    finally:
+        p.disconnect(client)
+
+
+def test_matrices_are_column_major_and_invertible():
+    cam = Camera(width=64, height=48, fx=50.0, fy=50.0, cx=32.0, cy=24.0, position=(1.0, 2.0, 3.0), yaw=0.4)
+    V = np.asarray(view_matrix(cam)).reshape(4, 4).T
+    P = np.asarray(projection_matrix(cam)).reshape(4, 4).T
+    T = cam.world_from_camera()
+    assert np.allclose(T @ cam.camera_from_world(), np.eye(4))
+    assert np.allclose(V[3], [0, 0, 0, 1]) and P[3, 2] == -1.0

@@ -1,0 +1,115 @@
+"""Labels are exact: boxes are tight mask boxes, RLE masks decode to the instance buffer, and
+occlusion / truncation agree with renders of the object alone."""
+
+import math
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+from longtail.labelers.annotate import annotate, tight_box
+from longtail.labelers.classes import CLASSES, get_class
+from longtail.worlds.sampler import sample
+from longtail.worlds.scene import Actor, Camera, Layout, Scene, Sun, Weather
+
+
+def _checks(scene, buf, objects):
+    H, W = buf.instance.shape
+    ids_in_image = set(np.unique(buf.instance)) - {0}
+    assert ids_in_image <= {o["id"] for o in objects}, "every visible actor has a record"
+    for o in objects:
+        mask = buf.instance == o["id"]
+        assert o["area"] == int(mask.sum())
+        if o["area"] == 0:
+            assert o["bbox"] is None and o["occlusion"] == 1.0
+            continue
+        ys, xs = np.nonzero(mask)
+        assert o["bbox"] == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+        decoded = mask_utils.decode(o["rle"]).astype(bool)
+        assert np.array_equal(decoded, mask)
+        assert o["area"] <= o["alone_area"], "alone render has at least the visible pixels"
+        assert 0.0 <= o["occlusion"] <= 1.0 and 0.0 <= o["truncation"] < 1.0
+        assert np.all(buf.semantic[mask] == get_class(o["class"]).id)
+        assert np.all(np.isfinite(buf.depth[mask])) and np.all(buf.depth[mask] > 0)
+    valid_ids = {c.id for c in CLASSES}
+    assert set(np.unique(buf.semantic)) <= valid_ids
+
+
+def test_labels_exact_on_every_builtin_scenario(renderer, small_scenarios):
+    n_objects = 0
+    for sc in small_scenarios:
+        for i in range(2):
+            scene = sample(sc, 5, i)
+            buf = renderer.render(scene)
+            objects = annotate(scene, buf)
+            _checks(scene, buf, objects)
+            n_objects += sum(o["area"] > 0 for o in objects)
+    assert n_objects > 10
+
+
+def _scene(actors, width=200, height=120):
+    f = width / (2 * math.tan(math.radians(40)))
+    cam = Camera(width=width, height=height, fx=f, fy=f, cx=width / 2, cy=height / 2, position=(0.0, -1.7, 1.65))
+    return Scene(scenario="hand", seed=0, index=0, layout=Layout(kind="rural_road", lanes=2, lane_width=3.4,
+                 ego_lane=0, length=120.0, seed=1), camera=cam, sun=Sun(hour=12, elevation=0.9, azimuth=0.5),
+                 weather=Weather(), actors=tuple(actors))
+
+
+def _car(i, x, y, yaw=0.0):
+    return Actor(id=i, asset="sedan", cls="car", size=(4.5, 1.8, 1.45), position=(x, y, 0.0), yaw=yaw,
+                 color=(0.6, 0.1, 0.1))
+
+
+def test_occlusion_and_truncation_match_renders_alone(renderer):
+    front = _car(1, 12.0, -1.7)
+    behind = _car(2, 22.0, -1.2)
+    edge = _car(3, 9.0, -8.3, yaw=0.2)  # partly outside the right image border
+    scene = _scene([front, behind, edge])
+    buf = renderer.render(scene)
+    objs = {o["id"]: o for o in annotate(scene, buf)}
+    assert objs[1]["occlusion"] == 0.0 and objs[1]["truncation"] == 0.0
+    assert 0.3 < objs[2]["occlusion"] < 1.0
+    assert objs[3]["truncation"] > 0.05
+    # alone, the occluded car shows exactly its alone area and no occlusion
+    alone = _scene([behind])
+    buf2 = renderer.render(alone)
+    o2 = annotate(alone, buf2)[0]
+    assert o2["occlusion"] == 0.0 and o2["area"] == objs[2]["alone_area"]
+    # and its visible pixels in the full scene are a subset of its alone pixels
+    assert np.all((buf.instance == 2) <= (buf2.instance == 2))
+
+
+def test_hidden_object_stays_in_record_with_full_occlusion(renderer):
+    hidden = Actor(id=2, asset="dog", cls="animal", size=(0.7, 0.25, 0.5), position=(20.0, -1.7, 0.0), yaw=0.0,
+                   color=(0.5, 0.4, 0.2))
+    bus = Actor(id=1, asset="bus", cls="bus", size=(12.0, 2.5, 3.2), position=(12.0, -1.7, 0.0), yaw=0.0,
+                color=(0.9, 0.7, 0.1))
+    scene = _scene([bus, hidden])
+    objs = {o["id"]: o for o in annotate(scene, renderer.render(scene))}
+    assert objs[2]["area"] == 0 and objs[2]["occlusion"] == 1.0 and objs[2]["bbox"] is None
+
+
+def test_same_scene_renders_same_bytes(renderer, small_scenarios):
+    scene = sample(small_scenarios[0], 2, 1)
+    a = renderer.render(scene)
+    renderer.render(sample(small_scenarios[-1], 9, 4))  # state from another frame must not leak
+    b = renderer.render(scene)
+    for k in ("rgb", "depth", "instance", "semantic"):
+        assert np.array_equal(getattr(a, k), getattr(b, k))
+
+
+def test_tight_box_of_empty_and_single_pixel():
+    m = np.zeros((5, 7), bool)
+    assert tight_box(m) is None
+    m[2, 3] = True
+    assert tight_box(m) == [3.0, 2.0, 4.0, 3.0]
+
+
+@pytest.mark.parametrize("name", ["deer_on_dark_road", "night_jaywalker"])
+def test_night_is_dark_except_where_light_falls(renderer, small_scenarios, name):
+    sc = next(s for s in small_scenarios if s.name == name)
+    scene = sample(sc, 0, 0)
+    assert scene.is_night
+    rgb = renderer.render(scene).rgb.astype(float)
+    assert np.median(rgb) < 40, "night frames are dark overall"
+    assert rgb[int(rgb.shape[0] * 0.75):].max() > 120, "the headlights light the road ahead"

@@ -1,0 +1,103 @@
+"""Scenario files: validation with useful errors, sampling, Scene round trips."""
+
+import math
+
+import pytest
+
+from longtail.errors import InputError, SamplingError
+from longtail.worlds.sampler import footprints_overlap, _footprint, sample
+from longtail.worlds.scenario import list_scenarios, load_scenario, load_scenario_file
+from longtail.worlds.scene import Scene
+
+
+def test_catalog_has_the_demo_conditions():
+    cat = {s.name: s for s in list_scenarios()}
+    assert len(cat) >= 3
+    assert any(s.time.hour_range[0] >= 20 for s in cat.values()), "a night scenario"
+    assert any(s.weather.kind == "fog" for s in cat.values()), "a fog scenario"
+    assert any(s.events and s.events[0].asset in ("debris", "cargo_box", "spilled_crates") for s in cat.values())
+
+
+def test_every_scenario_samples_deterministic_scenes_that_round_trip(small_scenarios):
+    for sc in small_scenarios:
+        for i in range(3):
+            a, b = sample(sc, 7, i), sample(sc, 7, i)
+            assert a == b
+            assert Scene.from_json(a.to_json()) == a
+            assert Scene.from_json(a.to_json()).to_json() == a.to_json()
+        assert sample(sc, 7, 0) != sample(sc, 8, 0)
+        scene = sample(sc, 7, 0)
+        assert [a.id for a in scene.actors] == list(range(1, len(scene.actors) + 1))
+        assert any(a.role == "event" for a in scene.actors) == bool(sc.events)
+
+
+def test_sampled_actors_never_overlap(small_scenarios):
+    for sc in small_scenarios:
+        for i in range(5):
+            actors = sample(sc, 3, i).actors
+            fps = [_footprint(a.position[0], a.position[1], a.yaw, a.size[0], a.size[1]) for a in actors]
+            for j in range(len(fps)):
+                for k in range(j + 1, len(fps)):
+                    assert not footprints_overlap(fps[j], fps[k])
+
+
+def test_events_in_view_project_inside_the_image(small_scenarios):
+    for sc in small_scenarios:
+        for i in range(3):
+            scene = sample(sc, 11, i)
+            for a in scene.actors:
+                if a.role == "event" and any(e.in_view for e in sc.events):
+                    uv, z = scene.camera.project([[a.position[0], a.position[1], a.position[2] + a.size[2] / 2]])
+                    assert z[0] > 0 and 0 <= uv[0, 0] < scene.camera.width and 0 <= uv[0, 1] < scene.camera.height
+
+
+def _write(tmp_path, text, name="bad.yaml"):
+    f = tmp_path / name
+    f.write_text(text)
+    return f
+
+
+@pytest.mark.parametrize("text,field,words", [
+    ("name: x\ndescription: d\nweather: {kind: fog, visibility_m_range: [-5, 10]}\n",
+     "weather.visibility_m_range", "-5.0 is not >= 1"),
+    ("name: x\ndescription: d\nweather: {kind: hail}\n", "weather.kind", "'clear', 'fog', 'rain' or 'snow'"),
+    ("name: x\ndescription: d\nlayout: {kind: moon_base}\n", "layout.kind", "unknown layout 'moon_base'"),
+    ("name: x\ndescription: d\nevents: [{asset: unicorn}]\n", "events[0].asset", "unknown asset or group 'unicorn'"),
+    ("name: x\ndescription: d\nevents: [{asset: deer, count_range: [3, 1]}]\n", "events[0].count_range",
+     "greater than high"),
+    ("name: x\ndescription: d\ncolour: red\n", "colour", "unknown field"),
+    ("description: d\n", "name", "Field required"),
+])
+def test_bad_scenario_names_file_field_and_expectation(tmp_path, text, field, words):
+    f = _write(tmp_path, text)
+    with pytest.raises(InputError) as e:
+        load_scenario_file(f)
+    msg = str(e.value)
+    assert msg.startswith(f"{f}: {field}:"), msg
+    assert words in msg and "\n" not in msg
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    f = _write(tmp_path, "name: x\ndescription: [unclosed\n")
+    with pytest.raises(InputError, match=r"bad.yaml: not valid YAML: line \d+"):
+        load_scenario_file(f)
+
+
+def test_unknown_scenario_name_lists_choices():
+    with pytest.raises(InputError, match="unknown scenario 'nope'.*fallen_cargo"):
+        load_scenario("nope")
+
+
+def test_unmeetable_requirement_raises_naming_it(tmp_path):
+    f = _write(tmp_path, "name: x\ndescription: d\nmax_tries: 5\nevents:\n"
+                         "  - {asset: bus, region: ego_lane, distance_m_range: [0, 1], in_view: true}\n")
+    with pytest.raises(SamplingError, match=r"events\[0\] \(bus\).*in view of the camera.*5 tries"):
+        sample(load_scenario_file(f), 0, 0)
+
+
+def test_sun_follows_the_hour(small_scenarios):
+    night = next(s for s in small_scenarios if s.name == "deer_on_dark_road")
+    scene = sample(night, 0, 0)
+    assert scene.is_night and scene.sun.elevation < math.radians(-10)
+    day = next(s for s in small_scenarios if s.name == "fallen_cargo")
+    assert sample(day, 0, 0).sun.elevation > math.radians(20)
