@@ -16,7 +16,7 @@ from longtail.render.camera import world_xyz
 from longtail.worlds.scene import Camera, Scene
 
 LIGHT_FACING_CLASSES = ("car", "truck", "bus", "motorcycle")
-HEADLIGHT = 1500.0  # irradiance at 1 m on the beam axis, in units where 1 = full daylight albedo
+HEADLIGHT = 1000.0  # irradiance at 1 m on the beam axis, in units where 1 = full daylight albedo
 LOW_BEAM = (1.5, 7.0, 20.0)  # sharp cut-off above the axis, wide spread onto the road below
 EXPOSURE = 1.6
 
