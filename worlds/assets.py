@@ -12,6 +12,8 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from longtail.registry import Registry
+
 RGBA = tuple[float, float, float, float]
 Shape = Literal["box", "cylinder", "frustum", "sphere"]
 
@@ -210,11 +212,11 @@ CAR_PAINT = ((0.8, 0.8, 0.8), (0.1, 0.1, 0.12), (0.55, 0.05, 0.05), (0.1, 0.2, 0
              (0.9, 0.9, 0.92), (0.2, 0.3, 0.2), (0.7, 0.55, 0.2))
 CLOTHES = ((0.15, 0.2, 0.45), (0.5, 0.1, 0.1), (0.2, 0.2, 0.2), (0.7, 0.7, 0.65), (0.3, 0.45, 0.25), (0.8, 0.6, 0.1))
 
-_ASSETS: dict[str, AssetDef] = {}
+ASSETS: Registry[AssetDef] = Registry("asset")
 
 
 def _register(a: AssetDef) -> None:
-    _ASSETS[a.name] = a
+    ASSETS.add(a.name, a)
 
 
 for _name, _size, _prop in [
@@ -253,25 +255,22 @@ _register(AssetDef("barrier", "barrier", ((1.2, 2.0), (0.5, 0.7), (0.9, 1.1)),
 
 
 def get_asset(name: str) -> AssetDef:
-    try:
-        return _ASSETS[name]
-    except KeyError:
-        raise KeyError(f"unknown asset {name!r}; choices: {', '.join(list_assets())}") from None
+    return ASSETS.get(name)
 
 
 def list_assets() -> list[str]:
-    return sorted(_ASSETS)
+    return ASSETS.names()
 
 
 def list_groups() -> list[str]:
-    return sorted({g for a in _ASSETS.values() for g in a.groups})
+    return sorted({g for a in ASSETS.values() for g in a.groups})
 
 
 def resolve_asset_names(name: str) -> list[str]:
     """An asset name, or a group name (``car`` = sedan | hatchback | suv | van)."""
-    if name in _ASSETS:
+    if name in ASSETS:
         return [name]
-    members = [a.name for a in _ASSETS.values() if name in a.groups]
+    members = [a.name for a in ASSETS.values() if name in a.groups]
     if not members:
         raise KeyError(f"unknown asset or group {name!r}; choices: {', '.join(list_assets() + list_groups())}")
     return sorted(members)

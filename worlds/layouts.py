@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from longtail.registry import Registry
 from longtail.worlds.assets import Part, box
 from longtail.worlds.scene import Layout
 
@@ -52,6 +53,9 @@ class RoadLayout:
 
     kind = "straight"
     urban = False
+    roadside_width = 3.0  # metres beside the carriageway where roadside actors may stand
+    solid_centre = False  # solid (not dashed) line between the two directions
+    double_centre = False
 
     def __init__(self, layout: Layout):
         self.spec = layout
@@ -69,14 +73,11 @@ class RoadLayout:
     def oncoming_lanes(self) -> list[int]:
         return [i for i in range(self.spec.lanes) if i not in self.forward_lanes()]
 
-    def roadside_width(self) -> float:
-        return 3.0
-
     def spans(self, region: str) -> list[Span]:
         lw = self.spec.lane_width
         lane = lambda i, h: Span(self.lane_center(i) - lw / 2, self.lane_center(i) + lw / 2, h, 0.0, True)
         side_z = SIDEWALK_Z if self.urban else 0.0
-        rw = self.roadside_width()
+        rw = self.roadside_width
         table = {
             "ego_lane": [lane(self.spec.ego_lane, 0.0)],
             "same_direction": [lane(i, 0.0) for i in self.forward_lanes()],
@@ -115,8 +116,8 @@ class RoadLayout:
         for i in range(1, self.spec.lanes):
             y = -self.half + i * lw
             centre = (i - 1) in fwd and i in onc
-            if centre and self.solid_centre():
-                for dy in ((-0.12, 0.12) if self.double_centre() else (0.0,)):
+            if centre and self.solid_centre:
+                for dy in ((-0.12, 0.12) if self.double_centre else (0.0,)):
                     parts += strip(-BEHIND_M, L, y + dy, 0.0, 0.12, 0.012, MARKING)
                 continue
             x = -BEHIND_M + rng.uniform(0, 9.0)
@@ -124,12 +125,6 @@ class RoadLayout:
                 parts.append(box(x + 1.5, y, 0.0, 3.0, 0.12, 0.012, MARKING))
                 x += 9.0
         return parts
-
-    def solid_centre(self) -> bool:
-        return False
-
-    def double_centre(self) -> bool:
-        return False
 
     def roadside(self, rng: np.random.Generator, lamps: list) -> list[tuple[str, Part]]:
         """Roadside parts; lamp head positions are appended to ``lamps``."""
@@ -183,12 +178,10 @@ class UrbanStreet(RoadLayout):
 
     kind = "urban_street"
     urban = True
-
-    def roadside_width(self) -> float:
-        return 3.5
+    roadside_width = 3.5
 
     def roadside(self, rng, lamps):
-        L, w = self.spec.length, self.roadside_width()
+        L, w = self.spec.length, self.roadside_width
         out: list[tuple[str, Part]] = []
         for side in (-1, 1):
             y_kerb = side * (self.half + 0.1)
@@ -238,12 +231,7 @@ class RuralRoad(RoadLayout):
     """Two-lane country road: grass verges, scattered trees, a few poles and signs."""
 
     kind = "rural_road"
-
-    def roadside_width(self) -> float:
-        return 4.0
-
-    def solid_centre(self) -> bool:
-        return False
+    roadside_width = 4.0
 
     def roadside(self, rng, lamps):
         L = self.spec.length
@@ -268,15 +256,8 @@ class Highway(RoadLayout):
     """Divided highway: a concrete median barrier, guard rails, wide verges."""
 
     kind = "highway"
-
-    def roadside_width(self) -> float:
-        return 3.0
-
-    def solid_centre(self) -> bool:
-        return True
-
-    def double_centre(self) -> bool:
-        return True
+    solid_centre = True
+    double_centre = True
 
     def static(self) -> Static:
         st = super().static()
@@ -313,18 +294,17 @@ class Highway(RoadLayout):
 
 
 REGIONS = ("ego_lane", "same_direction", "oncoming", "road", "roadside", "right_roadside")
-_LAYOUTS: dict[str, type[RoadLayout]] = {c.kind: c for c in (UrbanStreet, RuralRoad, Highway)}
+LAYOUTS: Registry[type[RoadLayout]] = Registry("layout")
+for _cls in (UrbanStreet, RuralRoad, Highway):
+    LAYOUTS.add(_cls.kind, _cls)
 
 
 def get_layout(kind: str) -> type[RoadLayout]:
-    try:
-        return _LAYOUTS[kind]
-    except KeyError:
-        raise KeyError(f"unknown layout {kind!r}; choices: {', '.join(list_layouts())}") from None
+    return LAYOUTS.get(kind)
 
 
 def list_layouts() -> list[str]:
-    return sorted(_LAYOUTS)
+    return LAYOUTS.names()
 
 
 def make_layout(layout: Layout) -> RoadLayout:
