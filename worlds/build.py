@@ -31,7 +31,6 @@ class World:
 
     instance_of: np.ndarray
     semantic_of: np.ndarray
-    actor_bodies: dict[int, list[int]] = field(default_factory=dict)
     lamps: list[tuple[float, float, float]] = field(default_factory=list)
 
 
@@ -161,10 +160,8 @@ def build(scene: Scene, client: int) -> World:
         sid = get_class(cls).id
         for b in _bodies_from_parts(client, parts, (0.0, 0.0, 0.0), 0.0):
             semantic[b] = sid
-    actor_bodies = {}
     for actor in scene.actors:
         bodies = build_actor(actor, client)
-        actor_bodies[actor.id] = bodies
         sid = get_class(actor.cls).id
         for b in bodies:
             semantic[b] = sid
@@ -177,4 +174,4 @@ def build(scene: Scene, client: int) -> World:
         sem[b + 1] = s
     for b, i in instance.items():
         inst[b + 1] = i
-    return World(instance_of=inst, semantic_of=sem, actor_bodies=actor_bodies, lamps=static.lamps)
+    return World(instance_of=inst, semantic_of=sem, lamps=static.lamps)

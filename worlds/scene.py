@@ -70,7 +70,8 @@ class Camera(Frozen):
     def project(self, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Project (N, 3) world points; return (N, 2) pixel coordinates and (N,) depths (z, m)."""
         pts = np.asarray(points_world, dtype=np.float64).reshape(-1, 3)
-        cam = pts @ self.camera_from_world()[:3, :3].T + self.camera_from_world()[:3, 3]
+        T = self.camera_from_world()
+        cam = pts @ T[:3, :3].T + T[:3, 3]
         z = cam[:, 2]
         with np.errstate(divide="ignore", invalid="ignore"):
             uv = np.stack([self.fx * cam[:, 0] / z + self.cx, self.fy * cam[:, 1] / z + self.cy], 1)
