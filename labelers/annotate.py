@@ -16,6 +16,54 @@ from longtail.render.capture import Buffers
 from longtail.worlds.scene import Scene
 
 
+# KITTI 2D benchmark difficulty (Geiger et al. 2012): (name, min box height px, max occlusion
+# level, max truncation); see shared/REFERENCES.md.
+KITTI_DIFFICULTY = (("easy", 40, 0, 0.15), ("moderate", 25, 1, 0.30), ("hard", 25, 2, 0.50))
+# Occlusion fraction -> KITTI occlusion level (0 fully visible, 1 partly, 2 largely occluded).
+KITTI_OCCLUSION_LEVELS = (0.1, 0.5)
+BOX_EDGES = [(a, b) for a in range(8) for b in range(a + 1, 8) if bin(a ^ b).count("1") == 1]
+
+
+def kitti_occlusion_level(occlusion: float) -> int:
+    return int(sum(occlusion > t for t in KITTI_OCCLUSION_LEVELS))
+
+
+def kitti_difficulty(bbox: list[float] | None, occlusion: float, truncation: float) -> str | None:
+    """The easiest KITTI difficulty the object qualifies for, or None (too small or hidden)."""
+    if bbox is None:
+        return None
+    level = kitti_occlusion_level(occlusion)
+    for name, min_h, max_occ, max_trunc in KITTI_DIFFICULTY:
+        if bbox[3] - bbox[1] >= min_h and level <= max_occ and truncation <= max_trunc:
+            return name
+    return None
+
+
+def amodal_box(corners_cam: np.ndarray, K: np.ndarray, width: int, height: int, near: float) -> list[float] | None:
+    """Image extent of a 3D box given by its (8, 3) camera-frame corners (bit i of the corner
+    index flips coordinate i), clipped to the camera plane z = near and to the image."""
+    pts = [c for c in corners_cam if c[2] >= near]
+    for a, b in BOX_EDGES:  # where an edge crosses the near plane, keep the crossing point
+        za, zb = corners_cam[a][2], corners_cam[b][2]
+        if (za - near) * (zb - near) < 0:
+            t = (near - za) / (zb - za)
+            pts.append(corners_cam[a] + t * (corners_cam[b] - corners_cam[a]))
+    if not pts:
+        return None
+    P = np.asarray(pts)
+    u = K[0, 0] * P[:, 0] / P[:, 2] + K[0, 2]
+    v = K[1, 1] * P[:, 1] / P[:, 2] + K[1, 2]
+    x0, y0 = max(0.0, float(u.min())), max(0.0, float(v.min()))
+    x1, y1 = min(float(width), float(u.max())), min(float(height), float(v.max()))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return [x0, y0, x1, y1]
+
+
+def _wrap(a: float) -> float:
+    return float(math.remainder(a, 2 * math.pi))
+
+
 def tight_box(mask: np.ndarray) -> list[float] | None:
     """[x0, y0, x1, y1] pixel-edge box of a boolean mask (x1/y1 exclusive), None if empty."""
     cols = np.flatnonzero(mask.any(axis=0))
@@ -51,8 +99,9 @@ def frame_attributes(scene: Scene) -> dict:
         "event": scene.event,
         "hour": round(scene.sun.hour, 3),
         "sun_elevation_deg": round(math.degrees(scene.sun.elevation), 3),
-        "time_of_day": "night" if scene.is_night else ("dusk" if scene.sun.elevation < math.radians(8) else "day"),
-        "weather": scene.weather.kind,
+        # BDD100K's condition tags, which people already filter by
+        "time_of_day": "night" if scene.is_night else ("dawn/dusk" if scene.sun.elevation < math.radians(8) else "daytime"),
+        "weather": {"clear": "clear", "fog": "foggy", "rain": "rainy", "snow": "snowy"}[scene.weather.kind],
         "visibility_m": scene.weather.visibility_m,
         "weather_intensity": scene.weather.intensity,
         "layout": scene.layout.kind,
@@ -62,7 +111,8 @@ def frame_attributes(scene: Scene) -> dict:
 def annotate(scene: Scene, buffers: Buffers) -> list[dict]:
     """Object records for every actor that the camera could see (rendered alone, inside the
     image), including fully occluded ones (visible area 0, occlusion 1)."""
-    cam_from_world = scene.camera.camera_from_world()
+    cam = scene.camera
+    T = cam.camera_from_world()
     objects = []
     for actor in scene.actors:
         alone = buffers.alone.get(actor.id)
@@ -70,22 +120,35 @@ def annotate(scene: Scene, buffers: Buffers) -> list[dict]:
             continue
         mask = buffers.instance == actor.id
         area = int(mask.sum())
-        centre = np.array([*actor.position[:2], actor.position[2] + actor.size[2] / 2, 1.0])
-        cam_centre = cam_from_world @ centre
+        bbox = tight_box(mask)
+        occlusion = float(np.clip(1.0 - area / alone.in_image, 0.0, 1.0))
+        truncation = float(np.clip(1.0 - alone.in_image / alone.total, 0.0, 1.0))
+        l, w, h = actor.size
+        centre_w = np.array([actor.position[0], actor.position[1], actor.position[2] + h / 2])
+        centre_c = T[:3, :3] @ centre_w + T[:3, 3]
+        bottom_c = T[:3, :3] @ np.asarray(actor.position) + T[:3, 3]
+        heading_c = T[:3, :3] @ np.array([math.cos(actor.yaw), math.sin(actor.yaw), 0.0])
+        rotation_y = _wrap(-math.atan2(heading_c[2], heading_c[0]))  # KITTI: about camera y, 0 = facing +x
+        corners_c = actor.box_corners() @ T[:3, :3].T + T[:3, 3]
         objects.append({
             "id": actor.id,
             "track_id": actor.id,
             "class": actor.cls,
             "asset": actor.asset,
             "role": actor.role,
-            "bbox": tight_box(mask),
+            "bbox": bbox,
+            "bbox_amodal": amodal_box(corners_c, cam.K, cam.width, cam.height, cam.near),
             "area": area,
             "rle": encode_rle(mask) if area else None,
-            "occlusion": float(np.clip(1.0 - area / alone.in_image, 0.0, 1.0)),
-            "truncation": float(np.clip(1.0 - alone.in_image / alone.total, 0.0, 1.0)),
+            "occlusion": occlusion,
+            "truncation": truncation,
             "alone_area": alone.in_image,
-            "distance_m": float(np.linalg.norm(cam_centre[:3])),
-            "box3d_world": {"center": [actor.position[0], actor.position[1], actor.position[2] + actor.size[2] / 2],
-                            "size_lwh": list(actor.size), "yaw": actor.yaw},
+            "distance_m": float(np.linalg.norm(centre_c)),
+            "kitti_occluded": kitti_occlusion_level(occlusion),
+            "kitti_difficulty": kitti_difficulty(bbox, occlusion, truncation),
+            "box3d_world": {"center": centre_w.tolist(), "size_lwh": [l, w, h], "yaw": actor.yaw},
+            "box3d_camera": {"center": centre_c.tolist(), "bottom_center": bottom_c.tolist(), "size_hwl": [h, w, l],
+                             "rotation_y": rotation_y,
+                             "alpha": _wrap(rotation_y - math.atan2(bottom_c[0], bottom_c[2]))},
         })
     return objects

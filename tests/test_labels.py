@@ -113,3 +113,41 @@ def test_night_is_dark_except_where_light_falls(renderer, small_scenarios, name)
     rgb = renderer.render(scene).rgb.astype(float)
     assert np.median(rgb) < 40, "night frames are dark overall"
     assert rgb[int(rgb.shape[0] * 0.75):].max() > 120, "the headlights light the road ahead"
+
+
+def test_amodal_box_encloses_visible_box_and_kitti_angles(renderer):
+    ahead = _car(1, 15.0, -1.7)  # same heading as the ego: KITTI rotation_y = -pi/2
+    crossing = _car(2, 25.0, 1.0, yaw=math.pi / 2)  # heading +y (left): rotation_y = pi
+    scene = _scene([ahead, crossing], width=800, height=480)
+    objs = {o["id"]: o for o in annotate(scene, renderer.render(scene))}
+    for o in objs.values():
+        x0, y0, x1, y1 = o["bbox"]
+        a0, b0, a1, b1 = o["bbox_amodal"]
+        assert a0 <= x0 + 1 and b0 <= y0 + 1 and a1 >= x1 - 1 and b1 >= y1 - 1
+    assert objs[1]["box3d_camera"]["rotation_y"] == pytest.approx(-math.pi / 2, abs=1e-6)
+    assert abs(objs[2]["box3d_camera"]["rotation_y"]) == pytest.approx(math.pi, abs=1e-6)
+    # straight ahead of the camera the observation angle equals rotation_y
+    loc = objs[1]["box3d_camera"]["bottom_center"]
+    assert loc[0] == pytest.approx(0.0, abs=1e-9) and loc[1] == pytest.approx(1.65)
+    assert objs[1]["box3d_camera"]["alpha"] == pytest.approx(-math.pi / 2, abs=1e-6)
+    assert objs[1]["bbox"][3] - objs[1]["bbox"][1] >= 40 and objs[1]["kitti_difficulty"] == "easy"
+
+
+def test_amodal_box_clips_at_the_camera_plane():
+    from longtail.labelers.annotate import amodal_box
+
+    K = np.array([[100.0, 0, 50], [0, 100.0, 40], [0, 0, 1]])
+    corners = np.array([[x, y, z] for x in (-1.0, 1.0) for y in (-0.5, 0.5) for z in (-2.0, 3.0)])
+    assert amodal_box(corners, K, 100, 80, 0.1) == [0.0, 0.0, 100.0, 80.0]
+    behind = corners - [0, 0, 10.0]
+    assert amodal_box(behind, K, 100, 80, 0.1) is None
+
+
+@pytest.mark.parametrize("h,occ,trunc,expected", [
+    (45, 0.0, 0.0, "easy"), (39, 0.0, 0.0, "moderate"), (45, 0.3, 0.0, "moderate"), (30, 0.7, 0.4, "hard"),
+    (30, 0.7, 0.6, None), (20, 0.0, 0.0, None),
+])
+def test_kitti_difficulty_thresholds(h, occ, trunc, expected):
+    from longtail.labelers.annotate import kitti_difficulty
+
+    assert kitti_difficulty([0.0, 0.0, 10.0, float(h)], occ, trunc) == expected
