@@ -19,8 +19,8 @@ from pathlib import Path
 
 from longtail._pybullet import p
 from longtail.labelers.annotate import annotate
-from longtail.pipeline import render_frame, render_frames
-from longtail.render.capture import Renderer, _get_image
+from longtail.pipeline import engines, render_frame, render_frames
+from longtail.render.capture import _get_image
 from longtail.render.lighting import pybullet_light
 from longtail.worlds.build import build
 from longtail.worlds.sampler import sample
@@ -37,19 +37,20 @@ def _timed(fn, *args):
 
 def bench(name: str, frames: int, width: int, height: int, seed: int = 0) -> dict:
     sc = load_scenario(name).with_resolution(width, height)
-    scenes = [sample(sc, seed, i) for i in range(frames)]
     t = {k: 0.0 for k in ("sample", "build", "bare", "render", "annotate", "pipeline")}
-    with Renderer() as r, tempfile.TemporaryDirectory() as tmp:
-        render_frame(sc, seed, 0, r, Path(tmp))  # warm-up (imports, caches)
+    with engines() as eng, tempfile.TemporaryDirectory() as tmp:
+        r = eng.renderer
+        scenes = [sample(sc, seed, i, eng.physics) for i in range(frames)]
+        render_frame(sc, seed, 0, eng, Path(tmp))  # warm-up (imports, caches)
         for i, scene in enumerate(scenes):
-            t["sample"] += _timed(sample, sc, seed, i)[1]
+            t["sample"] += _timed(sample, sc, seed, i, eng.physics)[1]
             p.resetSimulation(physicsClientId=r.client)
             t["build"] += _timed(build, scene, r.client)[1]
             t["bare"] += _timed(lambda: _get_image(r.client, scene.camera, **pybullet_light(scene)))[1]
             buf, dt = _timed(r.render, scene)
             t["render"] += dt
             t["annotate"] += _timed(annotate, scene, buf)[1]
-        t["pipeline"] = _timed(lambda: list(render_frames(sc, seed, list(range(frames)), r, Path(tmp))))[1]
+        t["pipeline"] = _timed(lambda: list(render_frames(sc, seed, list(range(frames)), eng, Path(tmp))))[1]
     t["write"] = max(0.0, t["pipeline"] - t["sample"] - t["render"] - t["annotate"])
     return {k: v / frames for k, v in t.items()}
 

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image width in pixels (default: the scenario's camera, 640)")
     r.add_argument("--height", type=_positive_int, default=None, metavar="H",
                    help="image height in pixels (default: the scenario's camera, 384)")
+    r.add_argument("--sequence", type=_positive_int, default=1, metavar="T",
+                   help="render runs of T consecutive frames (0.1 s apart) with moving actors and stable track "
+                   "ids; frame i is step i %% T of run i // T (default 1: independent frames)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sub.add_parser("scenarios", help="list the built-in scenarios, one line each",
@@ -102,7 +105,7 @@ def _cmd_render(args) -> int:
         bar.update(done - bar.n)
 
     try:
-        summary = render_dataset(scenario, args.out, args.frames, seed, args.workers, progress)
+        summary = render_dataset(scenario, args.out, args.frames, seed, args.workers, progress, args.sequence)
     finally:
         bar.close()
     resumed = summary.frames - summary.rendered

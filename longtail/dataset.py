@@ -62,6 +62,7 @@ class Manifest:
     scenario_digest: str
     seed: int
     frame_count: int
+    sequence: int = 1
     files: dict[str, str] = field(default_factory=dict)
     complete: bool = False
     longtail_version: str = __version__
@@ -75,6 +76,7 @@ class Manifest:
             "scenario_digest": self.scenario_digest,
             "seed": self.seed,
             "frame_count": self.frame_count,
+            "sequence": self.sequence,
             "complete": self.complete,
             "depth_encoding": {"format": "png16", "unit": "m", "scale": DEPTH_SCALE, "invalid": 0,
                                "kind": "z-depth along the optical axis"},
@@ -92,7 +94,8 @@ class Manifest:
             raise DatasetError(str(path), "format", f"expected {FORMAT!r}; this directory holds another dataset")
         try:
             return cls(scenario=data["scenario"], scenario_digest=data["scenario_digest"], seed=int(data["seed"]),
-                       frame_count=int(data["frame_count"]), files=dict(data["files"]),
+                       frame_count=int(data["frame_count"]), sequence=int(data.get("sequence", 1)),
+                       files=dict(data["files"]),
                        complete=bool(data["complete"]), longtail_version=data["longtail_version"])
         except (KeyError, TypeError, ValueError) as e:
             raise DatasetError(str(path), str(e).strip("'"), "missing or malformed manifest field") from None
@@ -106,20 +109,20 @@ class DatasetWriter:
         self.manifest = manifest
 
     @classmethod
-    def open(cls, root: Path, scenario: Scenario, seed: int, frames: int) -> "DatasetWriter":
+    def open(cls, root: Path, scenario: Scenario, seed: int, frames: int, sequence: int = 1) -> "DatasetWriter":
         """Create ``root`` or resume the same dataset there; refuse a directory holding anything else.
 
         Call only after all other input is validated: it may create the directory.
         """
         root = Path(root)
         want = Manifest(scenario=scenario.model_dump(mode="json"), scenario_digest=scenario.digest(), seed=seed,
-                        frame_count=frames)
+                        frame_count=frames, sequence=sequence)
         if root.exists() and not root.is_dir():
             raise DatasetError(str(root), None, "output path exists and is not a directory")
         if (root / MANIFEST).exists():
             have = Manifest.load(root)
             for name, a, b in (("scenario", have.scenario_digest, want.scenario_digest), ("seed", have.seed, seed),
-                               ("frame_count", have.frame_count, frames)):
+                               ("frame_count", have.frame_count, frames), ("sequence", have.sequence, sequence)):
                 if a != b:
                     what = "a different scenario" if name == "scenario" else f"{name} {a}, not {b}"
                     raise DatasetError(str(root), None, f"holds another dataset ({what}); choose a new --out directory")

@@ -23,6 +23,7 @@ from longtail.dataset import DatasetWriter, encode_depth, frame_files
 from longtail.labelers.annotate import annotate, camera_record, frame_attributes
 from longtail.labelers.coco import to_coco
 from longtail.render.capture import Renderer
+from longtail.worlds.physics import Physics
 from longtail.worlds.sampler import sample
 from longtail.worlds.scenario import Scenario
 
@@ -57,9 +58,31 @@ class Frame:
     record: dict
 
 
-def compute_frame(scenario: Scenario, seed: int, index: int, renderer: Renderer) -> Frame:
-    """Sample, render and annotate frame ``index``."""
-    scene = sample(scenario, seed, index)
+@dataclass
+class Engines:
+    """The per-worker PyBullet clients: one for placement physics, two in the renderer."""
+
+    renderer: Renderer
+    physics: Physics
+
+    def __enter__(self) -> "Engines":
+        self.renderer.__enter__()
+        self.physics.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.physics.__exit__(*exc)
+        self.renderer.__exit__(*exc)
+
+
+def engines() -> Engines:
+    return Engines(Renderer(), Physics())
+
+
+def compute_frame(scenario: Scenario, seed: int, index: int, eng: Engines, sequence: int = 1) -> Frame:
+    """Sample, render and annotate frame ``index`` (of runs of ``sequence`` frames)."""
+    scene = sample(scenario, seed, index, eng.physics, sequence)
+    renderer = eng.renderer
     buf = renderer.render(scene)
     objects = annotate(scene, buf)
     rel = frame_files(index)
@@ -85,19 +108,20 @@ def write_frame(frame: Frame, root: Path) -> FrameResult:
     return FrameResult(frame.index, shas, len(frame.record["objects"]))
 
 
-def render_frame(scenario: Scenario, seed: int, index: int, renderer: Renderer, root: Path) -> FrameResult:
+def render_frame(scenario: Scenario, seed: int, index: int, eng: Engines, root: Path,
+                 sequence: int = 1) -> FrameResult:
     """Render, label and write frame ``index``."""
-    return write_frame(compute_frame(scenario, seed, index, renderer), root)
+    return write_frame(compute_frame(scenario, seed, index, eng, sequence), root)
 
 
-def render_frames(scenario: Scenario, seed: int, indices: list[int], renderer: Renderer,
-                  root: Path) -> Iterator[FrameResult]:
+def render_frames(scenario: Scenario, seed: int, indices: list[int], eng: Engines, root: Path,
+                  sequence: int = 1) -> Iterator[FrameResult]:
     """Render ``indices`` in order, encoding and writing frame i on a thread while frame i+1
     renders (PNG compression releases the GIL). Yields each frame once its files are written."""
     with ThreadPoolExecutor(max_workers=1) as io:
         pending: Future | None = None
         for i in indices:
-            frame = compute_frame(scenario, seed, i, renderer)
+            frame = compute_frame(scenario, seed, i, eng, sequence)
             if pending is not None:
                 yield pending.result()
             pending = io.submit(write_frame, frame, root)
@@ -109,14 +133,14 @@ def render_frames(scenario: Scenario, seed: int, indices: list[int], renderer: R
 _worker: dict = {}
 
 
-def _init_worker(scenario_json: str, seed: int, root: str) -> None:
-    r = Renderer()
-    r.__enter__()
-    _worker.update(renderer=r, scenario=Scenario.model_validate_json(scenario_json), seed=seed, root=Path(root))
+def _init_worker(scenario_json: str, seed: int, root: str, sequence: int) -> None:
+    _worker.update(engines=engines().__enter__(), scenario=Scenario.model_validate_json(scenario_json), seed=seed,
+                   root=Path(root), sequence=sequence)
 
 
 def _work(indices: list[int]) -> list[FrameResult]:
-    return list(render_frames(_worker["scenario"], _worker["seed"], indices, _worker["renderer"], _worker["root"]))
+    w = _worker
+    return list(render_frames(w["scenario"], w["seed"], indices, w["engines"], w["root"], w["sequence"]))
 
 
 def _shards(todo: list[int], workers: int) -> list[list[int]]:
@@ -126,15 +150,16 @@ def _shards(todo: list[int], workers: int) -> list[list[int]]:
 
 
 def render_dataset(scenario: Scenario, out: Path, frames: int, seed: int, workers: int = 1,
-                   progress: Callable[[int, int], None] | None = None) -> Summary:
+                   progress: Callable[[int, int], None] | None = None, sequence: int = 1) -> Summary:
     """Render ``frames`` frames of ``scenario`` into ``out`` (creating or resuming it).
 
     ``progress(done, total)`` is called after each frame. Frame bytes do not depend on
-    ``workers``: every frame draws from its own generator and owns its files.
+    ``workers``: every frame (or run of ``sequence`` frames) draws from its own generator and
+    owns its files.
     """
-    if frames < 1:
-        raise ValueError("frames must be >= 1")
-    writer = DatasetWriter.open(out, scenario, seed, frames)
+    if frames < 1 or sequence < 1:
+        raise ValueError("frames and sequence must be >= 1")
+    writer = DatasetWriter.open(out, scenario, seed, frames, sequence)
     todo = writer.pending()
     done = frames - len(todo)
     if progress:
@@ -156,13 +181,13 @@ def render_dataset(scenario: Scenario, out: Path, frames: int, seed: int, worker
             progress(done, frames)
 
     if todo and workers <= 1:
-        with Renderer() as r:
-            for res in render_frames(scenario, seed, todo, r, writer.root):
+        with engines() as eng:
+            for res in render_frames(scenario, seed, todo, eng, writer.root, sequence):
                 record(res)
     elif todo:
         ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no inherited PyBullet state
         with ctx.Pool(min(workers, len(todo)), _init_worker,
-                      (scenario.model_dump_json(), seed, str(writer.root))) as pool:
+                      (scenario.model_dump_json(), seed, str(writer.root), sequence)) as pool:
             for results in pool.imap_unordered(_work, _shards(todo, workers)):
                 for res in results:
                     record(res)

@@ -15,8 +15,7 @@ from pycocotools.coco import COCO
 from longtail.atomic import read_png, sha256_file
 from longtail.cli import main
 from longtail.dataset import decode_depth, frame_files
-from longtail.pipeline import render_frame
-from longtail.render.capture import Renderer
+from longtail.pipeline import engines, render_frame
 from longtail.worlds.scenario import load_scenario
 
 SMALL = ["--width", "160", "--height", "96"]
@@ -83,8 +82,8 @@ def test_bytes_do_not_depend_on_workers_or_batch(dataset, tmp_path):
     # frame 2 of a shorter run, and frame 2 rendered alone by a fresh renderer, equal the batch's
     assert render(tmp_path / "three", frames=3) == 0
     scenario = load_scenario("fallen_cargo").with_resolution(160, 96)
-    with Renderer() as r:
-        render_frame(scenario, 4, 2, r, tmp_path / "alone")
+    with engines() as eng:
+        render_frame(scenario, 4, 2, eng, tmp_path / "alone")
     for rel in frame_files(2).values():
         assert (tmp_path / "three" / rel).read_bytes() == (dataset / rel).read_bytes()
         assert (tmp_path / "alone" / rel).read_bytes() == (dataset / rel).read_bytes()

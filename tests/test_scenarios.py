@@ -91,7 +91,11 @@ def test_unknown_scenario_name_lists_choices():
 def test_unmeetable_requirement_raises_naming_it(tmp_path):
     f = _write(tmp_path, "name: x\ndescription: d\nmax_tries: 5\nevents:\n"
                          "  - {asset: bus, region: ego_lane, distance_m_range: [0, 1], in_view: true}\n")
-    with pytest.raises(SamplingError, match=r"events\[0\] \(bus\).*in view of the camera.*5 tries"):
+    with pytest.raises(SamplingError, match=r"events\[0\] \(bus\).*5 tries.*5 x footprint overlaps"):
+        sample(load_scenario_file(f), 0, 0)
+    f = _write(tmp_path, "name: x\ndescription: d\nmax_tries: 4\ncamera: {hfov_deg: 20}\nevents:\n"
+                         "  - {asset: dog, region: roadside, distance_m_range: [5, 6], in_view: true}\n", "b.yaml")
+    with pytest.raises(SamplingError, match=r"4 x not in view of the camera"):
         sample(load_scenario_file(f), 0, 0)
 
 

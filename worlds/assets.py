@@ -7,7 +7,7 @@ actor's local frame: x forward, y left, z up, origin at the centre of the box's 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Literal
 
 import numpy as np
@@ -197,6 +197,96 @@ def _barrier(size, color, variant) -> list[Part]:
     return parts
 
 
+def _overturned(base: Callable) -> Callable:
+    """An asset upside down: every part mirrored through the box's mid-height and rolled."""
+    def parts(size, color, variant):
+        h = size[2]
+        out = []
+        for pt in base(size, color, variant):
+            x, y, z = pt.pos
+            r, p_, yw = pt.rpy
+            out.append(replace(pt, pos=(x, -y, h - z), rpy=(r + math.pi, p_, yw)))
+        return out
+    return parts
+
+
+def _stalled_car(size, color, variant) -> list[Part]:
+    """A broken-down car: bonnet raised."""
+    l, w, h = size
+    parts = _car(size, color, variant, 0.3, 0.42, 0.12)
+    hood_l = 0.28 * l
+    parts.append(Part("box", (hood_l / 2, w * 0.42, 0.02), (l / 2 - hood_l / 2 - 0.05, 0, 0.55 * h + 0.35 * hood_l),
+                      _rgba(color), (0.0, -0.7, 0.0)))
+    return parts
+
+
+def _wheel(x: float, r: float, width: float) -> Part:
+    return Part("cylinder", (r, width, 0.0), (x, 0.0, r), TYRE, (math.pi / 2, 0, 0))
+
+
+def _bicycle(size, color, variant) -> list[Part]:
+    l, w, h = size
+    r = 0.33
+    c = _rgba(color)
+    return [
+        _wheel(l / 2 - r, r, 0.04), _wheel(-l / 2 + r, r, 0.04),
+        Part("box", (l * 0.3, 0.02, 0.02), (0.0, 0.0, r + 0.15), c, (0.0, 0.35, 0.0)),
+        Part("box", (0.02, 0.02, 0.2), (-0.18, 0.0, r + 0.25), c),
+        Part("box", (0.02, 0.02, 0.22), (l / 2 - r - 0.05, 0.0, r + 0.3), c),
+        box(l / 2 - r - 0.05, 0.0, h - 0.03, 0.03, w, 0.03, (0.1, 0.1, 0.1, 1.0)),  # handlebar
+        box(-0.2, 0.0, r + 0.45, 0.22, 0.1, 0.05, (0.05, 0.05, 0.05, 1.0)),  # saddle
+    ]
+
+
+def _motorcycle(size, color, variant) -> list[Part]:
+    l, w, h = size
+    r = 0.31
+    return [
+        _wheel(l / 2 - r, r, 0.13), _wheel(-l / 2 + r, r, 0.15),
+        box(0.05, 0.0, r * 0.7, l * 0.5, 0.32, 0.38, _rgba(color)),
+        box(-0.25, 0.0, r + 0.42, 0.6, 0.28, 0.1, (0.08, 0.08, 0.08, 1.0)),
+        box(l / 2 - r - 0.1, 0.0, h - 0.05, 0.05, w, 0.05, (0.2, 0.2, 0.2, 1.0)),
+        box(l / 2 - 0.02, 0.0, r + 0.35, 0.06, 0.16, 0.12, HEADLIGHT),
+    ]
+
+
+def _rider(size, color, variant) -> list[Part]:
+    """A person seated astride a two-wheeler, leaning forward; local origin on the ground."""
+    l, w, h = size  # h: top of the head above the ground
+    seat = 0.42 * h
+    torso = 0.3 * h
+    pants = _shade(color, 0.35)
+    parts = [box(0.05, s * 0.12, 0.05, 0.12, 0.12, seat, pants) for s in (-1, 1)]
+    parts.append(Part("box", (0.09 * h, 0.2, torso / 2), (0.05, 0.0, seat + torso / 2), _rgba(color), (0.0, 0.35, 0.0)))
+    parts.append(Part("sphere", (0.065 * h, 0, 0), (0.05 + 0.35 * torso * 0.5 + 0.05, 0.0, seat + torso + 0.06 * h),
+                      SKIN if variant % 2 else (0.15, 0.15, 0.17, 1.0)))  # bare head or helmet
+    for side in (-1, 1):
+        parts.append(Part("box", (0.2 * h / 2, 0.04, 0.04), (0.25, side * 0.2, seat + torso * 0.75), _rgba(color),
+                          (0.0, 0.5, 0.0)))
+    return parts
+
+
+def _horse(size, color, variant) -> list[Part]:
+    return _quadruped(size, color, variant, 0.8)
+
+
+def _branches(size, color, variant) -> list[Part]:
+    """A fallen bough: a few lying limbs, shapes from the variant."""
+    l, w, h = size
+    rng = np.random.default_rng(variant)
+    parts = [Part("cylinder", (h / 2, l, 0.0), (0.0, 0.0, h / 2), _rgba(color), (0.0, math.pi / 2, 0.0))]
+    for _ in range(4):
+        ln = l * rng.uniform(0.3, 0.5)
+        x = rng.uniform(-l / 3, l / 3)
+        ang = rng.uniform(0.4, 1.0) * rng.choice([-1, 1])
+        y = math.sin(ang) * ln / 2
+        parts.append(Part("cylinder", (h / 5, ln, 0.0), (x + math.cos(ang) * ln / 2, float(np.clip(y, -w / 2, w / 2)),
+                                                             h / 5), _rgba(color), (0.0, math.pi / 2, ang)))
+        parts.append(Part("sphere", (min(w, l) * 0.18, 0, 0), (x + math.cos(ang) * ln, float(np.clip(2 * y, -w / 3, w / 3)),
+                                                              min(w, l) * 0.18), (0.2, 0.33, 0.12, 1.0)))
+    return parts
+
+
 @dataclass(frozen=True)
 class AssetDef:
     name: str
@@ -206,6 +296,8 @@ class AssetDef:
     parts: Callable[[tuple, tuple, int], list[Part]]
     variants: int = 1
     groups: tuple[str, ...] = field(default_factory=tuple)
+    rider: bool = False  # a two-wheeler that carries a rider (a separate "rider" actor)
+    speed_range: tuple[float, float] | None = None  # m/s; None = the class default (sampler)
 
 
 CAR_PAINT = ((0.8, 0.8, 0.8), (0.1, 0.1, 0.12), (0.55, 0.05, 0.05), (0.1, 0.2, 0.45), (0.45, 0.47, 0.5),
@@ -252,6 +344,23 @@ _register(AssetDef("traffic_cone", "traffic cone", ((0.3, 0.38), (0.3, 0.38), (0
                    ((0.95, 0.35, 0.05),), _cone))
 _register(AssetDef("barrier", "barrier", ((1.2, 2.0), (0.5, 0.7), (0.9, 1.1)),
                    ((0.85, 0.1, 0.05),), _barrier))
+_register(AssetDef("horse", "animal", ((2.0, 2.4), (0.5, 0.65), (2.0, 2.4)),
+                   ((0.35, 0.22, 0.12), (0.1, 0.08, 0.07), (0.85, 0.82, 0.78)), _horse, groups=("animal",)))
+_register(AssetDef("branches", "debris", ((2.0, 4.0), (0.8, 1.6), (0.15, 0.3)),
+                   ((0.32, 0.24, 0.16), (0.28, 0.2, 0.13)), _branches, 64, ("debris",)))
+_register(AssetDef("stalled_car", "car", ((4.2, 4.8), (1.75, 1.9), (1.38, 1.5)), CAR_PAINT, _stalled_car,
+                   speed_range=(0.0, 0.0)))
+_register(AssetDef("overturned_car", "car", ((4.2, 4.8), (1.75, 1.9), (1.38, 1.5)), CAR_PAINT,
+                   _overturned(lambda s, c, v: _car(s, c, v, 0.3, 0.42, 0.12)), speed_range=(0.0, 0.0)))
+_register(AssetDef("overturned_truck", "truck", ((7.0, 10.0), (2.4, 2.55), (3.0, 3.8)),
+                   ((0.8, 0.8, 0.8), (0.2, 0.3, 0.6), (0.7, 0.1, 0.1)), _overturned(_truck), 2, speed_range=(0.0, 0.0)))
+_register(AssetDef("bicycle", "bicycle", ((1.65, 1.85), (0.5, 0.6), (1.0, 1.1)),
+                   ((0.7, 0.1, 0.1), (0.1, 0.2, 0.6), (0.15, 0.15, 0.15), (0.8, 0.8, 0.8)), _bicycle,
+                   groups=("two_wheeler",), rider=True))
+_register(AssetDef("motorcycle", "motorcycle", ((1.9, 2.2), (0.7, 0.85), (1.1, 1.3)),
+                   ((0.1, 0.1, 0.1), (0.7, 0.1, 0.05), (0.1, 0.2, 0.5)), _motorcycle,
+                   groups=("two_wheeler",), rider=True))
+_register(AssetDef("rider", "rider", ((0.5, 0.7), (0.45, 0.55), (1.55, 1.8)), CLOTHES, _rider, 2))
 
 
 def get_asset(name: str) -> AssetDef:

@@ -16,7 +16,7 @@ from longtail._pybullet import p
 
 from longtail.labelers.classes import get_class
 from longtail.worlds.assets import Part, asset_parts
-from longtail.worlds.layouts import make_layout
+from longtail.worlds.layouts import static_world
 from longtail.worlds.scene import Actor, Scene
 
 MAX_SHAPES_PER_ARRAY = 16  # PyBullet 3.2.7 crashes on larger visual shape arrays
@@ -153,7 +153,7 @@ def build(scene: Scene, client: int) -> World:
     semantic: dict[int, int] = {}
     instance: dict[int, int] = {}
     by_class: dict[str, list[Part]] = {}
-    static = make_layout(scene.layout).static()
+    static = static_world(scene.layout)
     for cls, part in static.parts:
         by_class.setdefault(cls, []).append(part)
     for cls, parts in by_class.items():

@@ -1,13 +1,17 @@
 """Sampling: Scenario (distributions) + (seed, frame index) -> concrete Scene.
 
-Every draw comes from ``frame_rng(seed, index)`` in a fixed order, so a frame is reproducible
-alone. Placement is rejection sampling with a bounded number of tries (Scenic-style): an event
-actor that cannot meet its requirements raises ``SamplingError`` naming the requirement; traffic
-that cannot be placed is left out (traffic density is a range, not a promise).
+Every draw comes from one generator in a fixed order: ``frame_rng(seed, index)`` for single
+frames, ``frame_rng(seed, sequence number)`` for the frames of a sequence, which then differ
+only by time. Placement is rejection sampling with a bounded number of tries (Scenic-style):
+footprints must not overlap, and PyBullet (``worlds.physics``) settles each candidate and
+rejects it if it interpenetrates the static world or another actor, floats or tips over. An
+event actor that cannot be placed raises ``SamplingError`` naming the requirement; traffic that
+cannot be placed is left out (traffic density is a range, not a promise).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -15,13 +19,20 @@ import numpy as np
 from longtail.errors import SamplingError
 from longtail.seeding import frame_rng
 from longtail.worlds.assets import get_asset, resolve_asset_names
-from longtail.worlds.layouts import make_layout
-from longtail.worlds.scenario import ActorSpec, Scenario
+from longtail.worlds.layouts import RoadLayout, Span, make_layout, static_world
+from longtail.worlds.physics import Physics
+from longtail.worlds.scenario import CONDITIONS, ActorSpec, Scenario, TimeSpec, WeatherSpec
 from longtail.worlds.scene import Actor, Camera, Layout, Scene, Sun, Weather
 
 MAX_SUN_ELEVATION_DEG = 55.0
 CLEARANCE_M = 0.4  # minimum gap between the footprints of two actors
-EGO_FOOTPRINT = (-2.5, 2.5, -1.1, 1.1)  # x0, x1, y0, y1 around the camera's ground point
+EGO_FOOTPRINT = (5.0, 2.2)  # length, width of the camera's vehicle
+FRAME_DT_S = 0.1  # sequences advance 0.1 s a frame (10 Hz, as KITTI)
+DEFAULT_SPEED_MPS = {  # by class, when neither the scenario nor the asset says
+    "car": (6.0, 14.0), "truck": (5.0, 12.0), "bus": (4.0, 10.0), "motorcycle": (6.0, 15.0), "bicycle": (3.0, 6.5),
+    "person": (0.8, 1.7), "animal": (0.0, 1.5),
+}
+STATIC_REGIONS = ("parked",)
 
 
 def sun_from_hour(hour: float, road_bearing: float) -> Sun:
@@ -53,85 +64,179 @@ def _uniform(rng: np.random.Generator, r) -> float:
     return float(rng.uniform(r[0], r[1])) if r[1] > r[0] else float(r[0])
 
 
-def _camera(scenario: Scenario, rng: np.random.Generator, ego_y: float) -> Camera:
+def _conditions(scenario: Scenario, rng: np.random.Generator) -> tuple[TimeSpec, WeatherSpec]:
+    """Time and weather specs for this frame, honouring ``coverage`` shares (always two draws)."""
+    u = {"time": float(rng.random()), "weather": float(rng.random())}
+    chosen = {"time": scenario.time, "weather": scenario.weather}
+    acc = {"time": 0.0, "weather": 0.0}
+    for name, share in scenario.coverage.items():
+        group, spec = CONDITIONS[name]
+        lo = acc[group]
+        acc[group] += share
+        if lo <= u[group] < acc[group]:
+            chosen[group] = TimeSpec(**spec) if group == "time" else WeatherSpec(**spec)
+    return chosen["time"], chosen["weather"]
+
+
+def _layout(scenario: Scenario, rng: np.random.Generator) -> Layout:
+    ls = scenario.layout
+    lanes = int(ls.lanes_choices[int(rng.integers(len(ls.lanes_choices)))])
+    width = _uniform(rng, ls.lane_width_m_range)
+    seed = int(rng.integers(2**31))
+    radius = junction = None
+    if ls.kind == "curve":
+        radius = _uniform(rng, ls.radius_m_range or (60.0, 150.0)) * (1 if rng.random() < 0.5 else -1)
+    if ls.kind in ("curve", "four_way", "t_junction"):
+        junction = _uniform(rng, ls.junction_m_range or ((15.0, 30.0) if ls.kind == "curve" else (25.0, 45.0)))
+    return Layout(kind=ls.kind, lanes=lanes, lane_width=width, ego_lane=0, length=ls.length_m, seed=seed,
+                  radius=radius, junction_at=junction)
+
+
+def _camera(scenario: Scenario, rng: np.random.Generator, geom: RoadLayout) -> Camera:
     spec = scenario.camera
     f = spec.width / (2.0 * math.tan(math.radians(spec.hfov_deg) / 2.0))
+    x, y, heading = geom.pose(0.0, geom.lane_center(geom.spec.ego_lane))
     return Camera(
         width=spec.width, height=spec.height, fx=f, fy=f, cx=spec.width / 2.0, cy=spec.height / 2.0,
-        position=(0.0, ego_y, spec.height_m),
+        position=(x, y, spec.height_m),
         pitch=math.radians(_uniform(rng, spec.pitch_deg_range)),
-        yaw=math.radians(_uniform(rng, spec.yaw_deg_range)),
+        yaw=heading + math.radians(_uniform(rng, spec.yaw_deg_range)),
         roll=math.radians(_uniform(rng, spec.roll_deg_range)),
     )
 
 
-def _place(spec: ActorSpec, layout, camera: Camera, rng: np.random.Generator, placed: list[np.ndarray],
-           actor_id: int, role: str, tries: int) -> Actor | None:
-    names = resolve_asset_names(spec.asset)
-    spans = layout.spans(spec.region)
-    ego = _footprint(camera.position[0], camera.position[1], 0.0, EGO_FOOTPRINT[1] - EGO_FOOTPRINT[0],
-                     EGO_FOOTPRINT[3] - EGO_FOOTPRINT[2])
-    for _ in range(tries):
-        asset = get_asset(names[int(rng.integers(len(names)))])
+def _speed(spec: ActorSpec, span: Span, asset, rng: np.random.Generator) -> float:
+    if spec.region in STATIC_REGIONS:
+        rng.random()  # keep the number of draws independent of the outcome
+        return 0.0
+    r = spec.speed_mps_range or asset.speed_range or DEFAULT_SPEED_MPS.get(asset.cls, (0.0, 0.0))
+    return _uniform(rng, r)
+
+
+class _Placer:
+    """Places the actors of one frame: footprints, then physics, with bounded retries."""
+
+    def __init__(self, geom: RoadLayout, camera: Camera, physics: Physics, tries: int):
+        self.geom, self.camera, self.physics, self.tries = geom, camera, physics, tries
+        self.footprints = [_footprint(camera.position[0], camera.position[1], camera.yaw, *EGO_FOOTPRINT)]
+        self.actors: list[Actor] = []
+        self.rejections: dict[str, int] = {}
+
+    def _reject(self, why: str) -> None:
+        self.rejections[why] = self.rejections.get(why, 0) + 1
+
+    def place(self, spec: ActorSpec, role: str, rng: np.random.Generator) -> list[Actor]:
+        names = resolve_asset_names(spec.asset)
+        spans = self.geom.spans(spec.region)
+        for _ in range(self.tries):
+            asset = get_asset(names[int(rng.integers(len(names)))])
+            size = tuple(_uniform(rng, r) for r in asset.size_range)
+            base = np.asarray(asset.palette[int(rng.integers(len(asset.palette)))])
+            color = tuple(float(c) for c in np.clip(base * rng.uniform(0.85, 1.15), 0.0, 1.0))
+            variant = int(rng.integers(asset.variants))
+            span = spans[int(rng.integers(len(spans)))]
+            dist = _uniform(rng, spec.distance_m_range)
+            s = _uniform(rng, span.s_range) if span.s_range else (dist if span.road == "main" else span.side * dist)
+            mid = (span.t0 + span.t1) / 2
+            t = mid + float(rng.normal(0.0, spec.lateral_jitter_m / 2)) if span.snap else _uniform(rng, (span.t0, span.t1))
+            heading_offset = math.radians(_uniform(rng, spec.heading_deg_range))
+            speed = _speed(spec, span, asset, rng)
+            x, y, road_heading = self.geom.pose_on(span.road, s, t)
+            yaw = float(math.remainder(road_heading + span.heading + heading_offset, 2 * math.pi))
+            fp = _footprint(x, y, yaw, size[0], size[1])
+            if any(footprints_overlap(fp, o, CLEARANCE_M) for o in self.footprints):
+                self._reject("footprint overlaps another actor or the ego")
+                continue
+            actor = Actor(id=len(self.actors) + 1, asset=asset.name, cls=asset.cls, size=size, position=(x, y, span.z),
+                          yaw=yaw, color=color, variant=variant, role=role, speed=speed)
+            if spec.in_view and not self._in_view(actor):
+                self._reject("not in view of the camera")
+                continue
+            rider = self._rider(actor, rng) if asset.rider else None
+            verdict = self.physics.check(actor)
+            if verdict.actor is None:
+                self._reject(verdict.problem or "implausible")
+                continue
+            placed = [verdict.actor]
+            if rider is not None:
+                rv = self.physics.check(rider)
+                if rv.actor is None:
+                    self._reject(f"rider {rv.problem}")
+                    continue  # the two-wheeler stays in the physics world as an obstacle; harmless
+                placed.append(rv.actor)
+            self.footprints.append(fp)
+            self.actors.extend(placed)
+            return placed
+        return []
+
+    def _in_view(self, a: Actor) -> bool:
+        uv, z = self.camera.project([[a.position[0], a.position[1], a.position[2] + a.size[2] / 2]])
+        return bool(z[0] > self.camera.near and 0 <= uv[0, 0] < self.camera.width and 0 <= uv[0, 1] < self.camera.height)
+
+    def _rider(self, bike: Actor, rng: np.random.Generator) -> Actor:
+        asset = get_asset("rider")
         size = tuple(_uniform(rng, r) for r in asset.size_range)
         base = np.asarray(asset.palette[int(rng.integers(len(asset.palette)))])
-        color = tuple(float(c) for c in np.clip(base * rng.uniform(0.85, 1.15), 0.0, 1.0))
-        variant = int(rng.integers(asset.variants))
-        span = spans[int(rng.integers(len(spans)))]
-        x = camera.position[0] + _uniform(rng, spec.distance_m_range)
-        if span.snap:
-            y = (span.y0 + span.y1) / 2 + float(rng.normal(0.0, spec.lateral_jitter_m / 2)) if spec.lateral_jitter_m else (span.y0 + span.y1) / 2
-        else:
-            y = _uniform(rng, (span.y0, span.y1))
-        yaw = span.heading + math.radians(_uniform(rng, spec.heading_deg_range))
-        fp = _footprint(x, y, yaw, size[0], size[1])
-        if footprints_overlap(fp, ego, CLEARANCE_M) or any(footprints_overlap(fp, o, CLEARANCE_M) for o in placed):
-            continue
-        actor = Actor(id=actor_id, asset=asset.name, cls=asset.cls, size=size, position=(x, y, span.z),
-                      yaw=float(math.remainder(yaw, 2 * math.pi)), color=color, variant=variant, role=role)
-        if spec.in_view:
-            centre = np.array([[x, y, span.z + size[2] / 2]])
-            uv, z = camera.project(centre)
-            if not (z[0] > camera.near and 0 <= uv[0, 0] < camera.width and 0 <= uv[0, 1] < camera.height):
-                continue
-        placed.append(fp)
-        return actor
-    return None
+        return Actor(id=bike.id + 1, asset="rider", cls="rider", size=size, position=bike.position, yaw=bike.yaw,
+                     color=tuple(float(c) for c in base), variant=int(rng.integers(asset.variants)), role=bike.role,
+                     speed=bike.speed, parent=bike.id)
 
 
-def sample(scenario: Scenario, seed: int, index: int) -> Scene:
-    """The concrete Scene of frame ``index`` of a dataset with ``seed``."""
+def advance(scene: Scene, steps: int) -> Scene:
+    """The scene ``steps`` frames later: actors move along their heading at their speed, the
+    ego's camera along the road. Track ids are unchanged."""
+    if steps == 0:
+        return scene
+    dt = steps * FRAME_DT_S
+    geom = make_layout(scene.layout)
+    actors = tuple(a.model_copy(update={"position": (a.position[0] + a.speed * dt * math.cos(a.yaw),
+                                                     a.position[1] + a.speed * dt * math.sin(a.yaw), a.position[2])})
+                   if a.speed else a for a in scene.actors)
+    cam = scene.camera
+    _, _, h0 = geom.pose(0.0, 0.0)
+    x, y, h = geom.pose(scene.ego_speed * dt, geom.lane_center(scene.layout.ego_lane))
+    camera = cam.model_copy(update={"position": (x, y, cam.position[2]), "yaw": cam.yaw + (h - h0)})
+    return scene.model_copy(update={"actors": actors, "camera": camera, "step": steps, "time_s": dt})
+
+
+def _draw(scenario: Scenario, seed: int, index: int, physics: Physics) -> Scene:
     rng = frame_rng(seed, index)
-    ls = scenario.layout
-    lanes = int(ls.lanes_choices[int(rng.integers(len(ls.lanes_choices)))])
-    layout = Layout(kind=ls.kind, lanes=lanes, lane_width=_uniform(rng, ls.lane_width_m_range), ego_lane=0,
-                    length=ls.length_m, seed=int(rng.integers(2**31)))
+    time_spec, weather_spec = _conditions(scenario, rng)
+    layout = _layout(scenario, rng)
     geom = make_layout(layout)
-    hour = _uniform(rng, scenario.time.hour_range)
-    sun = sun_from_hour(hour, float(rng.uniform(0, 2 * math.pi)))
-    ws = scenario.weather
+    sun = sun_from_hour(_uniform(rng, time_spec.hour_range), float(rng.uniform(0, 2 * math.pi)))
     vis = None
-    if ws.visibility_m_range is not None:  # log-uniform: dense fog is as likely as light fog
-        lo, hi = np.log(ws.visibility_m_range[0]), np.log(ws.visibility_m_range[1])
-        vis = float(np.exp(rng.uniform(lo, hi))) if hi > lo else float(ws.visibility_m_range[0])
-    weather = Weather(kind=ws.kind, visibility_m=vis, intensity=_uniform(rng, ws.intensity_range))
-    camera = _camera(scenario, rng, geom.lane_center(layout.ego_lane))
-
-    actors: list[Actor] = []
-    placed: list[np.ndarray] = []
+    if weather_spec.visibility_m_range is not None:  # log-uniform: dense fog as likely as light fog
+        lo, hi = np.log(weather_spec.visibility_m_range[0]), np.log(weather_spec.visibility_m_range[1])
+        vis = float(np.exp(rng.uniform(lo, hi))) if hi > lo else float(weather_spec.visibility_m_range[0])
+    weather = Weather(kind=weather_spec.kind, visibility_m=vis, intensity=_uniform(rng, weather_spec.intensity_range))
+    camera = _camera(scenario, rng, geom)
+    ego_speed = _uniform(rng, scenario.ego_speed_mps_range)
+    physics.begin(static_world(layout))
+    placer = _Placer(geom, camera, physics, scenario.max_tries)
     for role, specs in (("event", scenario.events), ("traffic", scenario.traffic)):
         for k, spec in enumerate(specs):
-            count = int(rng.integers(spec.count_range[0], spec.count_range[1] + 1))
-            for _ in range(count):
-                a = _place(spec, geom, camera, rng, placed, len(actors) + 1, role, scenario.max_tries)
-                if a is None and role == "event":
-                    need = f"an unoccupied spot in region {spec.region!r} at {spec.distance_m_range} m"
-                    if spec.in_view:
-                        need += " that is in view of the camera"
+            for _ in range(int(rng.integers(spec.count_range[0], spec.count_range[1] + 1))):
+                placer.rejections.clear()
+                if not placer.place(spec, role, rng) and role == "event":
+                    why = ", ".join(f"{n} x {r}" for r, n in sorted(placer.rejections.items(), key=lambda kv: -kv[1]))
                     raise SamplingError(
-                        f"scenario {scenario.name!r}: events[{k}] ({spec.asset}): no sample met the requirement "
-                        f"({need}) in {scenario.max_tries} tries (seed {seed}, frame {index})")
-                if a is not None:
-                    actors.append(a)
+                        f"scenario {scenario.name!r}: events[{k}] ({spec.asset}): no sample met the requirements in "
+                        f"{scenario.max_tries} tries (seed {seed}, frame {index}); rejections: {why}")
     return Scene(scenario=scenario.name, seed=seed, index=index, event=scenario.event, layout=layout,
-                 camera=camera, sun=sun, weather=weather, actors=tuple(actors))
+                 camera=camera, sun=sun, weather=weather, actors=tuple(placer.actors), ego_speed=ego_speed)
+
+
+def sample(scenario: Scenario, seed: int, index: int, physics: Physics | None = None, sequence: int = 1) -> Scene:
+    """The concrete Scene of frame ``index`` of a dataset with ``seed``.
+
+    With ``sequence`` T > 1, frames come in runs of T: frame i is step i % T of the run drawn
+    from ``frame_rng(seed, i // T)``. ``physics`` is reused if given (one per worker); else a
+    temporary one is opened.
+    """
+    if sequence < 1:
+        raise ValueError(f"sequence must be >= 1, got {sequence}")
+    run, step = divmod(index, sequence)
+    with (contextlib.nullcontext(physics) if physics is not None else Physics()) as ph:
+        scene = _draw(scenario, seed, run, ph)
+    return advance(scene, step).model_copy(update={"index": index})

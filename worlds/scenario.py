@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from longtail.errors import InputError
 from longtail.worlds.assets import resolve_asset_names
-from longtail.worlds.layouts import REGIONS, list_layouts
+from longtail.worlds.layouts import REGIONS, get_layout, list_layouts
 
 
 def _ordered(r):
@@ -39,6 +39,22 @@ class LayoutSpec(Strict):
     lanes_choices: list[Annotated[int, Field(ge=1, le=8)]] = Field(default=[2], min_length=1)
     lane_width_m_range: FloatRange = (3.2, 3.6)
     length_m: float = Field(default=180.0, ge=30.0, le=240.0)
+    radius_m_range: FloatRange | None = None  # curve: |radius| in metres; the bend's side is drawn
+    junction_m_range: FloatRange | None = None  # curve start or junction centre, metres ahead
+
+    @field_validator("radius_m_range")
+    @classmethod
+    def _radius(cls, v):
+        if v is not None and v[0] < 20:
+            raise ValueError(f"{v[0]} is not >= 20 (curve radius in metres)")
+        return v
+
+    @field_validator("junction_m_range")
+    @classmethod
+    def _junction(cls, v):
+        if v is not None and v[0] < 5:
+            raise ValueError(f"{v[0]} is not >= 5 (metres ahead of the ego)")
+        return v
 
     @field_validator("kind")
     @classmethod
@@ -89,6 +105,7 @@ class ActorSpec(Strict):
     distance_m_range: FloatRange = (8.0, 80.0)
     heading_deg_range: FloatRange = (0.0, 0.0)
     lateral_jitter_m: float = Field(default=0.3, ge=0.0, le=2.0)
+    speed_mps_range: FloatRange | None = None  # None: the asset's default (0 for parked/static)
     in_view: bool = False  # requirement: the actor's centre projects inside the image
 
     @field_validator("asset")
@@ -115,6 +132,16 @@ class ActorSpec(Strict):
         return v
 
 
+# Conditions a scenario can ask a share of frames for (``coverage``); one group draws one value.
+CONDITIONS: dict[str, tuple[str, dict]] = {
+    "day": ("time", {"hour_range": (9.0, 16.0)}),
+    "dusk": ("time", {"hour_range": (17.4, 18.3)}),
+    "night": ("time", {"hour_range": (21.5, 23.5)}),
+    "clear": ("weather", {"kind": "clear"}),
+    "fog": ("weather", {"kind": "fog", "visibility_m_range": (40.0, 250.0)}),
+}
+
+
 class Scenario(Strict):
     name: str = Field(pattern=r"^[a-z0-9_]+$")
     description: str
@@ -123,9 +150,35 @@ class Scenario(Strict):
     time: TimeSpec = TimeSpec()
     weather: WeatherSpec = WeatherSpec()
     camera: CameraSpec = CameraSpec()
+    ego_speed_mps_range: FloatRange = (0.0, 0.0)
     traffic: list[ActorSpec] = []
     events: list[ActorSpec] = []
+    coverage: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = {}
     max_tries: int = Field(default=100, ge=1, le=10_000)
+
+    @field_validator("coverage")
+    @classmethod
+    def _coverage(cls, v: dict[str, float]) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for name, share in v.items():
+            if name not in CONDITIONS:
+                raise ValueError(f"unknown condition {name!r}; expected one of {', '.join(CONDITIONS)}")
+            group = CONDITIONS[name][0]
+            totals[group] = totals.get(group, 0.0) + share
+        for group, total in totals.items():
+            if total > 1.0 + 1e-9:
+                raise ValueError(f"shares of the {group} conditions add up to {total:g}, more than 1")
+        return v
+
+    @model_validator(mode="after")
+    def _regions_exist(self) -> "Scenario":
+        layout = get_layout(self.layout.kind)
+        for group in ("events", "traffic"):
+            for k, spec in enumerate(getattr(self, group)):
+                if not layout.has_region(spec.region, max(self.layout.lanes_choices)):
+                    raise ValueError(f"{group}[{k}].region: {spec.region!r} is not a region of layout "
+                                     f"{self.layout.kind!r}")
+        return self
 
     def digest(self) -> str:
         """sha256 of the canonical JSON: identifies the resolved scenario of a dataset."""

@@ -97,6 +97,8 @@ class Layout(Frozen):
     ego_lane: int  # 0 = rightmost lane
     length: float  # metres of road ahead of the ego
     seed: int  # seeds the roadside props (buildings, trees, poles) deterministically
+    radius: float | None = None  # curve: signed radius in metres (positive bends left)
+    junction_at: float | None = None  # curve start / junction centre, metres ahead of the ego
 
 
 class Actor(Frozen):
@@ -112,6 +114,8 @@ class Actor(Frozen):
     color: Vec3  # base colour, linear 0..1 RGB
     variant: int = 0  # asset shape variant (pose, load layout)
     role: Literal["traffic", "event"] = "traffic"
+    speed: float = 0.0  # m/s along the heading, for sequences
+    parent: int | None = None  # a rider's two-wheeler: they move together and may touch
 
     def box_corners(self) -> np.ndarray:
         """(8, 3) world corners of the 3D box."""
@@ -133,6 +137,9 @@ class Scene(Frozen):
     sun: Sun
     weather: Weather
     actors: tuple[Actor, ...] = ()
+    ego_speed: float = 0.0  # m/s of the camera's vehicle along the road, for sequences
+    step: int = 0  # frame number within its sequence (0 for single frames)
+    time_s: float = 0.0  # seconds since the sequence's first frame
 
     def to_json(self) -> str:
         return self.model_dump_json()

@@ -1,0 +1,159 @@
+"""Physics for plausible placement: PyBullet collision queries and a short settle.
+
+``Physics`` owns one DIRECT client (a context manager, like ``render.Renderer``). For each frame
+``begin(static)`` indexes the static world; ``check(actor)`` drops a candidate actor's collision
+box onto the ground, lets it settle and reports why it is implausible (interpenetrating a static
+prop or another actor, floating, tipping over), or returns the settled actor. Only static parts
+near a candidate get collision shapes, so the check stays cheap on large worlds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from longtail._pybullet import p
+from longtail.worlds.layouts import Static
+from longtail.worlds.scene import Actor
+
+PENETRATION_TOL_M = 0.02  # deeper contact than this is interpenetration
+SHRINK_M = 0.01  # collision boxes are this much smaller than the 3D box on every side
+SETTLE_STEPS = 24
+SETTLE_DT = 1.0 / 120.0
+MAX_SETTLE_DROP_M = 0.08  # an actor that falls further was floating
+MAX_TILT_RAD = math.radians(8.0)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    actor: Actor | None  # the settled actor, or None if rejected
+    problem: str | None = None
+
+
+def _collision_shape(client: int, pt: Part) -> int:
+    if pt.shape == "box":
+        return p.createCollisionShape(p.GEOM_BOX, halfExtents=list(pt.dims), physicsClientId=client)
+    if pt.shape == "sphere":
+        return p.createCollisionShape(p.GEOM_SPHERE, radius=pt.dims[0], physicsClientId=client)
+    if pt.shape == "cylinder":
+        return p.createCollisionShape(p.GEOM_CYLINDER, radius=pt.dims[0], height=pt.dims[1], physicsClientId=client)
+    return p.createCollisionShape(p.GEOM_CYLINDER, radius=max(pt.dims[0], pt.dims[1]), height=pt.dims[2],
+                                  physicsClientId=client)  # frusta (cones) by their enclosing cylinder
+
+
+class Physics:
+    """Collision world for placement checks. Use as a context manager."""
+
+    def __init__(self):
+        self.client = -1
+
+    def __enter__(self) -> "Physics":
+        self.client = p.connect(p.DIRECT)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.client >= 0:
+            p.disconnect(physicsClientId=self.client)
+        self.client = -1
+
+    def begin(self, static: Static) -> None:
+        """Start a frame: forget previous bodies and index the static parts."""
+        if self.client < 0:
+            raise RuntimeError("Physics is not open: use `with Physics() as ph:`")
+        p.resetSimulation(physicsClientId=self.client)
+        p.setGravity(0, 0, -9.81, physicsClientId=self.client)
+        self._parts = list(static.parts)
+        self._centres, self._radii = static.bounds()
+        self._bodies: dict[int, int] = {}  # part index -> body
+        self._owner: dict[int, str] = {}  # body -> what it is, for messages
+        self._actors: dict[int, int] = {}  # actor id -> body
+
+    def _near(self, centre: np.ndarray, radius: float) -> list[int]:
+        if not len(self._parts):
+            return []
+        d = np.linalg.norm(self._centres - centre, axis=1)
+        return list(np.flatnonzero(d < self._radii + radius + 0.5))
+
+    def _static_body(self, i: int) -> int:
+        if i not in self._bodies:
+            cls, pt = self._parts[i]
+            shape = _collision_shape(self.client, pt)
+            b = p.createMultiBody(0, shape, -1, list(pt.pos), p.getQuaternionFromEuler(pt.rpy),
+                                  physicsClientId=self.client)
+            self._bodies[i] = b
+            self._owner[b] = cls
+        return self._bodies[i]
+
+    def _actor_body(self, actor: Actor, mass: float) -> int:
+        l, w, h = actor.size
+        half = [max(l / 2 - SHRINK_M, 0.01), max(w / 2 - SHRINK_M, 0.01), max(h / 2 - SHRINK_M, 0.01)]
+        shape = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=self.client)
+        pos = [actor.position[0], actor.position[1], actor.position[2] + h / 2]
+        return p.createMultiBody(mass, shape, -1, pos, p.getQuaternionFromEuler((0, 0, actor.yaw)),
+                                 physicsClientId=self.client)
+
+    def _penetrations(self, body: int, ignore: set[int]) -> list[str]:
+        hits = []
+        for other in list(self._owner):
+            if other == body or other in ignore:
+                continue
+            pts = p.getClosestPoints(body, other, 0.0, physicsClientId=self.client)
+            if any(c[8] < -PENETRATION_TOL_M for c in pts):
+                hits.append(self._owner[other])
+        return hits
+
+    def check(self, actor: Actor) -> Verdict:
+        """Settle ``actor`` on the static world and the accepted actors, or say why it cannot be."""
+        l, w, h = actor.size
+        centre = np.array([actor.position[0], actor.position[1], actor.position[2] + h / 2])
+        for i in self._near(centre, 0.5 * math.sqrt(l * l + w * w + h * h)):
+            self._static_body(i)
+        ignore = {self._actors[actor.parent]} if actor.parent in self._actors else set()
+        # one body per candidate: probe for overlaps where it was put, then drop it and let it
+        # settle, then freeze it (mass 0) as an obstacle for the actors placed after it
+        body = self._actor_body(actor, 1.0)
+        hits = self._penetrations(body, ignore)
+        if hits:
+            p.removeBody(body, physicsClientId=self.client)
+            return Verdict(None, f"interpenetrates {hits[0]}")
+        settled = actor
+        if actor.parent is None:  # riders sit on their two-wheeler: no settling of their own
+            for other in ignore:
+                p.setCollisionFilterPair(body, other, -1, -1, 0, physicsClientId=self.client)
+            start = [actor.position[0], actor.position[1], actor.position[2] + h / 2 + 0.01]
+            p.resetBasePositionAndOrientation(body, start, p.getQuaternionFromEuler((0, 0, actor.yaw)),
+                                              physicsClientId=self.client)
+            for _ in range(SETTLE_STEPS):
+                p.stepSimulation(physicsClientId=self.client)
+            pos, orn = p.getBasePositionAndOrientation(body, physicsClientId=self.client)
+            roll, pitch, _ = p.getEulerFromQuaternion(orn)
+            bottom = pos[2] - h / 2
+            problem = None
+            if actor.position[2] - bottom > MAX_SETTLE_DROP_M:
+                problem = f"floating: falls {actor.position[2] - bottom:.2f} m"
+            elif abs(roll) > MAX_TILT_RAD or abs(pitch) > MAX_TILT_RAD:
+                problem = "unstable: tips over"
+            if problem:
+                p.removeBody(body, physicsClientId=self.client)
+                return Verdict(None, problem)
+            if abs(bottom - actor.position[2]) > 0.01:  # else it rests where it was put (contact slop)
+                settled = actor.model_copy(update={"position": (*actor.position[:2], round(bottom, 3))})
+            p.resetBasePositionAndOrientation(body, [*settled.position[:2], settled.position[2] + h / 2],
+                                              p.getQuaternionFromEuler((0, 0, actor.yaw)), physicsClientId=self.client)
+        p.changeDynamics(body, -1, mass=0.0, physicsClientId=self.client)
+        self._owner[body] = f"actor {actor.id} ({actor.asset})"
+        self._actors[actor.id] = body
+        return Verdict(settled)
+
+
+def implausibilities(static: Static, actors, physics: Physics) -> list[str]:
+    """Every problem of a concrete set of actors (e.g. a hand-made Scene), one line each."""
+    physics.begin(static)
+    out = []
+    for a in actors:
+        v = physics.check(a)
+        if v.problem:
+            out.append(f"actor {a.id} ({a.asset}): {v.problem}")
+    return out
