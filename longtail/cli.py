@@ -70,8 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "ids; frame i is step i %% T of run i // T (default 1: independent frames)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    sub.add_parser("scenarios", help="list the built-in scenarios, one line each",
-                   description="List the built-in scenarios with their one-line description.")
+    ls = sub.add_parser("scenarios", help="list the built-in scenarios, one line each",
+                        description="List the built-in scenarios with their one-line description.")
+    ls.add_argument("--contact-sheet", type=Path, metavar="PNG",
+                    help="also render frame 0 of every scenario (boxes drawn: red = the rare event) into one image")
+    ls.add_argument("--seed", type=_seed, default=0, metavar="S", help="seed for the contact sheet (default 0)")
 
     sc = sub.add_parser("scenario", help="validate, sample or describe scenario files",
                         description="Work with scenario files.")
@@ -122,6 +125,10 @@ def _cmd_scenarios(args) -> int:
     width = max(len(s.name) for s in items)
     for s in items:
         print(f"{s.name:<{width}}  {s.description}")
+    if args.contact_sheet:
+        from longtail.render.preview import contact_sheet
+
+        print(f"contact sheet: {contact_sheet(items, args.seed, args.contact_sheet)}")
     return EXIT_OK
 
 

@@ -64,6 +64,7 @@ class Physics:
             raise RuntimeError("Physics is not open: use `with Physics() as ph:`")
         p.resetSimulation(physicsClientId=self.client)
         p.setGravity(0, 0, -9.81, physicsClientId=self.client)
+        p.setTimeStep(SETTLE_DT, physicsClientId=self.client)
         self._parts = list(static.parts)
         self._centres, self._radii = static.bounds()
         self._bodies: dict[int, int] = {}  # part index -> body

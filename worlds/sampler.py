@@ -74,7 +74,7 @@ def _conditions(scenario: Scenario, rng: np.random.Generator) -> tuple[TimeSpec,
         lo = acc[group]
         acc[group] += share
         if lo <= u[group] < acc[group]:
-            chosen[group] = TimeSpec(**spec) if group == "time" else WeatherSpec(**spec)
+            chosen[group] = chosen[group].model_copy(update=spec)
     return chosen["time"], chosen["weather"]
 
 
@@ -125,7 +125,8 @@ class _Placer:
     def _reject(self, why: str) -> None:
         self.rejections[why] = self.rejections.get(why, 0) + 1
 
-    def place(self, spec: ActorSpec, role: str, rng: np.random.Generator) -> list[Actor]:
+    def place(self, spec: ActorSpec, role: str, rng: np.random.Generator, anchor: Actor | None = None) -> list[Actor]:
+        """Place one actor of ``spec`` (relative to ``anchor`` if the spec says so)."""
         names = resolve_asset_names(spec.asset)
         spans = self.geom.spans(spec.region)
         for _ in range(self.tries):
@@ -141,13 +142,21 @@ class _Placer:
             t = mid + float(rng.normal(0.0, spec.lateral_jitter_m / 2)) if span.snap else _uniform(rng, (span.t0, span.t1))
             heading_offset = math.radians(_uniform(rng, spec.heading_deg_range))
             speed = _speed(spec, span, asset, rng)
-            x, y, road_heading = self.geom.pose_on(span.road, s, t)
-            yaw = float(math.remainder(road_heading + span.heading + heading_offset, 2 * math.pi))
+            ds, dt = _uniform(rng, spec.offset_s_m_range), _uniform(rng, spec.offset_t_m_range)
+            if anchor is not None:
+                c, sn = math.cos(anchor.yaw), math.sin(anchor.yaw)
+                x, y = anchor.position[0] + c * ds - sn * dt, anchor.position[1] + sn * ds + c * dt
+                yaw = float(math.remainder(anchor.yaw + heading_offset, 2 * math.pi))
+                z = anchor.position[2]
+            else:
+                x, y, road_heading = self.geom.pose_on(span.road, s, t)
+                yaw = float(math.remainder(road_heading + span.heading + heading_offset, 2 * math.pi))
+                z = span.z
             fp = _footprint(x, y, yaw, size[0], size[1])
             if any(footprints_overlap(fp, o, CLEARANCE_M) for o in self.footprints):
                 self._reject("footprint overlaps another actor or the ego")
                 continue
-            actor = Actor(id=len(self.actors) + 1, asset=asset.name, cls=asset.cls, size=size, position=(x, y, span.z),
+            actor = Actor(id=len(self.actors) + 1, asset=asset.name, cls=asset.cls, size=size, position=(x, y, z),
                           yaw=yaw, color=color, variant=variant, role=role, speed=speed)
             if spec.in_view and not self._in_view(actor):
                 self._reject("not in view of the camera")
@@ -205,6 +214,8 @@ def _draw(scenario: Scenario, seed: int, index: int, physics: Physics) -> Scene:
     layout = _layout(scenario, rng)
     geom = make_layout(layout)
     sun = sun_from_hour(_uniform(rng, time_spec.hour_range), float(rng.uniform(0, 2 * math.pi)))
+    if time_spec.sun_azimuth_deg_range is not None:
+        sun = sun.model_copy(update={"azimuth": math.radians(_uniform(rng, time_spec.sun_azimuth_deg_range)) % (2 * math.pi)})
     vis = None
     if weather_spec.visibility_m_range is not None:  # log-uniform: dense fog as likely as light fog
         lo, hi = np.log(weather_spec.visibility_m_range[0]), np.log(weather_spec.visibility_m_range[1])
@@ -214,11 +225,18 @@ def _draw(scenario: Scenario, seed: int, index: int, physics: Physics) -> Scene:
     ego_speed = _uniform(rng, scenario.ego_speed_mps_range)
     physics.begin(static_world(layout))
     placer = _Placer(geom, camera, physics, scenario.max_tries)
+    first: dict[int, Actor] = {}  # events entry -> its first actor, the anchor of relative entries
     for role, specs in (("event", scenario.events), ("traffic", scenario.traffic)):
         for k, spec in enumerate(specs):
+            anchor = first.get(spec.relative_to) if spec.relative_to is not None else None
             for _ in range(int(rng.integers(spec.count_range[0], spec.count_range[1] + 1))):
+                if spec.relative_to is not None and anchor is None:
+                    break  # the anchor entry placed nothing (a count of 0): nothing to stand by
                 placer.rejections.clear()
-                if not placer.place(spec, role, rng) and role == "event":
+                placed = placer.place(spec, role, rng, anchor)
+                if placed and role == "event":
+                    first.setdefault(k, placed[0])
+                if not placed and role == "event":
                     why = ", ".join(f"{n} x {r}" for r, n in sorted(placer.rejections.items(), key=lambda kv: -kv[1]))
                     raise SamplingError(
                         f"scenario {scenario.name!r}: events[{k}] ({spec.asset}): no sample met the requirements in "

@@ -66,6 +66,9 @@ class LayoutSpec(Strict):
 
 class TimeSpec(Strict):
     hour_range: FloatRange = (10.0, 16.0)
+    # where the sunlight comes from, relative to the road ahead (0 = from straight ahead, low sun
+    # in the driver's eyes); None: from the hour and a random road bearing
+    sun_azimuth_deg_range: FloatRange | None = None
 
     @field_validator("hour_range")
     @classmethod
@@ -107,6 +110,11 @@ class ActorSpec(Strict):
     lateral_jitter_m: float = Field(default=0.3, ge=0.0, le=2.0)
     speed_mps_range: FloatRange | None = None  # None: the asset's default (0 for parked/static)
     in_view: bool = False  # requirement: the actor's centre projects inside the image
+    # placement relative to the first actor of an earlier ``events`` entry, in that actor's frame
+    # (s forward along its heading, t to its left); ``region`` and distance are then not used
+    relative_to: int | None = Field(default=None, ge=0)
+    offset_s_m_range: FloatRange = (0.0, 0.0)
+    offset_t_m_range: FloatRange = (0.0, 0.0)
 
     @field_validator("asset")
     @classmethod
@@ -175,6 +183,10 @@ class Scenario(Strict):
         layout = get_layout(self.layout.kind)
         for group in ("events", "traffic"):
             for k, spec in enumerate(getattr(self, group)):
+                if spec.relative_to is not None and (group != "events" or spec.relative_to >= k) and not (
+                        group == "traffic" and spec.relative_to < len(self.events)):
+                    raise ValueError(f"{group}[{k}].relative_to: {spec.relative_to} does not name an earlier "
+                                     f"entry of events")
                 if not layout.has_region(spec.region, max(self.layout.lanes_choices)):
                     raise ValueError(f"{group}[{k}].region: {spec.region!r} is not a region of layout "
                                      f"{self.layout.kind!r}")
@@ -204,7 +216,7 @@ def validation_message(source: str, err: ValidationError) -> InputError:
     msg = e["msg"].removeprefix("Value error, ")
     if e["type"] == "extra_forbidden":
         msg = "unknown field (check the spelling; see `longtail scenario schema`)"
-    elif e["type"] != "missing":
+    elif e["type"] != "missing" and loc is not None:  # whole-file checks name their field themselves
         msg = f"{json.dumps(e.get('input'), default=str)}: {msg}"
     return InputError(source, loc, msg)
 
