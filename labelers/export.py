@@ -1,0 +1,212 @@
+"""Export a longtail dataset to COCO, KITTI, YOLO or Cityscapes: the one function that touches disk.
+
+The formats are pure functions of the frame records (``labelers.coco``, ``kitti``, ``yolo``,
+``cityscapes``), looked up by name in ``EXPORTERS``. ``export_dataset`` reads and checks the
+dataset, refuses an output directory that holds anything but an earlier export of the same format,
+writes the files into a hidden sibling directory and renames it into place at the end, so an
+interrupted export leaves the output as it was (absent, or the earlier export).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from longtail import __version__
+from longtail.atomic import read_png, write_bytes, write_json, write_png
+from longtail.dataset import MANIFEST, Manifest, frame_files
+from longtail.errors import DatasetError
+from longtail.labelers.cityscapes import cityscapes_files
+from longtail.labelers.coco import coco_files
+from longtail.labelers.export_base import Content, Copy, Exporter, ExportFilter, split_objects
+from longtail.labelers.kitti import kitti_files
+from longtail.labelers.yolo import yolo_files
+from longtail.registry import Registry
+
+__all__ = ["EXPORTERS", "ExportFilter", "export_dataset", "get_exporter", "list_exporters", "load_records"]
+
+EXPORTERS: Registry[Exporter] = Registry("export format")
+EXPORTERS.add("coco", coco_files)
+EXPORTERS.add("kitti", kitti_files)
+EXPORTERS.add("yolo", yolo_files)
+EXPORTERS.add("cityscapes", cityscapes_files)
+
+# Written last into every export; marks a directory as an export this function may replace.
+MARKER = "longtail_export.json"
+MARKER_FORMAT = "longtail-export"
+# Fields every exporter reads from a frame record and from each of its objects.
+RECORD_FIELDS = ("frame", "files", "camera", "attributes", "objects")
+OBJECT_FIELDS = ("id", "track_id", "class", "asset", "bbox", "area", "rle", "occlusion", "truncation",
+                 "distance_m", "kitti_occluded", "box3d_camera")
+
+
+def get_exporter(name: str) -> Exporter:
+    """The exporter of a format; KeyError listing the formats if unknown."""
+    return EXPORTERS.get(name)
+
+
+def list_exporters() -> list[str]:
+    return EXPORTERS.names()
+
+
+def load_records(root: Path) -> list[dict]:
+    """Frame records of a complete dataset, in frame order.
+
+    Raises:
+        DatasetError: no dataset directory, no readable manifest, an incomplete dataset, or a frame
+            record that is missing, unreadable or lacks a field the exporters read.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(str(root), None, "dataset directory not found")
+    manifest = Manifest.load(root)
+    if not manifest.complete:
+        raise DatasetError(str(root / MANIFEST), "complete", "false: the render did not finish; rerun the same "
+                           "render command to complete the dataset, then export")
+    return [_read_record(root, i) for i in range(manifest.frame_count)]
+
+
+def _read_record(root: Path, index: int) -> dict:
+    path = root / frame_files(index)["labels"]
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DatasetError(str(path), None, f"not a readable frame record ({e})") from None
+    if not isinstance(rec, dict):
+        raise DatasetError(str(path), None, "expected a JSON object (frame record)")
+    for key in RECORD_FIELDS:
+        if key not in rec:
+            raise DatasetError(str(path), key, "missing from the frame record")
+    for kind in ("rgb", "instance", "semantic"):
+        if not isinstance(rec["files"], dict) or kind not in rec["files"]:
+            raise DatasetError(str(path), f"files.{kind}", "missing from the frame record")
+    if rec["frame"] != index:
+        raise DatasetError(str(path), "frame", f"{rec['frame']!r}, expected {index}")
+    for j, obj in enumerate(rec["objects"]):
+        for key in OBJECT_FIELDS:
+            if key not in obj:
+                raise DatasetError(str(path), f"objects[{j}].{key}", "missing from the object record")
+    return rec
+
+
+def _read_marker(out: Path) -> dict | None:
+    try:
+        data = json.loads((out / MARKER).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == MARKER_FORMAT else None
+
+
+def check_output(out: Path, fmt: str, root: Path) -> None:
+    """Refuse an output path that is a file, holds the dataset, or is a non-empty directory other
+    than an earlier ``fmt`` export of longtail.
+
+    Raises:
+        DatasetError: naming ``out`` and what it holds.
+    """
+    if out.exists() and not out.is_dir():
+        raise DatasetError(str(out), None, "output path exists and is not a directory")
+    res_out, res_root = out.resolve(), root.resolve()
+    if res_out == res_root or res_out in res_root.parents:
+        raise DatasetError(str(out), None, "output directory contains the dataset being exported; choose another")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    marker = _read_marker(out)
+    if marker is None:
+        raise DatasetError(str(out), None, "output directory is not empty and holds no longtail export; "
+                           "choose a new --out directory")
+    if marker.get("export_format") != fmt:
+        raise DatasetError(str(out), None, f"holds a {marker.get('export_format')!r} export, not {fmt!r}; "
+                           "choose a new --out directory")
+
+
+def _scratch(out: Path, kind: str) -> Path:
+    return out.with_name(f".{out.name}.{kind}-{os.getpid()}")
+
+
+def _remove_stale(out: Path) -> None:
+    """Delete hidden siblings a killed export of ``out`` left behind (one export per ``out`` at a time)."""
+    for kind in ("partial", "old"):
+        for p in out.parent.glob(f".{out.name}.{kind}-*"):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _write(tmp: Path, rel: str, content: Content, root: Path) -> None:
+    dest = tmp / rel
+    if isinstance(content, Copy):
+        src = root / content.src
+        try:
+            data = src.read_bytes()
+        except OSError as e:
+            raise DatasetError(str(src), None, f"dataset file not readable ({e.strerror})") from None
+        write_bytes(dest, data)
+    elif isinstance(content, np.ndarray):
+        write_png(dest, content)
+    else:
+        write_bytes(dest, content)
+
+
+def _put_in_place(tmp: Path, out: Path) -> None:
+    """Rename the finished ``tmp`` to ``out``, replacing an earlier export there."""
+    if out.exists() and any(out.iterdir()):
+        old = _scratch(out, "old")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, out)  # rename() replaces an empty directory
+
+
+def export_dataset(root: Path, out: Path, fmt: str, flt: ExportFilter = ExportFilter()) -> dict:
+    """Export the dataset at ``root`` to ``out`` in format ``fmt``.
+
+    Images are copied byte for byte. ``out`` may be new, empty, or an earlier export of the same
+    format (replaced as a whole once the new one is complete).
+
+    Args:
+        root: a complete longtail dataset directory.
+        out: the export directory.
+        fmt: one of ``list_exporters()``.
+        flt: which objects are exported and which become ignore regions.
+
+    Returns:
+        Summary: format, out, images, objects (exported), ignored (ignore regions; for YOLO,
+        which has none, the objects left out for that reason), files.
+
+    Raises:
+        KeyError: unknown ``fmt`` (the message lists the formats).
+        DatasetError: an unusable dataset or output directory.
+    """
+    exporter = get_exporter(fmt)
+    root, out = Path(root), Path(out)
+    records = load_records(root)
+    check_output(out, fmt, root)
+
+    def load_png(rel: str) -> np.ndarray:
+        try:
+            return read_png(root / rel)
+        except OSError as e:
+            raise DatasetError(str(root / rel), None, f"dataset image not readable ({e})") from None
+
+    splits = [split_objects(r, flt) for r in records]
+    summary = {"format": fmt, "out": str(out), "images": len(records), "objects": sum(len(k) for k, _ in splits),
+               "ignored": sum(len(i) for _, i in splits), "files": 0}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(out)
+    tmp = _scratch(out, "partial")
+    tmp.mkdir()
+    try:
+        for rel, content in exporter(records, flt, out.resolve(), load_png):
+            _write(tmp, rel, content, root)
+            summary["files"] += 1
+        write_json(tmp / MARKER, {"format": MARKER_FORMAT, "export_format": fmt, "longtail_version": __version__,
+                                  "source": str(root.absolute()), "filter": flt.to_json(), "summary": summary})
+        _put_in_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
