@@ -81,6 +81,7 @@ def encode_rle(mask: np.ndarray) -> dict:
 
 def camera_record(scene: Scene) -> dict:
     cam = scene.camera
+    level = cam.level()
     return {
         "name": cam.name,
         "width": cam.width,
@@ -88,6 +89,10 @@ def camera_record(scene: Scene) -> dict:
         "K": cam.K.tolist(),
         "world_from_camera": cam.world_from_camera().tolist(),
         "camera_from_world": cam.camera_from_world().tolist(),
+        # the level camera: same position and heading, no pitch or roll; 3D boxes are given in it
+        # (KITTI's upright-box convention) and camera_from_level maps it to the real camera
+        "level_from_world": level.camera_from_world().tolist(),
+        "camera_from_level": (cam.camera_from_world()[:3, :3] @ level.world_from_camera()[:3, :3]).tolist(),
         "convention": "OpenCV camera (x right, y down, z forward); world x along the road, z up; metres",
     }
 
@@ -113,6 +118,7 @@ def annotate(scene: Scene, buffers: Buffers) -> list[dict]:
     image), including fully occluded ones (visible area 0, occlusion 1)."""
     cam = scene.camera
     T = cam.camera_from_world()
+    Lv = cam.level().camera_from_world()  # 3D boxes stand upright in the level camera frame
     objects = []
     for actor in scene.actors:
         alone = buffers.alone.get(actor.id)
@@ -125,9 +131,9 @@ def annotate(scene: Scene, buffers: Buffers) -> list[dict]:
         truncation = float(np.clip(1.0 - alone.in_image / alone.total, 0.0, 1.0))
         l, w, h = actor.size
         centre_w = np.array([actor.position[0], actor.position[1], actor.position[2] + h / 2])
-        centre_c = T[:3, :3] @ centre_w + T[:3, 3]
-        bottom_c = T[:3, :3] @ np.asarray(actor.position) + T[:3, 3]
-        heading_c = T[:3, :3] @ np.array([math.cos(actor.yaw), math.sin(actor.yaw), 0.0])
+        centre_c = Lv[:3, :3] @ centre_w + Lv[:3, 3]
+        bottom_c = Lv[:3, :3] @ np.asarray(actor.position) + Lv[:3, 3]
+        heading_c = Lv[:3, :3] @ np.array([math.cos(actor.yaw), math.sin(actor.yaw), 0.0])
         rotation_y = _wrap(-math.atan2(heading_c[2], heading_c[0]))  # KITTI: about camera y, 0 = facing +x
         corners_c = actor.box_corners() @ T[:3, :3].T + T[:3, 3]
         objects.append({

@@ -103,10 +103,15 @@ def _row(name: str, m: np.ndarray) -> str:
     return f"{name}: " + " ".join(f"{v:.12e}" for v in np.asarray(m, float).ravel()) + "\n"
 
 
-def kitti_calib(K: np.ndarray) -> str:
+def kitti_calib(K: np.ndarray, camera_from_level: np.ndarray | None = None) -> str:
     """calib text for a (3, 3) intrinsic matrix K (pixels): P0..P3, R0_rect, Tr_velo_to_cam,
-    Tr_imu_to_velo, each row-major on one line as in KITTI."""
-    P = np.hstack([np.asarray(K, float), np.zeros((3, 1))])
+    Tr_imu_to_velo, each row-major on one line as in KITTI.
+
+    Labels hold upright boxes in the level camera frame (no pitch or roll), so P2 = K [R | 0] with
+    R = camera_from_level: ``P2 @ [X; 1]`` projects a label's box onto the real, pitched image.
+    """
+    R = np.eye(3) if camera_from_level is None else np.asarray(camera_from_level, float)
+    P = np.asarray(K, float) @ np.hstack([R, np.zeros((3, 1))])
     rows = [_row(f"P{i}", P) for i in range(4)]
     rows += [_row("R0_rect", np.eye(3)), _row("Tr_velo_to_cam", VELO_TO_CAM), _row("Tr_imu_to_velo", IMU_TO_VELO)]
     return "".join(rows)
@@ -118,4 +123,4 @@ def kitti_files(records: list[dict], flt: ExportFilter, out: Path, load_png: Loa
         stem = frame_stem(rec)
         yield f"training/image_2/{stem}.png", Copy(rec["files"]["rgb"])
         yield f"training/label_2/{stem}.txt", kitti_label(rec, flt).encode()
-        yield f"training/calib/{stem}.txt", kitti_calib(np.asarray(rec["camera"]["K"])).encode()
+        yield f"training/calib/{stem}.txt", kitti_calib(rec["camera"]["K"], rec["camera"].get("camera_from_level")).encode()

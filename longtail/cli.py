@@ -76,6 +76,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also render frame 0 of every scenario (boxes drawn: red = the rare event) into one image")
     ls.add_argument("--seed", type=_seed, default=0, metavar="S", help="seed for the contact sheet (default 0)")
 
+    ex = sub.add_parser("export", help="export a dataset to COCO, KITTI, YOLO or Cityscapes",
+                        description="Write a rendered dataset in a standard format. Objects of kept classes that "
+                        "fail the filters become ignore regions (COCO iscrowd, KITTI DontCare, Cityscapes "
+                        "instance-less pixels; YOLO has none, so they are left out).")
+    ex.add_argument("dir", type=Path, metavar="DIR", help="a complete longtail dataset")
+    ex.add_argument("--out", required=True, type=Path, metavar="OUT",
+                    help="output directory: new, empty, or an earlier export of the same format (replaced)")
+    ex.add_argument("--format", required=True, choices=["coco", "kitti", "yolo", "cityscapes"], help="target format")
+    ex.add_argument("--min-visible-px", type=int, default=1, metavar="N",
+                    help="objects with fewer visible pixels become ignore regions (default 1)")
+    ex.add_argument("--max-occlusion", type=float, default=1.0, metavar="X",
+                    help="objects more occluded than this fraction become ignore regions (default 1.0: keep all)")
+    ex.add_argument("--classes", default=None, metavar="A,B",
+                    help="comma-separated classes to keep (default: every detection target)")
+
     sc = sub.add_parser("scenario", help="validate, sample or describe scenario files",
                         description="Work with scenario files.")
     scs = sc.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
@@ -115,6 +130,24 @@ def _cmd_render(args) -> int:
     print(f"{args.out}: {summary.frames} frames ({summary.rendered} rendered"
           f"{f', {resumed} already done' if resumed else ''}), {summary.objects} objects, "
           f"{summary.seconds:.1f} s, {summary.fps:.2f} frames/s")
+    sh = summary.shares
+    fmt = lambda d: ", ".join(f"{k} {v:.0%}" for k, v in d.items())  # noqa: E731
+    print(f"conditions: {fmt(sh['time_of_day'])}; {fmt(sh['weather'])}; rare event visible in "
+          f"{sh['event']['visible']:.0%} of frames")
+    return EXIT_OK
+
+
+def _cmd_export(args) -> int:
+    from longtail.labelers.export import ExportFilter, export_dataset
+
+    classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None
+    flt = ExportFilter(min_visible_px=args.min_visible_px, max_occlusion=args.max_occlusion, classes=classes)
+    try:
+        res = export_dataset(args.dir, args.out, args.format, flt)
+    except KeyError as e:
+        raise InputError("--format", None, str(e).strip('"')) from None
+    print(f"{res['out']}: {args.format} export of {res['images']} images, {res['objects']} objects, "
+          f"{res['ignored']} ignore regions")
     return EXIT_OK
 
 
@@ -154,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    handler = {"render": _cmd_render, "scenarios": _cmd_scenarios, "scenario": _cmd_scenario}[args.command]
+    handler = {"render": _cmd_render, "scenarios": _cmd_scenarios, "scenario": _cmd_scenario,
+               "export": _cmd_export}[args.command]
     try:
         return handler(args)
     except InputError as e:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -43,6 +44,7 @@ class Summary:
     rendered: int  # frames rendered by this run (the rest were already on disk)
     objects: int  # labelled objects rendered by this run
     seconds: float
+    shares: dict[str, dict[str, float]] = field(default_factory=dict)  # realised conditions, whole dataset
 
     @property
     def fps(self) -> float:
@@ -192,6 +194,20 @@ def render_dataset(scenario: Scenario, out: Path, frames: int, seed: int, worker
                 for res in results:
                     record(res)
     writer.save()
-    coco_sha = write_json(writer.root / "coco.json", to_coco(writer.load_records(), f"longtail: {scenario.name}"))
+    records = writer.load_records()
+    coco_sha = write_json(writer.root / "coco.json", to_coco(records, f"longtail: {scenario.name}"))
     writer.finish({"coco.json": coco_sha})
-    return Summary(frames=frames, rendered=len(todo), objects=objects, seconds=time.perf_counter() - t0)
+    return Summary(frames=frames, rendered=len(todo), objects=objects, seconds=time.perf_counter() - t0,
+                   shares=condition_shares(records))
+
+
+def condition_shares(records: list[dict]) -> dict[str, dict[str, float]]:
+    """Share of frames per time of day, per weather, and with a visible rare event."""
+    n = max(1, len(records))
+    out = {}
+    for key in ("time_of_day", "weather"):
+        counts = Counter(r["attributes"][key] for r in records)
+        out[key] = {k: c / n for k, c in sorted(counts.items())}
+    seen = sum(any(o["role"] == "event" and o["area"] > 0 for o in r["objects"]) for r in records)
+    out["event"] = {"visible": seen / n}
+    return out

@@ -60,6 +60,10 @@ class Camera(Frozen):
         T[:3, 3] = self.position
         return T
 
+    def level(self) -> "Camera":
+        """The same camera turned level: same position and heading, no pitch or roll."""
+        return self.model_copy(update={"pitch": 0.0, "roll": 0.0})
+
     def camera_from_world(self) -> np.ndarray:
         T = self.world_from_camera()
         inv = np.eye(4)
