@@ -206,3 +206,24 @@ def test_scenario_subcommands(tmp_path, capsys):
     assert main(["scenario", "sample", "night_jaywalker", "--seed", "3", "--index", "2"]) == 0
     scene = json.loads(capsys.readouterr().out)
     assert scene["seed"] == 3 and scene["index"] == 2 and scene["actors"]
+
+
+def test_sequence_dataset_keeps_track_ids_and_reports_shares(tmp_path, capsys):
+    out = tmp_path / "seq"
+    assert render(out, "--sequence", "3", scenario="wrong_way_driver", frames=6) == 0
+    printed = capsys.readouterr().out
+    assert "conditions: " in printed and "rare event visible in" in printed
+    recs = [json.loads((out / frame_files(i)["labels"]).read_text()) for i in range(6)]
+    assert [r["scene"]["step"] for r in recs] == [0, 1, 2, 0, 1, 2]
+    ids = lambda r: [a["id"] for a in r["scene"]["actors"]]  # noqa: E731
+    assert ids(recs[0]) == ids(recs[1]) == ids(recs[2])
+    assert json.loads((out / "manifest.json").read_text())["sequence"] == 3
+    assert render(out, scenario="wrong_way_driver", frames=6) == 2  # a different sequence length
+
+
+def test_export_cli(dataset, tmp_path, capsys):
+    assert main(["export", str(dataset), "--out", str(tmp_path / "y"), "--format", "yolo"]) == 0
+    assert "yolo export of 4 images" in capsys.readouterr().out
+    assert (tmp_path / "y" / "data.yaml").is_file()
+    assert main(["export", str(dataset), "--out", str(tmp_path / "k"), "--format", "kitti", "--classes", "unicorn"]) == 2
+    assert "--classes" in capsys.readouterr().err
