@@ -46,7 +46,7 @@ def bench(name: str, frames: int, width: int, height: int, seed: int = 0) -> dic
             t["sample"] += _timed(sample, sc, seed, i, eng.physics)[1]
             p.resetSimulation(physicsClientId=r.client)
             t["build"] += _timed(build, scene, r.client)[1]
-            t["bare"] += _timed(lambda: _get_image(r.client, scene.camera, **pybullet_light(scene)))[1]
+            t["bare"] += _timed(lambda: _get_image(r.client, scene.camera, renderer=r.flag, **pybullet_light(scene)))[1]
             buf, dt = _timed(r.render, scene)
             t["render"] += dt
             t["annotate"] += _timed(annotate, scene, buf)[1]

@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sequence", type=_positive_int, default=1, metavar="T",
                    help="render runs of T consecutive frames (0.1 s apart) with moving actors and stable track "
                    "ids; frame i is step i %% T of run i // T (default 1: independent frames)")
+    r.add_argument("--preview", type=Path, default=None, metavar="PNG",
+                   help="also write a gallery of the first frames: RGB with boxes | semantic | instance | depth")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
     ls = sub.add_parser("scenarios", help="list the built-in scenarios, one line each",
@@ -134,6 +136,10 @@ def _cmd_render(args) -> int:
     fmt = lambda d: ", ".join(f"{k} {v:.0%}" for k, v in d.items())  # noqa: E731
     print(f"conditions: {fmt(sh['time_of_day'])}; {fmt(sh['weather'])}; rare event visible in "
           f"{sh['event']['visible']:.0%} of frames")
+    if args.preview:
+        from longtail.render.preview import gallery
+
+        print(f"preview: {gallery(args.out, args.preview)}")
     return EXIT_OK
 
 

@@ -9,13 +9,16 @@ process pool holds its own.
 from __future__ import annotations
 
 import math
+import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
 from longtail._pybullet import p
 
-from longtail.render.camera import linearize_depth, projection_matrix, ray_distance, view_matrix
+from longtail.render.camera import linearize_depth, projection_matrix, ray_distance, view_matrix, world_xyz
 from longtail.render.lighting import night_shading, pybullet_light, scene_lights
+from longtail.render.look import bloom, edge_antialias, emission, texture_gain
 from longtail.render.sky import sky_colors, sky_image
 from longtail.render.weather.fog import fog, koschmieder_beta
 from longtail.worlds.build import build, build_actor
@@ -52,11 +55,33 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
-def _get_image(client: int, camera: Camera, crop=None, **light) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+BACKENDS = ("auto", "tiny", "egl")
+
+
+def gpu_present() -> bool:
+    """True when an NVIDIA GPU is visible (its device node exists)."""
+    return os.path.exists("/dev/nvidia0")
+
+
+def _load_egl(client: int) -> bool:
+    """Load PyBullet's EGL renderer plugin into ``client``; False if it cannot be loaded."""
+    try:
+        import pkgutil
+
+        loader = pkgutil.get_loader("eglRenderer")
+        if loader is None:
+            return False
+        return p.loadPlugin(loader.get_filename(), "_eglRendererPlugin", physicsClientId=client) >= 0
+    except Exception:  # noqa: BLE001 - any failure means: no EGL here, use the CPU renderer
+        return False
+
+
+def _get_image(client: int, camera: Camera, crop=None, renderer: int | None = None,
+               **light) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     w, h = (crop[2], crop[3]) if crop else (camera.width, camera.height)
     _, _, rgba, zbuf, seg = p.getCameraImage(
-        w, h, view_matrix(camera), projection_matrix(camera, crop), renderer=p.ER_TINY_RENDERER,
-        physicsClientId=client, **light)
+        w, h, view_matrix(camera), projection_matrix(camera, crop),
+        renderer=p.ER_TINY_RENDERER if renderer is None else renderer, physicsClientId=client, **light)
     rgba = np.asarray(rgba, np.uint8).reshape(h, w, 4)
     return rgba[..., :3], np.asarray(zbuf, np.float32).reshape(h, w), np.asarray(seg, np.int32).reshape(h, w)
 
@@ -81,16 +106,47 @@ def alone_crop(actor: Actor, camera: Camera) -> tuple[int, int, int, int] | None
     return u0, v0, u1 - u0, v1 - v0
 
 
-class Renderer:
-    """Headless renderer (PyBullet's CPU tiny renderer). Use as a context manager."""
+class _Clock:
+    """Adds the time since the last lap to ``timings[name]`` (does nothing without timings)."""
 
-    def __init__(self):
+    def __init__(self, timings: dict[str, float] | None):
+        self.timings = timings
+        self.t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        if self.timings is not None:
+            now = time.perf_counter()
+            self.timings[name] = self.timings.get(name, 0.0) + now - self.t
+            self.t = now
+
+
+class Renderer:
+    """Headless renderer. Use as a context manager.
+
+    ``backend``: "tiny" (PyBullet's CPU renderer, everywhere), "egl" (hardware OpenGL through
+    PyBullet's EGL plugin) or "auto" (EGL when an NVIDIA GPU is present and the plugin loads,
+    else tiny). The environment variable LONGTAIL_RENDERER overrides "auto". The chosen one is
+    in ``self.backend`` once open.
+    """
+
+    def __init__(self, backend: str = "auto"):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown render backend {backend!r}; choices: {', '.join(BACKENDS)}")
+        self.requested = os.environ.get("LONGTAIL_RENDERER", backend) if backend == "auto" else backend
+        self.backend = "tiny"
+        self.flag = p.ER_TINY_RENDERER
         self.client = -1
         self.solo = -1
 
     def __enter__(self) -> "Renderer":
         self.client = p.connect(p.DIRECT)
         self.solo = p.connect(p.DIRECT)
+        want_egl = self.requested == "egl" or (self.requested == "auto" and gpu_present())
+        if want_egl and _load_egl(self.client) and _load_egl(self.solo):
+            self.backend, self.flag = "egl", p.ER_BULLET_HARDWARE_OPENGL
+        elif self.requested == "egl":
+            self.__exit__()
+            raise RuntimeError("the EGL renderer was asked for but PyBullet's eglRenderer plugin did not load")
         return self
 
     def __exit__(self, *exc) -> None:
@@ -99,14 +155,20 @@ class Renderer:
                 p.disconnect(physicsClientId=c)
         self.client = self.solo = -1
 
-    def render(self, scene: Scene) -> Buffers:
-        """All buffers of ``scene``'s frame; a deterministic function of the Scene."""
+    def render(self, scene: Scene, timings: dict[str, float] | None = None) -> Buffers:
+        """All buffers of ``scene``'s frame; a deterministic function of the Scene.
+
+        ``timings``, if given, accumulates the seconds spent in each step (for benchmarks).
+        """
         if self.client < 0:
             raise RuntimeError("Renderer is not open: use `with Renderer() as r:`")
+        clock = _Clock(timings)
         cam = scene.camera
         p.resetSimulation(physicsClientId=self.client)
-        world = build(scene, self.client)
-        rgb8, zbuf, seg = _get_image(self.client, cam, **pybullet_light(scene))
+        world = build(scene, self.client, meshes=self.backend == "tiny")
+        clock.lap("build")
+        rgb8, zbuf, seg = _get_image(self.client, cam, renderer=self.flag, **pybullet_light(scene))
+        clock.lap("bare")
         depth = linearize_depth(zbuf, cam)
         body = np.where(seg < 0, -1, seg & ((1 << 24) - 1)) + 1
         instance = world.instance_of[body]
@@ -114,14 +176,26 @@ class Renderer:
         sky = seg < 0
         depth[sky] = np.inf
         img = rgb8.astype(np.float32) / 255.0
+        clock.lap("buffers")
+        x, y, z = world_xyz(np.where(sky, 0.0, depth), cam)
+        img *= texture_gain(semantic, x, y, z, depth)[..., None]
+        clock.lap("textures")
         if scene.is_night:
-            img = night_shading(img, depth, cam, scene_lights(scene, world.lamps))
+            glow = emission(rgb8)
+            img = night_shading(img, depth, cam, scene_lights(scene, world.lamps)) + glow + bloom(glow)
+            clock.lap("night")
         img[sky] = sky_image(scene, sky)
+        clock.lap("sky")
         if scene.weather.kind == "fog" and scene.weather.visibility_m:
             horizon, _ = sky_colors(scene)
             img = fog(img, ray_distance(depth, cam), koschmieder_beta(scene.weather.visibility_m), horizon)
-        return Buffers(rgb=to_uint8(img), depth=depth, instance=instance, semantic=semantic,
-                       alone=self._render_alone(scene))
+            clock.lap("fog")
+        img = edge_antialias(img, instance, semantic, depth)
+        rgb = to_uint8(img)
+        clock.lap("antialias")
+        alone = self._render_alone(scene)
+        clock.lap("alone")
+        return Buffers(rgb=rgb, depth=depth, instance=instance, semantic=semantic, alone=alone)
 
     def _render_alone(self, scene: Scene) -> dict[int, Alone]:
         cam = scene.camera
@@ -130,8 +204,8 @@ class Renderer:
             crop = alone_crop(actor, cam)
             if crop is None:
                 continue
-            bodies = build_actor(actor, self.solo)
-            _, _, seg = _get_image(self.solo, cam, crop, shadow=0)
+            bodies = build_actor(actor, self.solo, meshes=self.backend == "tiny")
+            _, _, seg = _get_image(self.solo, cam, crop, renderer=self.flag, shadow=0)
             for b in bodies:
                 p.removeBody(b, physicsClientId=self.solo)
             mine = np.isin(seg, bodies)

@@ -50,3 +50,55 @@ def contact_sheet(scenarios: list[Scenario], seed: int, out: Path, tile: tuple[i
     sheet.save(data, format="PNG")
     write_bytes(Path(out), data.getvalue())
     return Path(out)
+
+
+def _instance_colours(instance: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: a fixed pseudo-random colour per instance id, black for none."""
+    ids = np.arange(int(instance.max()) + 1, dtype=np.uint32)
+    lut = np.stack([(ids * 97) % 255, (ids * 57 + 80) % 255, (ids * 151 + 40) % 255], 1).astype(np.uint8)
+    lut[0] = 0
+    return lut[instance]
+
+
+def _depth_colours(depth: np.ndarray, max_m: float = 80.0) -> np.ndarray:
+    """(H, W, 3) uint8: near = bright yellow, far = dark purple (log scale), sky = black."""
+    from matplotlib import colormaps
+
+    finite = np.isfinite(depth)
+    t = np.clip(np.log1p(np.where(finite, depth, max_m)) / np.log1p(max_m), 0, 1)
+    rgb = (colormaps["magma"](1.0 - t)[..., :3] * 255).astype(np.uint8)
+    rgb[~finite] = 0
+    return rgb
+
+
+def gallery(root: Path, out: Path, frames: int = 4, width: int = 320) -> Path:
+    """A grid of the first ``frames`` frames of a dataset: RGB with boxes | semantic | instance |
+    depth, each scaled to ``width`` pixels, so the look and the labels can be judged together."""
+    import json
+
+    from longtail.dataset import Manifest, frame_files, read_depth
+    from longtail.atomic import read_png
+    from longtail.labelers.classes import palette
+
+    root = Path(root)
+    n = min(frames, Manifest.load(root).frame_count)
+    lut = palette()
+    rows = []
+    for i in range(n):
+        f = frame_files(i)
+        rec = json.loads((root / f["labels"]).read_text())
+        panels = [draw_boxes(read_png(root / f["rgb"]), rec["objects"]),
+                  Image.fromarray(lut[read_png(root / f["semantic"])]),
+                  Image.fromarray(_instance_colours(read_png(root / f["instance"]))),
+                  Image.fromarray(_depth_colours(read_depth(root / f["depth"])))]
+        h = round(panels[0].height * width / panels[0].width)
+        rows.append([p_.resize((width, h), Image.NEAREST) for p_ in panels])
+    h = rows[0][0].height
+    sheet = Image.new("RGB", (4 * width, n * h))
+    for r, row in enumerate(rows):
+        for c, panel in enumerate(row):
+            sheet.paste(panel, (c * width, r * h))
+    data = io.BytesIO()
+    sheet.save(data, format="PNG")
+    write_bytes(Path(out), data.getvalue())
+    return Path(out)

@@ -13,6 +13,8 @@ DAY = (np.array([0.78, 0.85, 0.93]), np.array([0.28, 0.48, 0.80]))  # (horizon, 
 DUSK = (np.array([0.95, 0.62, 0.38]), np.array([0.25, 0.30, 0.55]))
 NIGHT = (np.array([0.05, 0.06, 0.09]), np.array([0.01, 0.015, 0.035]))
 OVERCAST = (np.array([0.72, 0.74, 0.76]), np.array([0.55, 0.58, 0.62]))
+SUN_DISK_RAD = math.radians(0.8)  # drawn larger than the real 0.27 deg so it spans a few pixels
+SUN_GLOW_RAD = math.radians(6.0)
 
 
 def sky_colors(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
@@ -41,8 +43,19 @@ def sky_image(scene: Scene, mask: np.ndarray | None = None) -> np.ndarray:
     if mask is not None:
         rows, cols = np.nonzero(mask)
         u, v = u[0, cols], v[rows, 0]
+    norm = np.sqrt(u * u + v * v + 1.0)
     up = R[2, 0] * u + R[2, 1] * v + R[2, 2]  # world z of each pixel's ray (camera z = 1)
-    sin_elev = up / np.sqrt(u * u + v * v + 1.0)
+    sin_elev = up / norm
     t = np.clip(np.arcsin(np.clip(sin_elev, -1, 1)) / (math.pi / 3), 0.0, 1.0)[..., None] ** 0.6
     hz, zn = sky_colors(scene)
-    return (hz + t * (zn - hz)).astype(np.float32)
+    sky = hz + t * (zn - hz)
+    e = scene.sun.elevation
+    if e > math.radians(-2.0) and scene.weather.kind == "clear":  # the sun's disk and its aureole
+        s_dir = np.array([math.cos(e) * math.cos(scene.sun.azimuth), math.cos(e) * math.sin(scene.sun.azimuth),
+                          math.sin(e)], np.float32)
+        cos_a = sum((R[i, 0] * u + R[i, 1] * v + R[i, 2]) * s_dir[i] for i in range(3)) / norm
+        warm = np.array([1.0, 0.85, 0.6], np.float32) if e < math.radians(12) else np.array([1.0, 0.97, 0.9], np.float32)
+        ang2 = 2.0 * (1.0 - cos_a)  # squared angle to the sun, for small angles (no arccos)
+        glow = 0.55 * np.exp(-ang2 / SUN_GLOW_RAD**2) + (cos_a > math.cos(SUN_DISK_RAD))
+        sky = sky + glow[..., None] * warm
+    return np.clip(sky, 0.0, 1.0).astype(np.float32)

@@ -102,20 +102,36 @@ def _unit_round_mesh(shape: str, taper: float, height: float = 1.0) -> tuple[np.
     return np.concatenate(verts), np.concatenate(norms), np.concatenate(idx)
 
 
-def _bodies_from_parts(client: int, parts: list[Part], base_pos, base_yaw: float) -> list[int]:
+def _native(pt: Part) -> tuple[int, list[float], float, float]:
+    """PyBullet primitive (type, half extents, radius, length) for a part; cones as cylinders."""
+    if pt.shape == "box":
+        return p.GEOM_BOX, list(pt.dims), 0.0, 0.0
+    if pt.shape == "sphere":
+        return p.GEOM_SPHERE, [0.0] * 3, pt.dims[0], 0.0
+    if pt.shape == "cylinder":
+        return p.GEOM_CYLINDER, [0.0] * 3, pt.dims[0], pt.dims[1]
+    return p.GEOM_CYLINDER, [0.0] * 3, (pt.dims[0] + pt.dims[1]) / 2, pt.dims[2]
+
+
+def _bodies_from_parts(client: int, parts: list[Part], base_pos, base_yaw: float, meshes: bool = True) -> list[int]:
     """Bodies for ``parts`` given in a local frame placed at base_pos / base_yaw.
 
     Boxes go into visual shape arrays (cheap: a few numbers each); round parts of one colour are
     merged into one indexed mesh, since PyBullet's own spheres and cylinders are slow to create.
+    ``meshes=False`` uses PyBullet's primitives for round parts too (the EGL renderer cannot
+    draw meshes given as vertex lists).
     """
     bodies = []
     orn = _quat((0.0, 0.0, base_yaw))
-    boxes = [pt for pt in parts if pt.shape == "box"]
-    for k in range(0, len(boxes), MAX_SHAPES_PER_ARRAY):
-        chunk = boxes[k:k + MAX_SHAPES_PER_ARRAY]
+    natives = [pt for pt in parts if pt.shape == "box" or not meshes]
+    for k in range(0, len(natives), MAX_SHAPES_PER_ARRAY):
+        chunk = natives[k:k + MAX_SHAPES_PER_ARRAY]
+        prims = [_native(pt) for pt in chunk]
         vs = p.createVisualShapeArray(
-            shapeTypes=[p.GEOM_BOX] * len(chunk),
-            halfExtents=[list(pt.dims) for pt in chunk],
+            shapeTypes=[t for t, _, _, _ in prims],
+            halfExtents=[h for _, h, _, _ in prims],
+            radii=[r for _, _, r, _ in prims],
+            lengths=[ln for _, _, _, ln in prims],
             visualFramePositions=[list(pt.pos) for pt in chunk],
             visualFrameOrientations=[_quat(pt.rpy) for pt in chunk],
             rgbaColors=[list(pt.rgba) for pt in chunk],
@@ -124,7 +140,7 @@ def _bodies_from_parts(client: int, parts: list[Part], base_pos, base_yaw: float
         bodies.append(p.createMultiBody(0, -1, vs, list(base_pos), orn, physicsClientId=client))
     by_colour: dict[tuple, list] = {}
     for pt in parts:
-        if pt.shape == "box":
+        if pt.shape == "box" or not meshes:
             continue
         v, nrm, idx = _round_mesh(pt.shape, tuple(float(d) for d in pt.dims))
         if pt.rpy != (0.0, 0.0, 0.0):
@@ -142,14 +158,15 @@ def _bodies_from_parts(client: int, parts: list[Part], base_pos, base_yaw: float
     return bodies
 
 
-def build_actor(actor: Actor, client: int) -> list[int]:
+def build_actor(actor: Actor, client: int, meshes: bool = True) -> list[int]:
     """Bodies of one actor (used for the full world and for rendering an actor alone)."""
     parts = asset_parts(actor.asset, actor.size, actor.color, actor.variant)
-    return _bodies_from_parts(client, parts, actor.position, actor.yaw)
+    return _bodies_from_parts(client, parts, actor.position, actor.yaw, meshes)
 
 
-def build(scene: Scene, client: int) -> World:
-    """Make the PyBullet world of ``scene`` in ``client`` (which must be empty)."""
+def build(scene: Scene, client: int, meshes: bool = True) -> World:
+    """Make the PyBullet world of ``scene`` in ``client`` (which must be empty); ``meshes``:
+    round parts as vertex meshes (fast, tiny renderer) or PyBullet primitives (EGL)."""
     semantic: dict[int, int] = {}
     instance: dict[int, int] = {}
     by_class: dict[str, list[Part]] = {}
@@ -158,10 +175,10 @@ def build(scene: Scene, client: int) -> World:
         by_class.setdefault(cls, []).append(part)
     for cls, parts in by_class.items():
         sid = get_class(cls).id
-        for b in _bodies_from_parts(client, parts, (0.0, 0.0, 0.0), 0.0):
+        for b in _bodies_from_parts(client, parts, (0.0, 0.0, 0.0), 0.0, meshes):
             semantic[b] = sid
     for actor in scene.actors:
-        bodies = build_actor(actor, client)
+        bodies = build_actor(actor, client, meshes)
         sid = get_class(actor.cls).id
         for b in bodies:
             semantic[b] = sid

@@ -94,10 +94,10 @@ def _layout(scenario: Scenario, rng: np.random.Generator) -> Layout:
 
 def _camera(scenario: Scenario, rng: np.random.Generator, geom: RoadLayout) -> Camera:
     spec = scenario.camera
-    f = spec.width / (2.0 * math.tan(math.radians(spec.hfov_deg) / 2.0))
+    fx, fy, cx, cy = spec.intrinsics()
     x, y, heading = geom.pose(0.0, geom.lane_center(geom.spec.ego_lane))
     return Camera(
-        width=spec.width, height=spec.height, fx=f, fy=f, cx=spec.width / 2.0, cy=spec.height / 2.0,
+        width=spec.width, height=spec.height, fx=fx, fy=fy, cx=cx, cy=cy,
         position=(x, y, spec.height_m),
         pitch=math.radians(_uniform(rng, spec.pitch_deg_range)),
         yaw=heading + math.radians(_uniform(rng, spec.yaw_deg_range)),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
@@ -91,14 +92,50 @@ class WeatherSpec(Strict):
         return v
 
 
+# Camera presets: values a preset fills in for the fields a scenario leaves out.
+CAMERA_PRESETS: dict[str, dict] = {
+    # KITTI's left colour camera (P2 of the 2011_09_26 calibration), 1.65 m above the road
+    "kitti": {"width": 1242, "height": 375, "fx": 721.5377, "fy": 721.5377, "cx": 609.5593, "cy": 172.854,
+              "height_m": 1.65, "pitch_deg_range": (0.0, 1.0)},
+    # a 16:9 windscreen dash cam: wide lens, lower mount, tilted down a little
+    "dashcam": {"width": 960, "height": 540, "hfov_deg": 110.0, "height_m": 1.3, "pitch_deg_range": (2.0, 5.0)},
+}
+
+
 class CameraSpec(Strict):
+    """The camera: a ``preset`` (kitti, dashcam) fills the fields left out; intrinsics come from
+    ``fx, fy, cx, cy`` in pixels when given, else from ``hfov_deg`` with the centre as principal
+    point. Extrinsics: mounted ``height_m`` above the road on the ego, looking along the lane,
+    with pitch (down), yaw (left) and roll drawn from their ranges."""
+
+    preset: Literal["kitti", "dashcam"] | None = None
     width: int = Field(default=640, ge=16, le=4096)
     height: int = Field(default=384, ge=16, le=4096)
     hfov_deg: float = Field(default=81.0, gt=10.0, lt=170.0)
+    fx: float | None = Field(default=None, gt=0)
+    fy: float | None = Field(default=None, gt=0)
+    cx: float | None = None
+    cy: float | None = None
     height_m: float = Field(default=1.65, gt=0.2, le=20.0)
     pitch_deg_range: FloatRange = (0.0, 2.0)
     yaw_deg_range: FloatRange = (0.0, 0.0)
     roll_deg_range: FloatRange = (0.0, 0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data):
+        if isinstance(data, dict) and data.get("preset") in CAMERA_PRESETS:
+            return {**CAMERA_PRESETS[data["preset"]], **data}
+        return data
+
+    def intrinsics(self) -> tuple[float, float, float, float]:
+        """(fx, fy, cx, cy) in pixels."""
+        f = self.width / (2.0 * math.tan(math.radians(self.hfov_deg) / 2.0))
+        fx = self.fx if self.fx is not None else f
+        fy = self.fy if self.fy is not None else fx
+        cx = self.cx if self.cx is not None else self.width / 2.0
+        cy = self.cy if self.cy is not None else self.height / 2.0
+        return fx, fy, cx, cy
 
 
 class ActorSpec(Strict):
@@ -198,7 +235,17 @@ class Scenario(Strict):
         return hashlib.sha256(text.encode()).hexdigest()
 
     def with_resolution(self, width: int | None, height: int | None) -> "Scenario":
-        cam = self.camera.model_copy(update={k: v for k, v in (("width", width), ("height", height)) if v})
+        """The scenario at another image size; explicit intrinsics scale with it."""
+        cam = self.camera
+        sx = width / cam.width if width else 1.0
+        sy = height / cam.height if height else 1.0
+        update = {k: v for k, v in (("width", width), ("height", height)) if v}
+        for k, scale in (("fx", sx), ("cx", sx), ("fy", sy), ("cy", sy)):
+            if getattr(cam, k) is not None:
+                update[k] = getattr(cam, k) * scale
+        if cam.fy is None and cam.fx is not None and sy != sx:
+            update["fy"] = cam.fx * sy
+        cam = cam.model_copy(update=update)
         return Scenario.model_validate({**self.model_dump(), "camera": cam.model_dump()})
 
 

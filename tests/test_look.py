@@ -1,0 +1,124 @@
+"""render/: the look (sky, textures, night lights, anti-aliasing) changes RGB only, where it should."""
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from longtail.labelers.classes import get_class
+from longtail.render.capture import to_uint8
+from longtail.render.look import bloom, edge_antialias, emission, texture_gain
+from longtail.render.sky import sky_image
+from longtail.worlds.sampler import sample
+from longtail.worlds.scenario import load_scenario, parse_scenario
+
+
+def _interior(mask: np.ndarray) -> np.ndarray:
+    """Pixels of ``mask`` whose 8 neighbours are in it too (away from anti-aliased edges)."""
+    m = np.pad(mask, 1)
+    out = mask.copy()
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            out &= m[1 + dr:m.shape[0] - 1 + dr, 1 + dc:m.shape[1] - 1 + dc]
+    return out
+
+
+def test_sky_is_composited_exactly_where_nothing_was_rendered(renderer):
+    scene = sample(load_scenario("animal_herd").with_resolution(320, 192), 0, 0)
+    buf = renderer.render(scene)
+    sky = ~np.isfinite(buf.depth)
+    assert sky.any() and (~sky).any()
+    assert np.array_equal(sky, buf.semantic == get_class("sky").id)
+    assert np.all(buf.instance[sky] == 0)
+    inner = _interior(sky)
+    expected = to_uint8(sky_image(scene, sky))
+    got = buf.rgb[sky]
+    keep = inner[sky]
+    assert np.array_equal(got[keep], expected[keep])
+
+
+def test_sun_disk_shows_where_the_sun_is():
+    sc = parse_scenario({"name": "sun", "description": "d", "time": {"hour_range": [17.0, 17.0],
+                         "sun_azimuth_deg_range": [0, 0]}, "camera": {"width": 320, "height": 192,
+                         "pitch_deg_range": [0, 0]}}, "sun")
+    scene = sample(sc, 0, 0)
+    e = scene.sun.elevation
+    assert 0 < e < math.radians(20)
+    sky = sky_image(scene)
+    v_sun = scene.camera.cy - scene.camera.fy * math.tan(e)  # straight ahead, e above the horizon
+    rows, cols = np.nonzero(sky.min(-1) >= 0.999)  # the white disk (and the glow saturating around it)
+    assert rows.size
+    assert abs(cols.mean() + 0.5 - scene.camera.cx) <= 1.5 and abs(rows.mean() + 0.5 - v_sun) <= 3
+
+
+def test_night_is_darker_than_day_except_where_lit(renderer):
+    base = sample(load_scenario("night_jaywalker").with_resolution(320, 192), 4, 0)
+    day = base.model_copy(update={"sun": base.sun.model_copy(update={"hour": 12.0, "elevation": math.radians(50)})})
+    night = base.model_copy(update={"sun": base.sun.model_copy(update={"hour": 23.0, "elevation": math.radians(-40)})})
+    a, b = renderer.render(day), renderer.render(night)
+    assert np.array_equal(a.instance, b.instance) and np.array_equal(a.depth, b.depth)
+    lum = lambda x: x.astype(float).mean(-1)  # noqa: E731
+    assert lum(b.rgb).mean() < 0.5 * lum(a.rgb).mean()
+    lower = slice(int(0.75 * 192), None)  # the road just ahead, in the low beams
+    assert lum(b.rgb)[lower].mean() > 3 * np.median(lum(b.rgb)[: 192 // 2])
+
+
+def test_emissive_parts_glow_at_night():
+    albedo = np.zeros((40, 60, 3), np.uint8)
+    albedo[10:14, 20:26] = [191, 10, 7]  # tail light colour, unlit
+    albedo[30:32, 5:8] = [31, 116, 201]  # some paint
+    em = emission(albedo)
+    assert em[12, 22, 0] > 1.0 and em[31, 6].sum() == 0
+    glow = bloom(em)
+    assert glow[16, 23, 0] > 0 and glow[39, 59].sum() == 0
+
+
+def test_antialiasing_touches_only_edges():
+    img = np.zeros((20, 30, 3), np.float32)
+    img[5:15, 10:20] = 1.0
+    inst = np.zeros((20, 30), np.uint16)
+    inst[5:15, 10:20] = 1
+    sem = inst.astype(np.uint8)
+    depth = np.full((20, 30), 10.0, np.float32)
+    out = edge_antialias(img, inst, sem, depth)
+    changed = np.any(out != img, axis=-1)
+    assert changed.any()
+    edge = np.zeros_like(changed)
+    edge[4:16, 9:21] = True
+    edge[6:14, 11:19] = False
+    assert not np.any(changed & ~edge), "only pixels next to the silhouette change"
+    assert np.all((out >= 0) & (out <= 1))
+
+
+def test_textures_are_fixed_functions_of_world_position():
+    sem = np.full((4, 5), get_class("road").id, np.uint8)
+    x = np.linspace(0, 3, 20, dtype=np.float32).reshape(4, 5)
+    y = np.zeros_like(x)
+    z = np.zeros_like(x)
+    d = np.full_like(x, 5.0)
+    g1 = texture_gain(sem, x, y, z, d)
+    g2 = texture_gain(sem, x, y, z, d)
+    assert np.array_equal(g1, g2) and g1.std() > 0 and np.all((g1 >= 0.5) & (g1 <= 1.5))
+    far = texture_gain(sem, x, y, z, np.full_like(x, 100.0))  # the fine grain fades with distance
+    assert np.abs(far - 1).mean() < np.abs(g1 - 1).mean() + 0.2
+
+
+def test_kitti_preset_camera():
+    sc = parse_scenario({"name": "k", "description": "d", "camera": {"preset": "kitti"}}, "k")
+    cam = sample(sc, 0, 0).camera
+    assert (cam.width, cam.height) == (1242, 375)
+    assert cam.fx == pytest.approx(721.5377) and cam.cx == pytest.approx(609.5593)
+    assert cam.position[2] == pytest.approx(1.65)
+
+
+def test_preview_gallery(tmp_path):
+    from longtail.cli import main
+
+    out = tmp_path / "d"
+    assert main(["render", "--scenario", "fallen_cargo", "--frames", "2", "--out", str(out), "--seed", "1",
+                 "--width", "160", "--height", "96", "--quiet", "--preview", str(tmp_path / "g.png")]) == 0
+    with Image.open(tmp_path / "g.png") as im:
+        assert im.size == (4 * 320, 2 * 192)
+        arr = np.asarray(im)
+    assert arr[:, 320:640].std() > 0 and arr[:, 960:].std() > 0  # semantic and depth panels drawn
