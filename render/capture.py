@@ -17,11 +17,12 @@ import numpy as np
 from longtail._pybullet import p
 
 from longtail.render.camera import linearize_depth, projection_matrix, ray_distance, view_matrix, world_xyz
-from longtail.render.lighting import night_shading, pybullet_light, scene_lights
-from longtail.render.look import bloom, edge_antialias, emission, texture_gain
+from longtail.render.lighting import casts_shadows, night_shading, pybullet_light, scene_lights, sun_vector
+from longtail.render.look import bloom, cast_shadows, caster_boxes, edge_antialias, emission, texture_gain
 from longtail.render.sky import sky_colors, sky_image
 from longtail.render.weather.fog import fog, koschmieder_beta
 from longtail.worlds.build import build, build_actor
+from longtail.worlds.layouts import static_world
 from longtail.worlds.scene import Actor, Camera, Scene
 
 ALONE_MARGIN_PX = 2
@@ -180,6 +181,10 @@ class Renderer:
         x, y, z = world_xyz(np.where(sky, 0.0, depth), cam)
         img *= texture_gain(semantic, x, y, z, depth)[..., None]
         clock.lap("textures")
+        if casts_shadows(scene):
+            boxes = caster_boxes(static_world(scene.layout).parts, scene.actors)
+            img = cast_shadows(img, semantic, x, y, boxes, sun_vector(scene))
+            clock.lap("shadows")
         if scene.is_night:
             glow = emission(rgb8)
             img = night_shading(img, depth, cam, scene_lights(scene, world.lamps)) + glow + bloom(glow)

@@ -40,6 +40,14 @@ def sun_vector(scene: Scene) -> np.ndarray:
     return np.array([math.cos(e) * math.cos(a), math.cos(e) * math.sin(a), math.sin(e)])
 
 
+SHADOW_MIN_ELEVATION_DEG = 3.0
+
+
+def casts_shadows(scene: Scene) -> bool:
+    """Hard sun shadows: a clear sky and the sun high enough to cast them."""
+    return scene.weather.kind == "clear" and math.degrees(scene.sun.elevation) > SHADOW_MIN_ELEVATION_DEG
+
+
 def pybullet_light(scene: Scene) -> dict:
     """getCameraImage keyword arguments for the sun (day) or for unlit albedo (night)."""
     if scene.is_night:
@@ -56,7 +64,7 @@ def pybullet_light(scene: Scene) -> dict:
         lightAmbientCoeff=(0.75 if overcast else 0.5) * dusk,
         lightDiffuseCoeff=(0.25 if overcast else 0.55) * dusk,
         lightSpecularCoeff=0.05,
-        shadow=0 if overcast or e <= 2 else 1,
+        shadow=0,  # PyBullet's shadow map covers metres round the origin; look.cast_shadows does roads
     )
 
 

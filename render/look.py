@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from longtail.labelers.classes import get_class
 
@@ -150,4 +151,93 @@ def edge_antialias(img: np.ndarray, instance: np.ndarray, semantic: np.ndarray, 
     for dr, dc, wgt in TENT:  # only edge pixels: a small share of the image
         acc += wgt * img[np.clip(rows + dr, 0, H - 1), np.clip(cols + dc, 0, W - 1)]
     out[rows, cols] = acc
+    return out
+
+
+SHADOW_CASTERS = ("building", "vegetation", "pole", "traffic sign", "guard rail")
+SHADOW_RECEIVERS = ("road", "sidewalk", "terrain")
+SHADOW_DARKNESS = 0.55  # what a cast shadow leaves of the direct sun + sky light
+
+
+def _corners(center, half, yaw) -> np.ndarray:
+    """(8, 3) corners of a box with half extents ``half`` turned by ``yaw`` about z."""
+    sx, sy, sz = np.meshgrid([-1, 1], [-1, 1], [-1, 1], indexing="ij")
+    local = np.stack([sx.ravel() * half[0], sy.ravel() * half[1], sz.ravel() * half[2]], 1)
+    c, s = np.cos(yaw), np.sin(yaw)
+    return local @ np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]]) + np.asarray(center)
+
+
+def caster_boxes(static_parts, actors) -> np.ndarray:
+    """(N, 8, 3) world corners of what casts sun shadows: actors' 3D boxes and the boxes around
+    tall static parts (buildings, trees, poles, signs, rails)."""
+    boxes = []
+    for cls, pt in static_parts:
+        if cls not in SHADOW_CASTERS:
+            continue
+        if pt.shape == "box":
+            if min(pt.dims) < MIN_CASTER_M / 2:
+                continue
+            half = pt.dims
+        elif pt.shape == "sphere":
+            half = (pt.dims[0],) * 3
+        else:  # cylinders and cones stand upright in the roadside
+            r = max(pt.dims[0], pt.dims[1]) if pt.shape == "frustum" else pt.dims[0]
+            half = (r, r, (pt.dims[2] if pt.shape == "frustum" else pt.dims[1]) / 2)
+        boxes.append(_corners(pt.pos, half, pt.rpy[2]))
+    for a in actors:
+        l, w, h = a.size
+        boxes.append(_corners((a.position[0], a.position[1], a.position[2] + h / 2), (l / 2, w / 2, h / 2), a.yaw))
+    return np.array(boxes).reshape(-1, 8, 3)
+
+
+BOX_FACES = ((0, 1, 3, 2), (4, 5, 7, 6), (0, 1, 5, 4), (2, 3, 7, 6), (0, 2, 6, 4), (1, 3, 7, 5))
+SHADOW_CELL_M = 0.1  # resolution of the top-down shadow raster
+MIN_CASTER_M = 0.1  # thinner static parts (window panes, sign plates) are in their wall's shadow
+
+
+def shadow_raster(boxes: np.ndarray, sun: np.ndarray, origin: tuple[float, float], shape: tuple[int, int]) -> np.ndarray:
+    """(rows, cols) float32 top-down map of the ground, 1 where the sun is blocked.
+
+    Cell (i, j) covers world x = origin[0] + j * SHADOW_CELL_M, y = origin[1] + i * SHADOW_CELL_M.
+    A box's shadow is the union of its six faces slid along the sun ray to z = 0 (which is the
+    convex hull of its projected corners), filled by PIL's polygon rasteriser.
+    """
+    flat = boxes - boxes[..., 2:3] / sun[2] * sun
+    px = (flat[..., 0] - origin[0]) / SHADOW_CELL_M
+    py = (flat[..., 1] - origin[1]) / SHADOW_CELL_M
+    im = Image.new("L", (shape[1], shape[0]), 0)
+    draw = ImageDraw.Draw(im)
+    for bx, by in zip(px.tolist(), py.tolist()):
+        for face in BOX_FACES:
+            draw.polygon([(bx[k], by[k]) for k in face], fill=255)
+    return np.asarray(im, np.float32) / 255.0
+
+
+def cast_shadows(img: np.ndarray, semantic: np.ndarray, x: np.ndarray, y: np.ndarray,
+                 boxes: np.ndarray, sun: np.ndarray) -> np.ndarray:
+    """Darken ground pixels (road, sidewalk, terrain) that lie in the sun shadow of ``boxes``.
+
+    Boxes (N, 8, 3) are projected along the unit sun vector ``sun`` (towards the sun) onto the
+    ground plane into a top-down raster, which each ground pixel's world (x, y) samples
+    bilinearly (a soft edge a cell wide). PyBullet's own shadow map covers only a few metres
+    around the world origin and costs more than the frame; this costs milliseconds.
+    """
+    if sun[2] <= 0.05 or len(boxes) == 0:
+        return img
+    ground = np.isin(semantic, [get_class(c).id for c in SHADOW_RECEIVERS])
+    rows, cols = np.nonzero(ground)
+    if rows.size == 0:
+        return img
+    gx, gy = x[rows, cols], y[rows, cols]
+    x0, y0 = float(gx.min()) - 1.0, float(gy.min()) - 1.0
+    shape = (int((gy.max() - y0) / SHADOW_CELL_M) + 3, int((gx.max() - x0) / SHADOW_CELL_M) + 3)
+    raster = shadow_raster(boxes, sun, (x0, y0), shape)
+    u, v = (gx - x0) / SHADOW_CELL_M - 0.5, (gy - y0) / SHADOW_CELL_M - 0.5
+    j, i = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+    fu, fv = (u - j).astype(np.float32), (v - i).astype(np.float32)
+    j, i = np.clip(j, 0, shape[1] - 2), np.clip(i, 0, shape[0] - 2)
+    cover = ((1 - fv) * ((1 - fu) * raster[i, j] + fu * raster[i, j + 1])
+             + fv * ((1 - fu) * raster[i + 1, j] + fu * raster[i + 1, j + 1]))
+    out = img.copy()
+    out[rows, cols] *= (1.0 - (1.0 - SHADOW_DARKNESS) * cover)[:, None]
     return out

@@ -59,9 +59,12 @@ def test_night_is_darker_than_day_except_where_lit(renderer):
     a, b = renderer.render(day), renderer.render(night)
     assert np.array_equal(a.instance, b.instance) and np.array_equal(a.depth, b.depth)
     lum = lambda x: x.astype(float).mean(-1)  # noqa: E731
-    assert lum(b.rgb).mean() < 0.5 * lum(a.rgb).mean()
+    day_l, night_l = lum(a.rgb), lum(b.rgb)
+    assert night_l.mean() < 0.7 * day_l.mean()
+    upper = slice(None, 192 // 2)  # above the horizon the low beams do not reach: dark
+    assert np.median(night_l[upper]) < 0.35 * np.median(day_l[upper])
     lower = slice(int(0.75 * 192), None)  # the road just ahead, in the low beams
-    assert lum(b.rgb)[lower].mean() > 3 * np.median(lum(b.rgb)[: 192 // 2])
+    assert night_l[lower].mean() > 3 * np.median(night_l[upper])
 
 
 def test_emissive_parts_glow_at_night():
@@ -122,3 +125,19 @@ def test_preview_gallery(tmp_path):
         assert im.size == (4 * 320, 2 * 192)
         arr = np.asarray(im)
     assert arr[:, 320:640].std() > 0 and arr[:, 960:].std() > 0  # semantic and depth panels drawn
+
+
+def test_cast_shadows_fall_away_from_the_sun():
+    from longtail.render.look import cast_shadows
+
+    # a 2 m cube at the origin, sun 45 deg up in the +x direction: shadow on x in [-3, -1]
+    boxes = np.array([[[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (0, 2)]], float)
+    sun = np.array([math.cos(math.pi / 4), 0.0, math.sin(math.pi / 4)])
+    xs = np.linspace(-5, 5, 101, dtype=np.float32)
+    x = np.tile(xs, (3, 1))
+    y = np.zeros_like(x)
+    sem = np.full(x.shape, get_class("road").id, np.uint8)
+    out = cast_shadows(np.ones((*x.shape, 3), np.float32), sem, x, y, boxes, sun)[1, :, 0]
+    assert np.all(out[(xs > -2.8) & (xs < -1.2)] < 0.6) and np.all(out[(xs > 1.2) | (xs < -3.2)] == 1.0)
+    sky = np.full(x.shape, get_class("sky").id, np.uint8)  # only the ground receives shadows
+    assert np.all(cast_shadows(np.ones((*x.shape, 3), np.float32), sky, x, y, boxes, sun) == 1.0)
