@@ -4,7 +4,7 @@ scenes, measured in the same run, with the cost of every step shown.
 bare      : p.getCameraImage of the already-built world, same size, same light settings
             (shadows included where the scene has them)
 flat      : p.getCameraImage of the same world with no shadows: the cheapest possible render
-look      : the renderer's RGB look = bare + textures + night lights + sky + fog + anti-aliasing;
+look      : the RGB look = bare + textures + sun shadows + night lights + sky + fog + anti-aliasing;
             reported as a ratio to `flat` (issue target: day look <= 3x at 640x384)
 pipeline  : longtail.pipeline.render_frames, as `longtail render` runs it on one worker: sample +
             build + render + label, with each frame's PNG/JSON written while the next renders;
@@ -28,8 +28,8 @@ from longtail.worlds.sampler import sample
 from longtail.worlds.scenario import load_scenario
 
 DEMO = "fallen_cargo,animal_herd,deer_on_dark_road,night_jaywalker,dense_fog_highway"
-LOOK_STEPS = ("bare", "textures", "night", "sky", "fog", "antialias")
-SHOWN = ("sample", "build", "bare", "textures", "night", "sky", "fog", "antialias", "alone", "label", "write")
+LOOK_STEPS = ("bare", "textures", "shadows", "night", "sky", "fog", "antialias")
+SHOWN = ("sample", "build", "bare", "textures", "shadows", "night", "sky", "fog", "antialias", "alone", "label", "write")
 
 
 def bench(name: str, frames: int, width: int, height: int, seed: int = 0) -> dict:
@@ -55,7 +55,7 @@ def bench(name: str, frames: int, width: int, height: int, seed: int = 0) -> dic
         list(render_frames(sc, seed, list(range(frames)), eng, Path(tmp)))
         add("pipeline", time.perf_counter() - t0)
     m = {k: v / frames for k, v in t.items()}
-    rendered = sum(m.get(k, 0.0) for k in ("build", "bare", "buffers", "textures", "night", "sky", "fog",
+    rendered = sum(m.get(k, 0.0) for k in ("build", "bare", "buffers", "textures", "shadows", "night", "sky", "fog",
                                           "antialias", "alone"))
     m["write"] = max(0.0, m["pipeline"] - m["sample"] - rendered - m["label"])
     m["look"] = sum(m.get(k, 0.0) for k in LOOK_STEPS)
