@@ -129,7 +129,9 @@ def _cmd_render(args) -> int:
     finally:
         bar.close()
     resumed = summary.frames - summary.rendered
-    print(f"{args.out}: {summary.frames} frames ({summary.rendered} rendered"
+    cams = scenario.camera.names()
+    what = "frames" if len(cams) == 1 else f"images ({args.frames} frames x {len(cams)} cameras: {', '.join(cams)})"
+    print(f"{args.out}: {summary.frames} {what} ({summary.rendered} rendered"
           f"{f', {resumed} already done' if resumed else ''}), {summary.objects} objects, "
           f"{summary.seconds:.1f} s, {summary.fps:.2f} frames/s")
     sh = summary.shares

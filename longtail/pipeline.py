@@ -25,7 +25,8 @@ from longtail.labelers.annotate import annotate, camera_record, frame_attributes
 from longtail.labelers.coco import to_coco
 from longtail.render.capture import Renderer
 from longtail.worlds.physics import Physics
-from longtail.worlds.sampler import sample
+from longtail.worlds.sampler import rig_camera, sample
+from longtail.worlds.scene import Scene
 from longtail.worlds.scenario import Scenario
 
 MANIFEST_SAVE_INTERVAL_S = 0.5
@@ -62,10 +63,12 @@ class Frame:
 
 @dataclass
 class Engines:
-    """The per-worker PyBullet clients: one for placement physics, two in the renderer."""
+    """The per-worker PyBullet clients: one for placement physics, two in the renderer; and the
+    last sampled scene, which the other cameras of a rig reuse."""
 
     renderer: Renderer
     physics: Physics
+    last: tuple | None = None
 
     def __enter__(self) -> "Engines":
         self.renderer.__enter__()
@@ -81,15 +84,27 @@ def engines() -> Engines:
     return Engines(Renderer(), Physics())
 
 
+def frame_scene(scenario: Scenario, seed: int, index: int, eng: Engines, sequence: int = 1) -> Scene:
+    """The Scene of image ``index``: frame ``index // n`` seen by rig camera ``index % n``
+    (n cameras; n = 1 without a rig)."""
+    frame, k = divmod(index, len(scenario.camera.names()))
+    key = (scenario.digest(), seed, frame, sequence)
+    if eng.last is None or eng.last[0] != key:
+        eng.last = (key, sample(scenario, seed, frame, eng.physics, sequence))
+    scene = eng.last[1]
+    return scene.model_copy(update={"camera": rig_camera(scenario, scene.camera, k)}) if k else scene
+
+
 def compute_frame(scenario: Scenario, seed: int, index: int, eng: Engines, sequence: int = 1) -> Frame:
-    """Sample, render and annotate frame ``index`` (of runs of ``sequence`` frames)."""
-    scene = sample(scenario, seed, index, eng.physics, sequence)
+    """Sample, render and annotate image ``index`` (see ``frame_scene``)."""
+    scene = frame_scene(scenario, seed, index, eng, sequence)
     renderer = eng.renderer
     buf = renderer.render(scene)
     objects = annotate(scene, buf)
     rel = frame_files(index)
     record = {
-        "frame": index,
+        "frame": index,  # the image index (files, COCO image id - 1)
+        "time_frame": scene.index,  # the moment it shows: all cameras of a rig share it
         "seed": seed,
         "files": {k: v for k, v in rel.items() if k != "labels"},
         "camera": camera_record(scene),
@@ -155,12 +170,15 @@ def render_dataset(scenario: Scenario, out: Path, frames: int, seed: int, worker
                    progress: Callable[[int, int], None] | None = None, sequence: int = 1) -> Summary:
     """Render ``frames`` frames of ``scenario`` into ``out`` (creating or resuming it).
 
-    ``progress(done, total)`` is called after each frame. Frame bytes do not depend on
+    With a camera rig every frame gives one image per camera: ``Summary.frames`` and the
+    manifest's frame count are images. ``progress(done, total)`` is called after each image.
+    Frame bytes do not depend on
     ``workers``: every frame (or run of ``sequence`` frames) draws from its own generator and
     owns its files.
     """
     if frames < 1 or sequence < 1:
         raise ValueError("frames and sequence must be >= 1")
+    frames *= len(scenario.camera.names())  # one image per camera of the rig
     writer = DatasetWriter.open(out, scenario, seed, frames, sequence)
     todo = writer.pending()
     done = frames - len(todo)

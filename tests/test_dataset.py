@@ -227,3 +227,33 @@ def test_export_cli(dataset, tmp_path, capsys):
     assert (tmp_path / "y" / "data.yaml").is_file()
     assert main(["export", str(dataset), "--out", str(tmp_path / "k"), "--format", "kitti", "--classes", "unicorn"]) == 2
     assert "--classes" in capsys.readouterr().err
+
+
+def test_camera_rig_renders_every_camera_with_exact_labels(tmp_path, capsys):
+    import math
+
+    f = tmp_path / "rig.yaml"
+    f.write_text("name: rig\ndescription: d\nlayout: {kind: four_way}\ncamera: {rig: front_sides}\n"
+                 "events: [{asset: car, count_range: [3, 3], region: cross_traffic, distance_m_range: [2, 30]}]\n"
+                 "traffic: [{asset: pedestrian, count_range: [4, 6], region: roadside, distance_m_range: [2, 12]}]\n")
+    out = tmp_path / "o"
+    assert main(["render", "--scenario", str(f), "--frames", "2", "--out", str(out), "--seed", "3", "--quiet",
+                 *SMALL]) == 0
+    assert "6 images (2 frames x 3 cameras: front, left, right)" in capsys.readouterr().out
+    recs = [json.loads((out / frame_files(i)["labels"]).read_text()) for i in range(6)]
+    assert [r["camera"]["name"] for r in recs] == ["front", "left", "right"] * 2
+    assert [r["time_frame"] for r in recs] == [0, 0, 0, 1, 1, 1]
+    assert recs[0]["scene"]["actors"] == recs[1]["scene"]["actors"] == recs[2]["scene"]["actors"]
+    yaw = lambda r: math.atan2(r["camera"]["world_from_camera"][1][2], r["camera"]["world_from_camera"][0][2])  # noqa: E731
+    assert math.degrees(yaw(recs[1]) - yaw(recs[0])) == pytest.approx(70.0)
+    assert math.degrees(yaw(recs[2]) - yaw(recs[0])) == pytest.approx(-70.0)
+    seen = 0
+    for r in recs:
+        inst = read_png(out / r["files"]["instance"])
+        for o in r["objects"]:
+            if o["area"]:
+                ys, xs = np.nonzero(inst == o["id"])
+                assert o["bbox"] == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+                seen += r["camera"]["name"] != "front"
+    assert seen > 0, "the side cameras see objects too"
+    assert len(COCO(str(out / "coco.json")).getImgIds()) == 6

@@ -105,6 +105,23 @@ def _camera(scenario: Scenario, rng: np.random.Generator, geom: RoadLayout) -> C
     )
 
 
+def rig_camera(scenario: Scenario, main: Camera, k: int) -> Camera:
+    """Camera ``k`` of the scenario's rig (0 = the main camera) for a frame whose main camera is
+    ``main``: the mount's offsets in the ego frame and its turn relative to the main camera."""
+    if k == 0:
+        return main
+    spec = scenario.camera
+    m = spec.rig[k - 1]
+    c, s = math.cos(main.yaw), math.sin(main.yaw)
+    pos = (main.position[0] + c * m.x_m - s * m.y_m, main.position[1] + s * m.x_m + c * m.y_m,
+           main.position[2] + m.z_m)
+    hfov = m.hfov_deg or spec.hfov_deg
+    f = spec.width / (2.0 * math.tan(math.radians(hfov) / 2.0)) if m.hfov_deg else main.fx
+    return main.model_copy(update={"name": m.name, "position": pos, "yaw": main.yaw + math.radians(m.yaw_deg),
+                                   "pitch": main.pitch + math.radians(m.pitch_deg), "fx": f,
+                                   "fy": f if m.hfov_deg else main.fy})
+
+
 def _speed(spec: ActorSpec, span: Span, asset, rng: np.random.Generator) -> float:
     if spec.region in STATIC_REGIONS:
         rng.random()  # keep the number of draws independent of the outcome

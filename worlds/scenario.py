@@ -102,6 +102,26 @@ CAMERA_PRESETS: dict[str, dict] = {
 }
 
 
+class RigMount(Strict):
+    """One more camera on the ego, relative to the main camera: turned by ``yaw_deg`` (left
+    positive) and ``pitch_deg`` (down positive), moved by x (forward), y (left), z (up) metres;
+    its own horizontal field of view, or the main camera's."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    yaw_deg: float = Field(default=0.0, ge=-180.0, le=180.0)
+    pitch_deg: float = Field(default=0.0, ge=-45.0, le=45.0)
+    x_m: float = 0.0
+    y_m: float = 0.0
+    z_m: float = 0.0
+    hfov_deg: float | None = Field(default=None, gt=10.0, lt=170.0)
+
+
+RIG_PRESETS: dict[str, list[dict]] = {
+    "front_sides": [{"name": "left", "yaw_deg": 70.0, "y_m": 0.8, "hfov_deg": 100.0},
+                    {"name": "right", "yaw_deg": -70.0, "y_m": -0.8, "hfov_deg": 100.0}],
+}
+
+
 class CameraSpec(Strict):
     """The camera: a ``preset`` (kitti, dashcam) fills the fields left out; intrinsics come from
     ``fx, fy, cx, cy`` in pixels when given, else from ``hfov_deg`` with the centre as principal
@@ -120,13 +140,33 @@ class CameraSpec(Strict):
     pitch_deg_range: FloatRange = (0.0, 2.0)
     yaw_deg_range: FloatRange = (0.0, 0.0)
     roll_deg_range: FloatRange = (0.0, 0.0)
+    # more cameras rendered with every frame, each with all its buffers and labels: a list of
+    # mounts, or a preset name ("front_sides": left and right cameras beside the front one)
+    rig: list[RigMount] = []
 
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data):
         if isinstance(data, dict) and data.get("preset") in CAMERA_PRESETS:
-            return {**CAMERA_PRESETS[data["preset"]], **data}
+            data = {**CAMERA_PRESETS[data["preset"]], **data}
+        if isinstance(data, dict) and isinstance(data.get("rig"), str):
+            if data["rig"] not in RIG_PRESETS:
+                raise ValueError(f"unknown rig {data['rig']!r}; expected a list of mounts or one of "
+                                 f"{', '.join(RIG_PRESETS)}")
+            data = {**data, "rig": RIG_PRESETS[data["rig"]]}
         return data
+
+    @field_validator("rig")
+    @classmethod
+    def _unique_names(cls, v: list[RigMount]) -> list[RigMount]:
+        names = ["front"] + [m.name for m in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"camera names must be unique (the main camera is 'front'): {names}")
+        return v
+
+    def names(self) -> list[str]:
+        """Camera names in rendering order: the main camera first."""
+        return ["front"] + [m.name for m in self.rig]
 
     def intrinsics(self) -> tuple[float, float, float, float]:
         """(fx, fy, cx, cy) in pixels."""
