@@ -93,6 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--classes", default=None, metavar="A,B",
                     help="comma-separated classes to keep (default: every detection target)")
 
+    vf = sub.add_parser("verify", help="re-check a dataset from disk; list every problem found",
+                        description="Re-check a dataset: checksums against the manifest, every file present and "
+                        "decodable, boxes equal to mask extents, ids consistent, depth valid on objects, COCO "
+                        "consistent. Prints one line per finding; exit code 1 if there is any.")
+    vf.add_argument("dir", type=Path, metavar="DIR", help="a longtail dataset")
+    st = sub.add_parser("stats", help="write an HTML report with plots of what a dataset covers",
+                        description="Objects per class and condition, distance, box size, occlusion and truncation "
+                        "histograms, and rare-event coverage, as one self-contained HTML file.")
+    st.add_argument("dir", type=Path, metavar="DIR", help="a longtail dataset")
+    st.add_argument("--out", type=Path, default=None, metavar="HTML", help="report path (default DIR/stats.html)")
+
     sc = sub.add_parser("scenario", help="validate, sample or describe scenario files",
                         description="Work with scenario files.")
     scs = sc.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
@@ -159,6 +170,23 @@ def _cmd_export(args) -> int:
     return EXIT_OK
 
 
+def _cmd_verify(args) -> int:
+    from longtail.labelers.verify import verify_dataset
+
+    findings = verify_dataset(args.dir)
+    for f in findings:
+        print(f"{args.dir}/{f}")
+    print(f"{args.dir}: {len(findings)} finding{'s' if len(findings) != 1 else ''}" if findings else f"{args.dir}: OK")
+    return EXIT_FAIL if findings else EXIT_OK
+
+
+def _cmd_stats(args) -> int:
+    from longtail.labelers.stats import write_stats
+
+    print(f"report: {write_stats(args.dir, args.out or Path(args.dir) / 'stats.html')}")
+    return EXIT_OK
+
+
 def _cmd_scenarios(args) -> int:
     from longtail.worlds.scenario import list_scenarios
 
@@ -196,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     handler = {"render": _cmd_render, "scenarios": _cmd_scenarios, "scenario": _cmd_scenario,
-               "export": _cmd_export}[args.command]
+               "export": _cmd_export, "verify": _cmd_verify, "stats": _cmd_stats}[args.command]
     try:
         return handler(args)
     except InputError as e:

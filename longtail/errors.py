@@ -27,3 +27,7 @@ class DatasetError(InputError):
 
 class SamplingError(LongtailError):
     """A scenario requirement that no sample met within the allowed number of tries."""
+
+
+class RenderError(LongtailError):
+    """Rendering failed for a reason outside the input (a worker process died)."""

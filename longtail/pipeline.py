@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from longtail.atomic import write_json, write_png
+from longtail.errors import RenderError
 from longtail.dataset import DatasetWriter, encode_depth, frame_files
 from longtail.labelers.annotate import annotate, camera_record, frame_attributes
 from longtail.labelers.coco import to_coco
@@ -205,12 +207,21 @@ def render_dataset(scenario: Scenario, out: Path, frames: int, seed: int, worker
             for res in render_frames(scenario, seed, todo, eng, writer.root, sequence):
                 record(res)
     elif todo:
-        ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no inherited PyBullet state
-        with ctx.Pool(min(workers, len(todo)), _init_worker,
-                      (scenario.model_dump_json(), seed, str(writer.root), sequence)) as pool:
-            for results in pool.imap_unordered(_work, _shards(todo, workers)):
-                for res in results:
-                    record(res)
+        # spawn: a fresh interpreter per worker, no inherited PyBullet state. An executor (unlike
+        # multiprocessing.Pool, which respawns a worker whose start-up fails, forever) raises.
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker,
+                                 initargs=(scenario.model_dump_json(), seed, str(writer.root), sequence)) as pool:
+            futures = [pool.submit(_work, shard) for shard in _shards(todo, workers)]
+            try:
+                for fut in as_completed(futures):
+                    for res in fut.result():
+                        record(res)
+            except BrokenProcessPool as e:
+                raise RenderError(f"a render worker died ({e}); rerun the same command to resume") from None
+            finally:
+                for fut in futures:
+                    fut.cancel()
     writer.save()
     records = writer.load_records()
     coco_sha = write_json(writer.root / "coco.json", to_coco(records, f"longtail: {scenario.name}"))

@@ -97,13 +97,13 @@ def test_rerun_of_a_complete_dataset_renders_nothing(dataset, capsys):
 
 
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
-    frames = 24  # enough that the manifest is saved (every 0.5 s) before the run ends
+    frames = 48  # enough that the manifest is saved (every 0.5 s) well before the run ends
     assert render(tmp_path / "whole", frames=frames) == 0
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "longtail", "render", "--scenario", "fallen_cargo", "--frames", str(frames), "--out",
            str(out), "--seed", "4", "--quiet", *SMALL]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
+    deadline = time.time() + 180
     while time.time() < deadline:  # kill once at least one frame is recorded but not all
         try:
             files = json.loads((out / "manifest.json").read_text())["files"]
@@ -117,9 +117,9 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     m = json.loads((out / "manifest.json").read_text())
     assert not m["complete"], "killed before finishing"
     # simulate debris of a write cut short: a stale temporary and a truncated, unrecorded frame
-    (out / "rgb" / ".tmp-999-000023.png").write_bytes(b"partial")
+    (out / "rgb" / ".tmp-999-000047.png").write_bytes(b"partial")
     (out / "labels").mkdir(exist_ok=True)
-    (out / "labels" / "000023.json").write_text("{")
+    (out / "labels" / "000047.json").write_text("{")
     done = sum(k.startswith("labels/") for k in m["files"])
     run = subprocess.run(cmd, capture_output=True, text=True)
     assert run.returncode == 0
@@ -257,3 +257,30 @@ def test_camera_rig_renders_every_camera_with_exact_labels(tmp_path, capsys):
                 seen += r["camera"]["name"] != "front"
     assert seen > 0, "the side cameras see objects too"
     assert len(COCO(str(out / "coco.json")).getImgIds()) == 6
+
+
+def test_verify_and_stats_cli(dataset, tmp_path, capsys):
+    import shutil
+
+    assert main(["verify", str(dataset)]) == 0
+    assert capsys.readouterr().out.strip().endswith(": OK")
+    broken = tmp_path / "broken"
+    shutil.copytree(dataset, broken)
+    (broken / frame_files(2)["depth"]).unlink()
+    assert main(["verify", str(broken)]) == 1
+    out = capsys.readouterr().out
+    assert "depth/000002.png" in out and "finding" in out
+    report = tmp_path / "r.html"
+    assert main(["stats", str(dataset), "--out", str(report)]) == 0
+    assert report.read_text().count("data:image/png;base64,") >= 5
+
+
+def test_a_worker_that_cannot_start_fails_the_run_instead_of_hanging(tmp_path, monkeypatch, capsys):
+    # a scenario whose worker-side load fails: the pool must raise, not respawn forever
+    monkeypatch.setattr("longtail.pipeline._init_worker", _broken_init)
+    assert render(tmp_path / "w", "--workers", "2", frames=4) == 1
+    assert "render worker" in capsys.readouterr().err
+
+
+def _broken_init(*args):
+    raise RuntimeError("cannot start")
