@@ -28,6 +28,15 @@ def _ordered(r):
 
 
 FloatRange = Annotated[tuple[float, float], AfterValidator(_ordered)]
+
+
+def range_at_least(low: float, unit: str):
+    """An ordered (low, high) range type whose low end must be >= ``low`` (in ``unit``)."""
+    def check(r):
+        if r[0] < low:
+            raise ValueError(f"{r[0]} is not >= {low:g} ({unit})")
+        return r
+    return Annotated[tuple[float, float], AfterValidator(_ordered), AfterValidator(check)]
 IntRange = Annotated[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]], AfterValidator(_ordered)]
 
 
@@ -40,22 +49,9 @@ class LayoutSpec(Strict):
     lanes_choices: list[Annotated[int, Field(ge=1, le=8)]] = Field(default=[2], min_length=1)
     lane_width_m_range: FloatRange = (3.2, 3.6)
     length_m: float = Field(default=180.0, ge=30.0, le=240.0)
-    radius_m_range: FloatRange | None = None  # curve: |radius| in metres; the bend's side is drawn
-    junction_m_range: FloatRange | None = None  # curve start or junction centre, metres ahead
-
-    @field_validator("radius_m_range")
-    @classmethod
-    def _radius(cls, v):
-        if v is not None and v[0] < 20:
-            raise ValueError(f"{v[0]} is not >= 20 (curve radius in metres)")
-        return v
-
-    @field_validator("junction_m_range")
-    @classmethod
-    def _junction(cls, v):
-        if v is not None and v[0] < 5:
-            raise ValueError(f"{v[0]} is not >= 5 (metres ahead of the ego)")
-        return v
+    # curve: |radius| in metres (the bend's side is drawn); curve start or junction centre ahead
+    radius_m_range: range_at_least(20, "curve radius in metres") | None = None
+    junction_m_range: range_at_least(5, "metres ahead of the ego") | None = None
 
     @field_validator("kind")
     @classmethod
@@ -81,15 +77,8 @@ class TimeSpec(Strict):
 
 class WeatherSpec(Strict):
     kind: Literal["clear", "fog", "rain", "snow"] = "clear"
-    visibility_m_range: FloatRange | None = None
+    visibility_m_range: range_at_least(1, "visibility in metres") | None = None
     intensity_range: FloatRange = (0.0, 0.0)
-
-    @field_validator("visibility_m_range")
-    @classmethod
-    def _vis(cls, v):
-        if v is not None and v[0] < 1:
-            raise ValueError(f"{v[0]} is not >= 1 (visibility in metres)")
-        return v
 
 
 # Camera presets: values a preset fills in for the fields a scenario leaves out.
@@ -182,7 +171,7 @@ class ActorSpec(Strict):
     asset: str
     count_range: IntRange = (1, 1)
     region: str = "same_direction"
-    distance_m_range: FloatRange = (8.0, 80.0)
+    distance_m_range: range_at_least(0, "metres ahead of the camera") = (8.0, 80.0)
     heading_deg_range: FloatRange = (0.0, 0.0)
     lateral_jitter_m: float = Field(default=0.3, ge=0.0, le=2.0)
     speed_mps_range: FloatRange | None = None  # None: the asset's default (0 for parked/static)
@@ -207,13 +196,6 @@ class ActorSpec(Strict):
     def _known_region(cls, v: str) -> str:
         if v not in REGIONS:
             raise ValueError(f"unknown region {v!r}; expected one of {', '.join(REGIONS)}")
-        return v
-
-    @field_validator("distance_m_range")
-    @classmethod
-    def _dist(cls, v):
-        if v[0] < 0:
-            raise ValueError(f"{v[0]} is not >= 0 (metres ahead of the camera)")
         return v
 
 
