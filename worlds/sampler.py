@@ -95,7 +95,8 @@ def _layout(scenario: Scenario, rng: np.random.Generator) -> Layout:
 def _camera(scenario: Scenario, rng: np.random.Generator, geom: RoadLayout) -> Camera:
     spec = scenario.camera
     fx, fy, cx, cy = spec.intrinsics()
-    x, y, heading = geom.pose(0.0, geom.lane_center(geom.spec.ego_lane))
+    t = geom.lane_center(geom.spec.ego_lane) if spec.mount == "vehicle" else -geom.half - 0.5 * geom.roadside_width
+    x, y, heading = geom.pose(0.0, t)
     return Camera(
         width=spec.width, height=spec.height, fx=fx, fy=fy, cx=cx, cy=cy,
         position=(x, y, spec.height_m),

@@ -118,6 +118,9 @@ class CameraSpec(Strict):
     with pitch (down), yaw (left) and roll drawn from their ranges."""
 
     preset: Literal["kitti", "dashcam"] | None = None
+    # "vehicle": on the ego, over its lane; "roadside": a fixed infrastructure camera on a pole
+    # at the right road edge (smart intersections; give height_m 3-12 and a downward pitch)
+    mount: Literal["vehicle", "roadside"] = "vehicle"
     width: int = Field(default=640, ge=16, le=4096)
     height: int = Field(default=384, ge=16, le=4096)
     hfov_deg: float = Field(default=81.0, gt=10.0, lt=170.0)
