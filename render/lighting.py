@@ -70,11 +70,12 @@ def pybullet_light(scene: Scene) -> dict:
 
 def scene_lights(scene: Scene, lamp_positions: list[tuple[float, float, float]]) -> list[Light]:
     """The night lights of a scene: ego headlights, lamps, headlights of vehicles."""
-    cam = scene.camera
     lights = []
-    for side in (-0.7, 0.7):
-        lights.append(Light((cam.position[0] + 0.5, cam.position[1] + side, 0.75), (1.0, 0.97, 0.9), HEADLIGHT,
-                            (1.0, 0.0, -0.02), beam_deg=LOW_BEAM, range_m=90.0))
+    if scene.ego is not None:  # the ego's low beams: one source for the pair
+        ex, ey, eh = scene.ego
+        c, s = math.cos(eh), math.sin(eh)
+        lights.append(Light((ex + 0.5 * c, ey + 0.5 * s, 0.75), (1.0, 0.97, 0.9), 2 * HEADLIGHT,
+                            (c, s, -0.02), beam_deg=LOW_BEAM, range_m=90.0))
     for pos in lamp_positions:
         lights.append(Light(pos, (1.0, 0.8, 0.55), 40.0, (0.0, 0.0, -1.0), math.cos(math.radians(75)), range_m=22.0))
     for a in scene.actors:
@@ -83,7 +84,7 @@ def scene_lights(scene: Scene, lamp_positions: list[tuple[float, float, float]])
         c, s = math.cos(a.yaw), math.sin(a.yaw)
         front = (a.position[0] + c * a.size[0] / 2, a.position[1] + s * a.size[0] / 2, a.position[2] + 0.7)
         lights.append(Light(front, (1.0, 0.97, 0.9), HEADLIGHT, (c, s, -0.02), beam_deg=LOW_BEAM,
-                            range_m=90.0))
+                            range_m=60.0))
     return lights
 
 

@@ -37,25 +37,36 @@ def sky_colors(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
 def sky_image(scene: Scene, mask: np.ndarray | None = None) -> np.ndarray:
     """Sky colour, 0..1, a gradient over each pixel's ray elevation: (H, W, 3) float32, or
     (N, 3) for the N pixels of a boolean ``mask`` (H, W) in row-major order."""
-    cam: Camera = scene.camera
-    R = cam.world_from_camera()[:3, :3].astype(np.float32)
-    u, v = normalized_coords(cam)
-    if mask is not None:
-        rows, cols = np.nonzero(mask)
-        u, v = u[0, cols], v[rows, 0]
-    norm = np.sqrt(u * u + v * v + 1.0)
-    up = R[2, 0] * u + R[2, 1] * v + R[2, 2]  # world z of each pixel's ray (camera z = 1)
-    sin_elev = up / norm
-    t = np.clip(np.arcsin(np.clip(sin_elev, -1, 1)) / (math.pi / 3), 0.0, 1.0)[..., None] ** 0.6
     hz, zn = sky_colors(scene)
-    sky = hz + t * (zn - hz)
+    sky = sky_gradient(scene.camera, hz, zn, mask)
     e = scene.sun.elevation
     if e > math.radians(-2.0) and scene.weather.kind == "clear":  # the sun's disk and its aureole
+        cam = scene.camera
+        R = cam.world_from_camera()[:3, :3].astype(np.float32)
+        u, v = normalized_coords(cam)
+        if mask is not None:
+            rows, cols = np.nonzero(mask)
+            u, v = u[0, cols], v[rows, 0]
         s_dir = np.array([math.cos(e) * math.cos(scene.sun.azimuth), math.cos(e) * math.sin(scene.sun.azimuth),
                           math.sin(e)], np.float32)
-        cos_a = sum((R[i, 0] * u + R[i, 1] * v + R[i, 2]) * s_dir[i] for i in range(3)) / norm
+        cos_a = sum((R[i, 0] * u + R[i, 1] * v + R[i, 2]) * s_dir[i] for i in range(3)) / np.sqrt(u * u + v * v + 1.0)
         warm = np.array([1.0, 0.85, 0.6], np.float32) if e < math.radians(12) else np.array([1.0, 0.97, 0.9], np.float32)
         ang2 = 2.0 * (1.0 - cos_a)  # squared angle to the sun, for small angles (no arccos)
         glow = 0.55 * np.exp(-ang2 / SUN_GLOW_RAD**2) + (cos_a > math.cos(SUN_DISK_RAD))
         sky = sky + glow[..., None] * warm
     return np.clip(sky, 0.0, 1.0).astype(np.float32)
+
+
+def sky_gradient(cam: Camera, horizon: np.ndarray, zenith: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """The gradient from ``horizon`` to ``zenith`` colour (3,) over each pixel's ray elevation
+    as ``sky_image`` draws it: (H, W, 3) float32, or (N, 3) for the pixels of ``mask``."""
+    R = cam.world_from_camera()[:3, :3].astype(np.float32)
+    u, v = normalized_coords(cam)
+    if mask is not None:
+        rows, cols = np.nonzero(mask)
+        u, v = u[0, cols], v[rows, 0]
+    up = R[2, 0] * u + R[2, 1] * v + R[2, 2]  # world z of each pixel's ray (camera z = 1)
+    sin_elev = up / np.sqrt(u * u + v * v + 1.0)
+    t = np.clip(np.arcsin(np.clip(sin_elev, -1, 1)) / (math.pi / 3), 0.0, 1.0)[..., None] ** 0.6
+    hz, zn = np.asarray(horizon), np.asarray(zenith)
+    return (hz + t * (zn - hz)).astype(np.float32)

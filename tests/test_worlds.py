@@ -146,3 +146,12 @@ def test_coverage_and_relations_are_validated():
     with pytest.raises(InputError, match=r"events\[0\].region: 'parked' is not a region of layout 'highway'"):
         parse_scenario({"name": "x", "description": "d", "layout": {"kind": "highway"},
                         "events": [{"asset": "car", "region": "parked"}]}, "x.yaml")
+
+
+def test_roadside_camera_stays_put_in_sequences(physics):
+    sc = next(s for s in CATALOG if s.name == "smart_intersection")
+    a, b = sample(sc, 2, 0, physics, sequence=3), sample(sc, 2, 2, physics, sequence=3)
+    assert a.ego is None and a.camera == b.camera
+    assert a.camera.position[2] == pytest.approx(7.5) and a.camera.pitch > math.radians(15)
+    moved = [x for x, y in zip(a.actors, b.actors) if x.position != y.position]
+    assert moved, "the crowd walks while the camera stands"

@@ -219,11 +219,17 @@ def advance(scene: Scene, steps: int) -> Scene:
     actors = tuple(a.model_copy(update={"position": (a.position[0] + a.speed * dt * math.cos(a.yaw),
                                                      a.position[1] + a.speed * dt * math.sin(a.yaw), a.position[2])})
                    if a.speed else a for a in scene.actors)
-    cam = scene.camera
-    _, _, h0 = geom.pose(0.0, 0.0)
-    x, y, h = geom.pose(scene.ego_speed * dt, geom.lane_center(scene.layout.ego_lane))
-    camera = cam.model_copy(update={"position": (x, y, cam.position[2]), "yaw": cam.yaw + (h - h0)})
-    return scene.model_copy(update={"actors": actors, "camera": camera, "step": steps, "time_s": dt})
+    update = {"actors": actors, "step": steps, "time_s": dt}
+    if scene.ego is not None and scene.ego_speed:  # the camera rides on the ego: move both
+        ex, ey, eh = scene.ego
+        x, y, h = geom.pose(scene.ego_speed * dt, geom.lane_center(scene.layout.ego_lane))
+        cam = scene.camera
+        dx, dy = cam.position[0] - ex, cam.position[1] - ey
+        c, s = math.cos(h - eh), math.sin(h - eh)
+        update["camera"] = cam.model_copy(update={"position": (x + c * dx - s * dy, y + s * dx + c * dy, cam.position[2]),
+                                                   "yaw": cam.yaw + (h - eh)})
+        update["ego"] = (x, y, h)
+    return scene.model_copy(update=update)
 
 
 def _draw(scenario: Scenario, seed: int, index: int, physics: Physics) -> Scene:
@@ -241,6 +247,7 @@ def _draw(scenario: Scenario, seed: int, index: int, physics: Physics) -> Scene:
     weather = Weather(kind=weather_spec.kind, visibility_m=vis, intensity=_uniform(rng, weather_spec.intensity_range))
     camera = _camera(scenario, rng, geom)
     ego_speed = _uniform(rng, scenario.ego_speed_mps_range)
+    ego = geom.pose(0.0, geom.lane_center(layout.ego_lane)) if scenario.camera.mount == "vehicle" else None
     physics.begin(static_world(layout))
     placer = _Placer(geom, camera, physics, scenario.max_tries)
     first: dict[int, Actor] = {}  # events entry -> its first actor, the anchor of relative entries
@@ -260,7 +267,8 @@ def _draw(scenario: Scenario, seed: int, index: int, physics: Physics) -> Scene:
                         f"scenario {scenario.name!r}: events[{k}] ({spec.asset}): no sample met the requirements in "
                         f"{scenario.max_tries} tries (seed {seed}, frame {index}); rejections: {why}")
     return Scene(scenario=scenario.name, seed=seed, index=index, event=scenario.event, layout=layout,
-                 camera=camera, sun=sun, weather=weather, actors=tuple(placer.actors), ego_speed=ego_speed)
+                 camera=camera, sun=sun, weather=weather, actors=tuple(placer.actors), ego_speed=ego_speed,
+                 ego=ego)
 
 
 def sample(scenario: Scenario, seed: int, index: int, physics: Physics | None = None, sequence: int = 1) -> Scene:

@@ -142,6 +142,7 @@ class Scene(Frozen):
     weather: Weather
     actors: tuple[Actor, ...] = ()
     ego_speed: float = 0.0  # m/s of the camera's vehicle along the road, for sequences
+    ego: Vec3 | None = None  # (x, y, heading) of the camera's vehicle; None for a roadside camera
     step: int = 0  # frame number within its sequence (0 for single frames)
     time_s: float = 0.0  # seconds since the sequence's first frame
 
