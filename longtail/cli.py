@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -104,6 +105,29 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("dir", type=Path, metavar="DIR", help="a longtail dataset")
     st.add_argument("--out", type=Path, default=None, metavar="HTML", help="report path (default DIR/stats.html)")
 
+    pl = sub.add_parser("plate", help="fit a background plate and camera to a static camera's footage",
+                        description="Real plates: the user's own static-camera footage as the background.")
+    pls = pl.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    pf = pls.add_parser("fit", help="make PLATE_DIR from footage: median background, camera, depth, sky",
+                        description="From frames of a static camera (a MOTChallenge sequence, a folder of images or "
+                        "one image) make the background plate (temporal median: moving people vanish), the "
+                        "camera model (give exactly one way), a ground-plane depth map and the airlight colour. "
+                        "Prints the reprojection error of a fitted camera.")
+    pf.add_argument("source", type=Path, metavar="FRAMES_OR_SEQUENCE")
+    pf.add_argument("--out", required=True, type=Path, metavar="PLATE_DIR", help="new or empty directory")
+    pf.add_argument("--camera", type=Path, metavar="YAML",
+                    help="explicit intrinsics (fx or hfov_deg, cx, cy) and extrinsics (height_m, pitch_deg, ...)")
+    pf.add_argument("--correspondences", metavar="CSV|gt",
+                    help="image <-> ground points, rows u,v,x,y (pixels, metres; >= 4 points), or 'gt' for the "
+                    "foot positions in a MOTChallenge sequence's gt/gt.txt (columns 8-9)")
+    pf.add_argument("--horizon-row", type=float, metavar="ROW", help="horizon row (with --camera-height, --focal)")
+    pf.add_argument("--camera-height", type=float, metavar="M", help="camera height above the ground, metres")
+    pf.add_argument("--focal", type=float, metavar="PX", help="focal length in pixels")
+    pf.add_argument("--occluder", type=Path, action="append", metavar="PNG",
+                    help="mask of static occluders (nonzero) that stay in front of inserted objects; repeatable")
+    pf.add_argument("--max-frames", type=_positive_int, default=200, metavar="N",
+                    help="frames sampled evenly for the median (default 200)")
+
     sc = sub.add_parser("scenario", help="validate, sample or describe scenario files",
                         description="Work with scenario files.")
     scs = sc.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
@@ -187,6 +211,31 @@ def _cmd_stats(args) -> int:
     return EXIT_OK
 
 
+def _cmd_plate(args) -> int:
+    from longtail.worlds.plates import Horizon, correspondences_from_mot, fit_plate
+
+    if args.action != "fit":
+        build_parser().parse_args(["plate", "--help"])
+    horizon = None
+    if any(v is not None for v in (args.horizon_row, args.camera_height, args.focal)):
+        if None in (args.horizon_row, args.camera_height, args.focal):
+            raise InputError("--horizon-row", None, "the horizon method needs --horizon-row, --camera-height and --focal")
+        horizon = Horizon(args.horizon_row, args.camera_height, args.focal)
+    corr = args.correspondences
+    if corr == "gt":
+        corr = correspondences_from_mot(args.source)
+    elif corr is not None:
+        corr = Path(corr)
+    plate = fit_plate(args.source, args.out, camera_yaml=args.camera, correspondences=corr, horizon=horizon,
+                      occluders=args.occluder, max_frames=args.max_frames)
+    cam, fit = plate.camera, plate.fit
+    err = f", reprojection RMS {fit.rms_px:.2f} px (median {fit.median_px:.2f}, max {fit.max_px:.2f}) over " \
+          f"{fit.n_points} points" if fit.n_points else ""
+    print(f"{args.out}: plate {cam.width}x{cam.height}, camera by {fit.method}: f {cam.fx:.1f} px, height "
+          f"{cam.position[2]:.2f} m, pitch {math.degrees(cam.pitch):.1f} deg down{err}")
+    return EXIT_OK
+
+
 def _cmd_scenarios(args) -> int:
     from longtail.worlds.scenario import list_scenarios
 
@@ -224,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     handler = {"render": _cmd_render, "scenarios": _cmd_scenarios, "scenario": _cmd_scenario,
-               "export": _cmd_export, "verify": _cmd_verify, "stats": _cmd_stats}[args.command]
+               "export": _cmd_export, "verify": _cmd_verify, "stats": _cmd_stats, "plate": _cmd_plate}[args.command]
     try:
         return handler(args)
     except InputError as e:

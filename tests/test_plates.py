@@ -1,0 +1,435 @@
+"""Real plates: frames, the median background, camera fits (file, correspondences, horizon),
+ground depth, airlight and the plate directory. PETS 2009 S2L1 gives real footage with metric
+foot positions; the rest is synthetic and small."""
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from longtail.dataset import DEPTH_SCALE
+from longtail.errors import DatasetError, InputError
+from longtail.render.camera import world_xyz
+from longtail.worlds.plate_camera import (
+    Horizon, camera_from_horizon, euler_from_world_from_camera, fit_camera_from_correspondences,
+    read_camera_file, read_correspondences, reprojection_errors,
+)
+from longtail.worlds.plates import (
+    correspondences_from_mot, estimate_airlight, fit_plate, ground_depth, load_frames, load_plate,
+    median_background, plate_depth, sky_region,
+)
+from longtail.worlds.scene import Camera
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+PETS_SCRIPT = SHARED / "data" / "pets09-s2l1" / "make-sequence.sh"
+PETS_SIZE = (768, 576)
+
+
+# ----------------------------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture(scope="session")
+def pets(tmp_path_factory) -> Path:
+    """PETS 2009 S2L1 as a MOTChallenge sequence, built once per session by the shared script."""
+    if not PETS_SCRIPT.is_file():
+        pytest.skip(f"PETS sequence script not found at {PETS_SCRIPT}")
+    for tool in ("apt-get", "dpkg-deb"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not available to fetch the PETS frames (Debian package opencv-doc)")
+    try:
+        import cv2  # noqa: F401  the script decodes the video with the test's own Python
+    except ImportError:
+        pytest.skip("the PETS script needs opencv-python in this Python")
+    out = tmp_path_factory.mktemp("pets") / "PETS09-S2L1"
+    run = subprocess.run(["bash", str(PETS_SCRIPT), str(out)], env={**os.environ, "PYTHON": sys.executable},
+                         capture_output=True, text=True)
+    if run.returncode != 0:
+        last = (run.stderr.strip().splitlines() or ["no message"])[-1]
+        pytest.skip(f"could not build the PETS sequence (package download failed?): {last}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def pets_points(pets):
+    return correspondences_from_mot(pets, max_points=1000)
+
+
+@pytest.fixture(scope="session")
+def pets_plate(pets, pets_points, tmp_path_factory):
+    return fit_plate(pets, tmp_path_factory.mktemp("plates") / "pets", correspondences=pets_points, max_frames=60)
+
+
+def _cam(**kw) -> Camera:
+    base = dict(width=320, height=240, fx=300.0, fy=300.0, cx=160.0, cy=120.0, position=(0.0, 0.0, 5.0), pitch=0.3)
+    return Camera(**{**base, **kw})
+
+
+def _ground_points_in_view(cam: Camera, rng: np.random.Generator, n: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """n ground points (z = 0) that project inside the image, and their pixels."""
+    depth = ground_depth(cam)
+    vs, us = np.nonzero(np.isfinite(depth) & (depth < 80))
+    pick = rng.choice(len(vs), n, replace=False)
+    x, y, _ = world_xyz(depth, cam)
+    xy = np.c_[x[vs[pick], us[pick]], y[vs[pick], us[pick]]].astype(np.float64)
+    uv, _ = cam.project(np.c_[xy, np.zeros(n)])
+    return uv, xy
+
+
+def _write_frames(folder: Path, frames) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"{i:04d}.png")
+    return folder
+
+
+def _moving_square_frames(rng: np.random.Generator, n=9, size=(64, 48)) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A fixed random background and n frames of it with a black square passing through."""
+    w, h = size
+    background = rng.integers(60, 200, (h, w, 3), dtype=np.uint8)
+    frames = []
+    for i in range(n):
+        f = background.copy()
+        x0 = 2 + i * (w - 12) // n
+        f[10:20, x0:x0 + 10] = 0
+        frames.append(f)
+    return background, frames
+
+
+def _one_line(err: pytest.ExceptionInfo) -> str:
+    msg = str(err.value)
+    assert "\n" not in msg and msg
+    return msg
+
+
+# ----------------------------------------------------------------------------------------------
+# camera from correspondences
+
+
+@pytest.mark.parametrize("kw", [
+    dict(position=(2.0, -3.0, 6.0), yaw=0.4, pitch=0.35, roll=0.03, fx=420.0, fy=420.0),  # elevated, turned
+    dict(position=(0.0, 0.0, 12.0), yaw=-1.2, pitch=0.7, roll=-0.05, fx=250.0, fy=250.0),  # steep, wide angle
+    dict(position=(5.0, 1.0, 1.6), yaw=0.1, pitch=0.06, roll=0.0, fx=300.0, fy=300.0),  # car-mounted, near level
+])
+def test_correspondence_fit_recovers_a_known_camera(kw):
+    truth = _cam(**kw)
+    uv, xy = _ground_points_in_view(truth, np.random.default_rng(1))
+    cam, report = fit_camera_from_correspondences(uv, xy, truth.width, truth.height)
+    assert cam.fx == pytest.approx(truth.fx, rel=1e-6) and cam.fy == cam.fx
+    assert np.allclose(cam.position, truth.position, atol=1e-6)
+    for angle in ("yaw", "pitch", "roll"):
+        assert getattr(cam, angle) == pytest.approx(getattr(truth, angle), abs=1e-7)
+    assert report.method == "correspondences" and report.n_points == len(uv) and report.max_px < 1e-5
+
+
+def test_correspondence_fit_with_pixel_noise_stays_close():
+    truth = _cam(position=(2.0, -3.0, 6.0), yaw=0.4, pitch=0.35, fx=420.0, fy=420.0)
+    rng = np.random.default_rng(2)
+    uv, xy = _ground_points_in_view(truth, rng, n=100)
+    cam, report = fit_camera_from_correspondences(uv + rng.normal(0.0, 0.5, uv.shape), xy, truth.width, truth.height)
+    assert cam.fx == pytest.approx(truth.fx, rel=0.03)
+    assert cam.position[2] == pytest.approx(truth.position[2], rel=0.03)
+    assert cam.pitch == pytest.approx(truth.pitch, abs=math.radians(0.5))
+    assert 0.3 < report.rms_px < 1.0  # the noise is 0.5 px per axis: ~0.7 px per point
+
+
+def test_correspondence_fit_with_known_focal_keeps_it():
+    truth = _cam(position=(0.0, 0.0, 8.0), yaw=0.3, pitch=0.5)
+    uv, xy = _ground_points_in_view(truth, np.random.default_rng(3), n=12)
+    cam, _ = fit_camera_from_correspondences(uv, xy, truth.width, truth.height, focal_px=310.0)
+    assert cam.fx == 310.0 and cam.position[2] > 0
+
+
+def test_pets_camera_fit_is_accurate_and_plausible(pets_points):
+    uv, xy = pets_points
+    fit_half, held_out = slice(0, None, 2), slice(1, None, 2)
+    cam, report = fit_camera_from_correspondences(uv[fit_half], xy[fit_half], *PETS_SIZE)
+    print(f"PETS fit: f {cam.fx:.1f} px, height {cam.position[2]:.2f} m, pitch {math.degrees(cam.pitch):.2f} deg, "
+          f"roll {math.degrees(cam.roll):.2f} deg, reprojection rms {report.rms_px:.2f} median {report.median_px:.2f} "
+          f"max {report.max_px:.2f} px over {report.n_points} points")
+    assert report.n_points >= 400 and report.median_px < 3.0 and report.rms_px < 5.0
+    assert 3.0 < cam.position[2] < 15.0 and 0.05 < cam.pitch < 1.4  # an elevated camera looking down
+    assert 400 < cam.fx < 4000
+    held = reprojection_errors(cam, uv[held_out], xy[held_out])  # points the fit never saw
+    assert np.median(held) < 3.0
+
+
+def test_correspondences_from_mot_reads_foot_points(pets, pets_points):
+    uv, xy = pets_points
+    assert uv.shape == xy.shape == (1000, 2)
+    assert (uv[:, 0] > 0).all() and (uv[:, 0] < PETS_SIZE[0]).all() and (uv[:, 1] < PETS_SIZE[1]).all()
+    first = np.loadtxt(pets / "gt" / "gt.txt", delimiter=",", max_rows=1)  # frame 1, left 499, top 158, ...
+    assert np.allclose(uv[0], [first[2] - 1 + first[4] / 2, first[3] - 1 + first[5]])
+    assert np.allclose(xy[0], first[7:9])
+
+
+@pytest.mark.parametrize("uv,xy,expect", [
+    ([[0, 0], [10, 0], [0, 10]], [[0, 0], [1, 0], [0, 1]], "at least 4"),
+    ([[0, 0], [10, 10], [20, 20], [30, 30], [40, 40]], [[0, 0], [1, 0], [0, 1], [1, 1], [2, 3]], "collinear"),
+    ([[0, 0], [10, 0], [0, 10], [10, 10]], [[0, 0], [1, 0], [2, 0], [3, 0]], "collinear"),
+    ([[0, 0], [10, 0], [20, 0], [0, 10]], [[0, 0], [1, 0], [2, 0], [0, 1]], "degenerate"),  # 3 of 4 on a line
+    ([[0, 0], [10, 0], [0, 10], [0, 0]], [[0, 0], [1, 0], [0, 1], [0, 0]], "at least 4"),  # a repeated point
+])
+def test_bad_correspondences_raise_one_line(uv, xy, expect):
+    with pytest.raises(InputError) as err:
+        fit_camera_from_correspondences(np.asarray(uv, float), np.asarray(xy, float), 320, 240)
+    assert expect in _one_line(err)
+
+
+def test_read_correspondences_csv(tmp_path):
+    path = tmp_path / "pts.csv"
+    path.write_text("u,v,x,y\n1,2,3,4\n5.5, 6, -7, 8\n")
+    uv, xy = read_correspondences(path)
+    assert np.array_equal(uv, [[1, 2], [5.5, 6]]) and np.array_equal(xy, [[3, 4], [-7, 8]])
+    path.write_text("u,v,x,y\n1,2,3\n")
+    with pytest.raises(InputError) as err:
+        read_correspondences(path)
+    assert "line 2" in _one_line(err)
+
+
+# ----------------------------------------------------------------------------------------------
+# camera from a file or the horizon
+
+
+def test_horizon_camera_puts_the_horizon_on_its_row():
+    cam = camera_from_horizon(320, 240, Horizon(row=70.0, height_m=1.5, focal_px=250.0))
+    assert cam.pitch == pytest.approx(math.atan(50.0 / 250.0)) and cam.roll == 0.0
+    assert cam.position == (0.0, 0.0, 1.5)
+    far_ahead, _ = cam.project(np.array([[1e6, 0.0, 0.0], [1e6, 3e5, 0.0]]))  # ground points near infinity
+    assert np.allclose(far_ahead[:, 1], 70.0, atol=0.01)
+    depth = ground_depth(cam)
+    assert np.isinf(depth[:70]).all() and np.isfinite(depth[71:]).all()
+
+
+def test_camera_file_height_and_angles(tmp_path):
+    path = tmp_path / "camera.yaml"
+    path.write_text("fx: 400\ncx: 150\nheight_m: 6.5\npitch_deg: 20\nyaw_deg: -10\n")
+    cam = read_camera_file(path, 320, 240)
+    assert (cam.fx, cam.fy, cam.cx, cam.cy) == (400.0, 400.0, 150.0, 120.0)
+    assert cam.position == (0.0, 0.0, 6.5)
+    assert cam.pitch == pytest.approx(math.radians(20)) and cam.yaw == pytest.approx(math.radians(-10))
+
+
+def test_camera_file_world_from_camera_round_trips(tmp_path):
+    truth = _cam(position=(3.0, -2.0, 7.0), yaw=2.5, pitch=0.4, roll=-0.1)
+    T = truth.world_from_camera()
+    assert np.allclose(euler_from_world_from_camera(T[:3, :3]), (truth.yaw, truth.pitch, truth.roll))
+    rows = ", ".join("[" + ", ".join(repr(float(v)) for v in row) + "]" for row in T)
+    path = tmp_path / "camera.yaml"
+    path.write_text(f"width: 320\nheight: 240\nhfov_deg: 90\nworld_from_camera: [{rows}]\n")
+    cam = read_camera_file(path, 320, 240)
+    assert np.allclose(cam.world_from_camera(), T) and cam.fx == pytest.approx(160.0)
+
+
+@pytest.mark.parametrize("text,expect", [
+    ("fx: 400\nheight_m: 5\nfocus: 3\n", "focus: unknown field"),
+    ("fx: 400\npitch_deg: 10\n", "exactly one of height_m"),
+    ("fx: 400\nhfov_deg: 60\nheight_m: 5\n", "exactly one of fx"),
+    ("width: 640\nfx: 400\nheight_m: 5\n", "width: 640 does not match"),
+    ("fx: 400\nworld_from_camera: [[2,0,0,0],[0,1,0,0],[0,0,1,5],[0,0,0,1]]\n", "not a rotation"),
+    ("fx: [400\n", "not valid YAML"),
+])
+def test_bad_camera_file_raises_one_line(tmp_path, text, expect):
+    path = tmp_path / "camera.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as err:
+        read_camera_file(path, 320, 240)
+    msg = _one_line(err)
+    assert msg.startswith(str(path)) and expect in msg
+
+
+# ----------------------------------------------------------------------------------------------
+# frames and the median background
+
+
+def test_median_removes_a_moving_object(tmp_path):
+    background, frames = _moving_square_frames(np.random.default_rng(4))
+    loaded = load_frames(_write_frames(tmp_path / "frames", frames))
+    assert len(loaded) == len(frames) and loaded[0].dtype == np.uint8 and loaded[0].shape == (48, 64, 3)
+    assert np.array_equal(median_background(loaded, rows_per_block=7), background)
+
+
+def test_load_frames_samples_evenly(tmp_path):
+    frames = [np.full((8, 8, 3), i, np.uint8) for i in range(10)]
+    folder = _write_frames(tmp_path / "frames", frames)
+    assert [f[0, 0, 0] for f in load_frames(folder, max_frames=4)] == [0, 3, 6, 9]
+    assert [f[0, 0, 0] for f in load_frames(folder, max_frames=3, stride=2)] == [0, 2, 4]
+    assert len(load_frames(folder / "0005.png")) == 1
+
+
+def test_bad_frames_raise_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError) as err:
+        load_frames(tmp_path / "empty")
+    assert "no frames found" in _one_line(err)
+    with pytest.raises(InputError) as err:
+        load_frames(tmp_path / "absent")
+    assert "no such file" in _one_line(err)
+    mixed = _write_frames(tmp_path / "mixed", [np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8)])
+    with pytest.raises(InputError) as err:
+        load_frames(mixed)
+    assert "0001.png" in _one_line(err) and "9x8 differs" in str(err.value)
+    (mixed / "0001.png").write_bytes(b"not a png")
+    with pytest.raises(InputError) as err:
+        load_frames(mixed)
+    assert "cannot read image" in _one_line(err)
+
+
+def test_pets_median_plate_has_no_pedestrians(pets, pets_plate):
+    """In a frame, the pixels inside the pedestrians' boxes differ from the plate far more than
+    the background does: the plate shows the ground behind them."""
+    gt = np.loadtxt(pets / "gt" / "gt.txt", delimiter=",")
+    plate = pets_plate.image.astype(np.float32)
+    ratios = []
+    for frame_no in (50, 200, 350, 500):
+        frame = np.asarray(Image.open(pets / "img1" / f"{frame_no:06d}.jpg").convert("RGB"), np.float32)
+        diff = np.abs(frame - plate).mean(-1)
+        people = np.zeros(diff.shape, bool)
+        for _, _, left, top, w, h, *_ in gt[gt[:, 0] == frame_no]:
+            people[max(int(top), 0):int(top + h), max(int(left), 0):int(left + w)] = True
+        assert people.any()
+        assert diff[~people].mean() < 6.0  # the plate is the static scene (up to JPEG noise and light)
+        ratios.append(diff[people].mean() / diff[~people].mean())
+    assert min(ratios) > 10.0, ratios  # measured ~25-35
+
+
+# ----------------------------------------------------------------------------------------------
+# depth and sky
+
+
+def test_ground_depth_back_projects_to_the_ground():
+    cam = _cam(position=(1.0, 2.0, 6.0), yaw=0.7, pitch=0.25, roll=0.05)
+    depth = plate_depth(cam, far_m=200.0)
+    ground = depth < 200.0
+    assert ground.mean() > 0.5 and (depth[~ground] == 200.0).all()
+    _, _, z = world_xyz(depth, cam)
+    assert np.abs(z[ground]).max() < 1e-3
+
+
+def test_pets_plate_depth_lands_on_the_people_feet(pets_plate, pets_points):
+    """Each foot pixel's stored depth back-projects to the ground (z ~ 0) at the labelled foot
+    position (metres); the depth PNG holds 1/256 m steps."""
+    cam, depth = pets_plate.camera, pets_plate.depth
+    uv, xy = pets_points
+    us, vs = uv[:, 0].astype(int), uv[:, 1].astype(int)
+    x, y, z = world_xyz(depth, cam)
+    assert np.abs(z[vs, us]).max() < 0.02
+    assert np.median(np.hypot(x[vs, us] - xy[:, 0], y[vs, us] - xy[:, 1])) < 0.1  # measured 0.02 m
+    assert np.isfinite(depth).all() and depth.max() <= 250.0
+
+
+def test_occluder_takes_the_ground_depth_at_its_foot():
+    cam = _cam(pitch=0.2)
+    mask = np.zeros((cam.height, cam.width), bool)
+    mask[100:180, 40:60] = True  # a post standing on the ground at row 180
+    mask[200:, 250:260] = True  # reaches the image bottom
+    depth, ground = plate_depth(cam, mask), plate_depth(cam)
+    assert np.array_equal(depth[100:180, 40:60], np.broadcast_to(ground[180, 40:60], (80, 20)))
+    assert np.array_equal(depth[200:, 250:260], np.broadcast_to(ground[-1, 250:260], (40, 10)))
+    assert np.array_equal(depth[~mask], ground[~mask])
+
+
+def test_airlight_comes_from_the_sky_above_the_horizon():
+    cam = camera_from_horizon(160, 120, Horizon(row=40.0, height_m=1.5, focal_px=120.0))
+    region, name = sky_region(cam)
+    assert name == "above_horizon" and region[:40].all() and not region[40:].any()
+    image = np.zeros((120, 160, 3), np.uint8)
+    image[:40] = (205, 215, 228)  # grey-blue sky
+    image[:40, :30] = (40, 120, 30)  # a tree against it
+    image[:40, 150:] = 255  # a clipped sun patch: its colour is unknown
+    image[40:] = (90, 90, 90)
+    assert np.allclose(estimate_airlight(image, region), np.array([205, 215, 228]) / 255.0)
+    down, name = sky_region(_cam(pitch=1.2))
+    assert name == "top_rows" and down[:24].all() and not down[24:].any()
+
+
+# ----------------------------------------------------------------------------------------------
+# the plate directory
+
+
+def _synthetic_plate_inputs(tmp_path: Path):
+    background, frames = _moving_square_frames(np.random.default_rng(5))
+    folder = _write_frames(tmp_path / "frames", frames)
+    occ = np.zeros((48, 64), np.uint8)
+    occ[5:30, 20:25] = 200
+    Image.fromarray(occ).save(tmp_path / "occ.png")
+    camera_yaml = tmp_path / "camera.yaml"
+    camera_yaml.write_text("fx: 60\nheight_m: 4\npitch_deg: 15\n")
+    return background, folder, tmp_path / "occ.png", camera_yaml
+
+
+def test_load_plate_round_trips_fit_plate(tmp_path):
+    background, folder, occ, camera_yaml = _synthetic_plate_inputs(tmp_path)
+    out = tmp_path / "plate"
+    plate = fit_plate(folder, out, camera_yaml=camera_yaml, occluders=occ)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["camera.json", "depth.png", "occluders.png", "plate.png", "sky.json"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+    loaded = load_plate(out)
+    assert np.array_equal(loaded.image, background) and np.array_equal(plate.image, background)
+    assert np.array_equal(loaded.depth, plate.depth) and loaded.depth.dtype == np.float32
+    assert loaded.camera == plate.camera and loaded.fit == plate.fit and loaded.fit.method == "yaml"
+    assert loaded.airlight == plate.airlight and all(0 <= c <= 1 for c in loaded.airlight)
+    assert np.array_equal(loaded.occluders, occ_mask := np.asarray(Image.open(occ)) > 0) and occ_mask.sum() == 125
+    assert np.abs(plate.depth - plate_depth(plate.camera, occ_mask)).max() <= 0.5 / DEPTH_SCALE
+
+
+def test_fit_plate_refuses_bad_requests(tmp_path):
+    _, folder, _, camera_yaml = _synthetic_plate_inputs(tmp_path)
+    with pytest.raises(InputError) as err:
+        fit_plate(folder, tmp_path / "p1")
+    assert "exactly one of" in _one_line(err)
+    with pytest.raises(InputError) as err:
+        fit_plate(folder, tmp_path / "p2", camera_yaml=camera_yaml, horizon=Horizon(10.0, 2.0, 50.0))
+    assert "exactly one of" in _one_line(err)
+    with pytest.raises(DatasetError) as err:
+        fit_plate(folder, folder, camera_yaml=camera_yaml)
+    assert "not an empty directory" in _one_line(err)
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(tmp_path / "small_occ.png")
+    with pytest.raises(InputError) as err:
+        fit_plate(folder, tmp_path / "p3", camera_yaml=camera_yaml, occluders=tmp_path / "small_occ.png")
+    assert "10x10 differs" in _one_line(err)
+    assert not (tmp_path / "p1").exists() and not (tmp_path / "p3").exists()
+
+
+@pytest.mark.parametrize("damage,expect", [
+    (lambda d: (d / "depth.png").unlink(), "depth.png: missing"),
+    (lambda d: (d / "sky.json").write_text('{"airlight": [1, 2]}'), "sky.json: airlight"),
+    (lambda d: (d / "camera.json").write_text("{"), "camera.json: not readable JSON"),
+    (lambda d: (d / "plate.png").write_bytes(b"x"), "plate.png: not a readable PNG"),
+    (lambda d: Image.fromarray(np.zeros((4, 4), np.uint16)).save(d / "depth.png"), "depth.png: expected 16-bit 64x48"),
+])
+def test_load_plate_names_the_bad_file(tmp_path, damage, expect):
+    _, folder, _, camera_yaml = _synthetic_plate_inputs(tmp_path)
+    out = tmp_path / "plate"
+    fit_plate(folder, out, camera_yaml=camera_yaml)
+    damage(out)
+    with pytest.raises(DatasetError) as err:
+        load_plate(out)
+    assert expect in _one_line(err)
+
+
+def test_pets_plate_directory(pets_plate):
+    assert pets_plate.image.shape == (576, 768, 3) and pets_plate.fit.method == "correspondences"
+    assert pets_plate.fit.median_px < 3.0 and pets_plate.occluders is None
+    assert all(0.5 < c <= 1.0 for c in pets_plate.airlight)  # overcast: bright grey
+
+
+def test_plate_fit_cli_one_line_errors(tmp_path, capsys):
+    from longtail.cli import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["plate", "fit", str(empty), "--out", str(tmp_path / "p"), "--horizon-row", "100",
+                 "--camera-height", "5", "--focal", "500"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and str(empty) in err
+    assert not (tmp_path / "p").exists()
+    assert main(["plate", "fit", str(empty), "--out", str(tmp_path / "p"), "--horizon-row", "100"]) == 2
+    assert "--camera-height" in capsys.readouterr().err
