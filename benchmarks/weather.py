@@ -1,0 +1,154 @@
+"""Milliseconds per frame of each longtail weather transform against albumentations' nearest
+built-in, measured in the same run on the same rendered frame, calls interleaved.
+
+pair      longtail            albumentations 2.0.8 (defaults, p=1)
+fog       DepthFog            RandomFog          target: longtail >= 5x faster
+rain      DepthRain           RandomRain         target: longtail at most 2x slower
+snow      DepthSnow           RandomSnow         "
+glare     SunGlare            RandomSunFlare     "
+night     DayToNight          ISONoise           no night built-in: sensor noise is the nearest
+
+Both run inside an ``A.Compose`` (longtail's with ``depth`` as an additional target) on uint8
+frames rendered by the pipeline (fallen_cargo, day). OpenCV runs on ``--threads`` threads (1 by
+default: the one-core figures of shared/REFERENCES.md). Figures are medians; "speed-up" is
+built-in ms / longtail ms (> 1: longtail is faster).
+
+Usage: python benchmarks/weather.py [--repeats N] [--threads T] [--sizes 640x384,1242x375]
+       python benchmarks/weather.py --side-by-side DIR   (one PNG per preset: clear | longtail | built-in)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import numpy as np
+
+from longtail.atomic import write_png
+from longtail.render.capture import Renderer
+from longtail.render.weather.presets import get_preset, list_presets
+from longtail.render.weather.transforms import CameraSpec, DayToNight, DepthFog, DepthRain, DepthSnow, SunGlare
+from longtail.worlds.sampler import sample
+from longtail.worlds.scenario import load_scenario
+
+SCENARIO = "fallen_cargo"
+PAIRS = {  # name: (longtail transform factory, built-in factory, the most longtail may cost relative to it)
+    "fog": (lambda cam: DepthFog(camera=cam, p=1.0), lambda: A.RandomFog(p=1.0), 0.2),
+    "rain": (lambda cam: DepthRain(camera=cam, p=1.0), lambda: A.RandomRain(p=1.0), 2.0),
+    "snow": (lambda cam: DepthSnow(camera=cam, p=1.0), lambda: A.RandomSnow(p=1.0), 2.0),
+    "glare": (lambda cam: SunGlare(camera=cam, p=1.0), lambda: A.RandomSunFlare(p=1.0), 2.0),
+    "night": (lambda cam: DayToNight(camera=cam, p=1.0), lambda: A.ISONoise(p=1.0), None),
+}
+NEAREST_BUILTIN = {  # preset -> the albumentations pipeline that comes closest, for the pictures
+    "light_fog": lambda: [A.RandomFog(fog_coef_range=(0.2, 0.3), p=1.0)],
+    "dense_fog": lambda: [A.RandomFog(fog_coef_range=(0.7, 0.9), p=1.0)],
+    "ground_fog": lambda: [A.RandomFog(fog_coef_range=(0.5, 0.7), p=1.0)],
+    "heavy_rain": lambda: [A.RandomRain(rain_type="heavy", p=1.0)],
+    "night_rain": lambda: [A.RandomRain(p=1.0), A.RandomBrightnessContrast((-0.6, -0.5), (0.0, 0.0), p=1.0)],
+    "heavy_snow": lambda: [A.RandomSnow(p=1.0)],
+    "low_sun": lambda: [A.RandomSunFlare(p=1.0)],
+    "dusk": lambda: [A.RandomBrightnessContrast((-0.5, -0.4), (0.0, 0.0), p=1.0)],
+    "night": lambda: [A.RandomBrightnessContrast((-0.65, -0.55), (0.0, 0.0), p=1.0), A.ISONoise(p=1.0)],
+}
+
+
+def rendered_frame(width: int, height: int, seed: int = 4, index: int = 0):
+    """(rgb uint8, depth float32 metres with inf sky, CameraSpec) of a rendered day frame."""
+    scene = sample(load_scenario(SCENARIO).with_resolution(width, height), seed, index)
+    with Renderer() as r:
+        buf = r.render(scene)
+    cam = scene.camera
+    return buf.rgb, buf.depth, CameraSpec(K=cam.K.tolist(), world_from_camera=cam.world_from_camera().tolist())
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t) * 1e3
+
+
+def bench_pair(ours: A.Compose, theirs: A.Compose, rgb: np.ndarray, depth: np.ndarray, repeats: int
+               ) -> tuple[float, float]:
+    """Median ms of each, calls interleaved so both see the same machine load."""
+    a = lambda: ours(image=rgb, depth=depth)  # noqa: E731
+    b = lambda: theirs(image=rgb)  # noqa: E731
+    for _ in range(3):
+        a(), b()
+    ta, tb = [], []
+    for _ in range(repeats):
+        ta.append(_timed(a))
+        tb.append(_timed(b))
+    return statistics.median(ta), statistics.median(tb)
+
+
+def run_benchmark(sizes: list[tuple[int, int]], repeats: int) -> list[dict]:
+    rows = []
+    for w, h in sizes:
+        rgb, depth, cam = rendered_frame(w, h)
+        for name, (ours, theirs, limit) in PAIRS.items():
+            mine = A.Compose([ours(cam)], additional_targets={"depth": "mask"}, seed=0)
+            builtin = A.Compose([theirs()], seed=0)
+            ms_ours, ms_builtin = bench_pair(mine, builtin, rgb, depth, repeats)
+            rows.append({"pair": name, "size": f"{w}x{h}", "longtail": type(mine.transforms[0]).__name__,
+                         "builtin": type(builtin.transforms[0]).__name__, "ms_longtail": ms_ours,
+                         "ms_builtin": ms_builtin, "speedup": ms_builtin / ms_ours, "limit": limit})
+    return rows
+
+
+def verdict(row: dict) -> str:
+    if row["limit"] is None:
+        return "(no counterpart)"
+    ok = row["ms_longtail"] <= row["limit"] * row["ms_builtin"]
+    want = f">= {1 / row['limit']:.0f}x faster" if row["limit"] < 1 else f"<= {row['limit']:.0f}x slower"
+    return f"{'ok' if ok else 'MISSED'} (target {want})"
+
+
+def side_by_side(out: Path, width: int = 640, height: int = 384, strength: float = 0.8) -> list[Path]:
+    """Per preset, one PNG: clear | longtail preset | nearest albumentations built-in."""
+    rgb, depth, cam = rendered_frame(width, height)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in list_presets():
+        ours = get_preset(name)(strength, camera=cam, seed=1)(image=rgb, depth=depth)["image"]
+        theirs = A.Compose(NEAREST_BUILTIN.get(name, lambda: [])(), seed=1)(image=rgb)["image"]
+        panels = []
+        for label, img in (("clear", rgb), (f"longtail {name} {strength:g}", ours),
+                           ("albumentations: " + ", ".join(type(t).__name__ for t in NEAREST_BUILTIN[name]()), theirs)):
+            img = np.ascontiguousarray(img.copy())
+            cv2.putText(img, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(img, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+            panels.append(img)
+        path = out / f"{name}.png"
+        write_png(path, np.concatenate(panels, axis=1))
+        written.append(path)
+    return written
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=30, help="timed calls per transform (median reported)")
+    ap.add_argument("--threads", type=int, default=1, help="OpenCV threads (default 1: one core)")
+    ap.add_argument("--sizes", default="640x384,1242x375", help="comma-separated WxH")
+    ap.add_argument("--side-by-side", type=Path, metavar="DIR", help="write clear | longtail | built-in PNGs here")
+    args = ap.parse_args()
+    cv2.setNumThreads(args.threads)
+    if args.side_by_side:
+        for path in side_by_side(args.side_by_side):
+            print(path)
+        return
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    rows = run_benchmark(sizes, args.repeats)
+    print(f"albumentations {A.__version__}, OpenCV {cv2.__version__} on {args.threads} thread(s), "
+          f"median of {args.repeats} interleaved calls, uint8 frames of {SCENARIO}")
+    print(f"{'pair':6} {'size':9} {'longtail':10} {'ms':>7}  {'built-in':15} {'ms':>7}  {'speed-up':>8}  verdict")
+    for r in rows:
+        print(f"{r['pair']:6} {r['size']:9} {r['longtail']:10} {r['ms_longtail']:7.2f}  {r['builtin']:15} "
+              f"{r['ms_builtin']:7.2f}  {r['speedup']:7.2f}x  {verdict(r)}")
+
+
+if __name__ == "__main__":
+    main()

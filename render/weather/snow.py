@@ -1,0 +1,155 @@
+"""Snow: falling flakes, snow cover on upward-facing surfaces, and the haze of snowfall.
+
+- Flakes (2-10 mm aggregates, falling at about 1 m/s) are drawn in distance slabs like rain
+  drops: a flake at distance z is ``D f / z`` pixels wide and blurred by defocus when near, its
+  short fall streak ``v T f / z``; each is seen only in front of the surface at its pixel.
+- Snow cover whitens surfaces whose normal (from depth) points up, in patches, more with
+  intensity; snow's albedo (~0.85) is about 2.5 times a road's, and it is never darker than the sky.
+- Snowfall lowers visibility: the US National Weather Service grades snow as light above about
+  1 km (5/8 mile), moderate from 0.5 to 1 km, heavy at 0.4 km (1/4 mile) or less. ``intensity``
+  0..1 maps onto that scale (``snow_visibility_m``) unless a visibility is given, and the haze
+  follows the fog equation, which is what flattens contrast in snow.
+
+``sample_snow`` draws every random value into a ``SnowSample``; ``snow`` is deterministic given it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from longtail.render.weather.fog import DEFAULT_AIRLIGHT, koschmieder_beta
+from longtail.render.weather.geometry import (blend, clean_depth, clip_float, ground_pattern, peak, upsample,
+                                              upward_normal)
+from longtail.render.weather.particles import (ParticleLayer, frustum_volume, particle_alpha, scatter,
+                                               scatter_composite)
+from longtail.worlds.scene import Camera
+
+LAYER_EDGES_M = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+FLAKES_PER_M3 = 800.0  # drawn flakes per m^3 at intensity 1 (about 1 m away; thinned as 1/z^2 beyond)
+FALL_SPEED_M_S = 1.0
+DEFOCUS_PX_M = 1.5  # blur diameter (pixels) x distance (m) of a camera focused far away
+SNOW_ALBEDO_RATIO = 2.5  # fresh snow (~0.85) over a typical road or roof (~0.3)
+
+
+def snow_visibility_m(intensity: float) -> float:
+    """Visibility (m) in snowfall of ``intensity`` 0..1: 2 km at 0 falling log-linearly to 200 m
+    at 1 (NWS: light > 1 km, moderate 0.5-1 km, heavy <= 0.4 km)."""
+    if not 0.0 <= intensity <= 1.0:
+        raise ValueError(f"intensity must be in [0, 1], got {intensity}")
+    return 2000.0 * 0.1**intensity
+
+
+@dataclass(frozen=True)
+class SnowSample:
+    """Every random draw of one snowy frame; ``snow`` is a deterministic function of it."""
+
+    intensity: float
+    drift: float  # radians, flake fall direction from the image vertical (wind)
+    layers: tuple[ParticleLayer, ...]
+    patches: np.ndarray  # (h, w) float32 0..1 texture of the cover's patchiness, laid on the ground
+
+
+def sample_snow(camera: Camera, intensity: float, rng: np.random.Generator, drift_deg: float = 0.0,
+                exposure_s: float = 1 / 60) -> SnowSample:
+    """Draw the flakes and the cover pattern of one frame.
+
+    Args:
+        camera: the image's camera (size and focal length set flake sizes).
+        intensity: snowfall intensity 0..1.
+        rng: the generator every draw comes from.
+        drift_deg: fall direction from vertical (wind), degrees.
+        exposure_s: exposure time; flakes streak by fall speed x exposure.
+    """
+    if not 0.0 <= intensity <= 1.0:
+        raise ValueError(f"intensity must be in [0, 1], got {intensity}")
+    f = 0.5 * (camera.fx + camera.fy)
+    drift = math.radians(drift_deg)
+    mean_mm = 2.0 + 4.0 * intensity  # heavier snow falls in larger aggregates
+    layers = []
+    for z0, z1 in zip(LAYER_EDGES_M[:-1], LAYER_EDGES_M[1:]):
+        expected = FLAKES_PER_M3 * intensity * frustum_volume(camera, z0, z1) * min(1.0, 1.0 / (z0 * z1))
+        n = int(rng.poisson(expected))
+        z = math.sqrt(z0 * z1)
+        d_px = (1.0 + rng.exponential(mean_mm - 1.0, n)) * 1e-3 * f / z
+        typical_px = (1.0 + math.log(2.0) * (mean_mm - 1.0)) * 1e-3 * f / z  # the median flake
+        sigma = max(typical_px / 2.0, DEFOCUS_PX_M / (2.0 * z), 0.5)
+        length = max(1, int(round(FALL_SPEED_M_S * exposure_s * f / z)))
+        # a flake's light: its projected area (a Gaussian of sigma carries 2 pi sigma^2 at peak 1)
+        value = (1.8 * np.minimum(d_px * d_px + 0.3, 2.0 * math.pi * sigma * sigma)).astype(np.float32)
+        x, y = scatter(rng, n, camera, drift, length)
+        layers.append(ParticleLayer(z, 1, length, sigma, x, y, value))
+    patches = rng.random((32, 32), dtype=np.float32)
+    return SnowSample(intensity, drift, tuple(layers), patches)
+
+
+def snow_cover(image: np.ndarray, depth: np.ndarray, camera: Camera, cover: float, patches: np.ndarray,
+               sky_level: float, k: int = 4) -> np.ndarray:
+    """Whiten upward-facing surfaces.
+
+    Args:
+        image: (H, W, 3) uint8 or float32 0..1.
+        depth: (H, W) z-depth in metres, inf = sky.
+        camera: the image's camera.
+        cover: 0 (none) .. 1 (every flat surface white).
+        patches: (h, w) 0..1 patchiness texture, laid on the ground at 0.8 m per texel.
+        sky_level: luminance 0..1 of the ambient sky light: snow is never darker than it.
+        k: the cover weights are computed on every k-th pixel (they are smooth).
+
+    Returns:
+        A new image of the same dtype.
+    """
+    out = image.copy()
+    if cover <= 0:
+        return out
+    H, W = depth.shape
+    nz = upward_normal(depth, camera, k)
+    rows = np.flatnonzero(nz.max(axis=1) > 0.5)
+    if rows.size == 0:
+        return out
+    r0 = int(rows[0])
+    band = slice(r0 * k, H)
+    patch = ground_pattern(depth, camera, patches, 0.8, k)[r0:]
+    # flat surfaces hold snow first; steeper ones only in heavier falls; patches melt through
+    hold = np.clip((nz[r0:] - (0.95 - 0.45 * cover)) / 0.15, 0.0, 1.0)
+    m = hold * np.clip(3.0 * (1.3 * cover - patch), 0.0, 1.0)
+    m = upsample(m.astype(np.float32), (H - band.start, W))
+    below = image[band]
+    grey = cv2.cvtColor(below, cv2.COLOR_RGB2GRAY)
+    pk = peak(image)
+    if image.dtype == np.uint8:  # 8-bit all the way: saturating scale, then the floor
+        level = np.maximum(cv2.convertScaleAbs(grey, alpha=SNOW_ALBEDO_RATIO), np.uint8(min(255, round(sky_level * pk))))
+    else:
+        level = np.minimum(np.maximum(grey * np.float32(SNOW_ALBEDO_RATIO), np.float32(sky_level)), np.float32(1.0))
+    white = cv2.cvtColor(level, cv2.COLOR_GRAY2RGB)  # neutral: the haze over it brings the sky's tint
+    out[band] = blend(below, white, 1.0 - m, m)
+    return out
+
+
+def snow(image: np.ndarray, depth: np.ndarray, camera: Camera, sample: SnowSample, cover: float | None = None,
+         visibility_m: float | None = None, airlight=DEFAULT_AIRLIGHT) -> np.ndarray:
+    """Snow over an image from its depth map: cover, then the snowfall haze and the flakes in
+    front of the surfaces (``particles.scatter_composite``).
+
+    Args:
+        image: (H, W, 3) uint8 or float32 0..1.
+        depth: (H, W) float32 z-depth in metres; inf or 0 = sky.
+        camera: the image's camera.
+        sample: ``sample_snow`` for this frame.
+        cover: 0..1 snow cover; None = the sample's intensity.
+        visibility_m: visibility in the snowfall; None = ``snow_visibility_m(intensity)``.
+        airlight: haze colour (3,), 0..1; the floor of the ambient light.
+
+    Returns:
+        The snowy image, same shape and dtype.
+    """
+    depth = clean_depth(depth)
+    cover = sample.intensity if cover is None else cover
+    sky_level = 1.05 * float(np.dot(np.asarray(airlight, np.float64), (0.2126, 0.7152, 0.0722)))
+    out = snow_cover(image, depth, camera, cover, sample.patches, sky_level)
+    vis = snow_visibility_m(sample.intensity) if visibility_m is None else visibility_m
+    alpha = particle_alpha(depth, sample.layers, sample.drift)
+    return clip_float(scatter_composite(out, depth, camera, koschmieder_beta(vis), alpha, airlight))

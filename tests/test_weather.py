@@ -1,0 +1,342 @@
+"""The weather stage: every transform and preset through the same albumentations checks, the
+physics (monotone in its parameters, Koschmieder's threshold at the visibility distance), the
+per-object visibility, and bad parameters failing loudly."""
+
+import math
+
+import albumentations as A
+import numpy as np
+import pytest
+
+from longtail.render.camera import ray_distance as render_ray_distance
+from longtail.render.sky import sky_colors
+from longtail.render.weather.fog import (depth_fog, estimate_airlight, fog, height_fog_optical_depth,
+                                         koschmieder_beta, optical_depth)
+from longtail.render.weather.geometry import (camera_for_image, camera_from_matrices, clean_depth, default_camera,
+                                              ray_up, upward_facing)
+from longtail.render.weather.particles import particle_alpha
+from longtail.render.weather.presets import get_preset, list_presets
+from longtail.render.weather.rain import rain_extinction_beta, sample_rain
+from longtail.render.weather.scene_weather import apply_scene_weather
+from longtail.render.weather.snow import sample_snow, snow
+from longtail.render.weather.transforms import (TRANSFORMS, CameraSpec, DayToNight, DepthFog, DepthRain, DepthSnow,
+                                                SunGlare)
+from longtail.render.weather.visibility import fog_visibility, is_visible, object_visibility
+from longtail.worlds.scene import Actor, Camera, Layout, Scene, Sun, Weather
+
+pytestmark = pytest.mark.filterwarnings("ignore:Got processor for:UserWarning")  # image-only pipelines
+
+H, W = 96, 160
+CAR = (70, 40, 90, 52)  # x0, y0, x1, y1 of the "car" in the synthetic frame
+CAR_DEPTH_M = 20.0
+REQUIRED_PRESETS = {"light_fog", "dense_fog", "night_rain", "heavy_rain", "heavy_snow", "low_sun", "dusk"}
+
+
+def synthetic_frame(depth_scale: float = 1.0):
+    """A road under a sky seen by the default camera, with one dark box standing on the road:
+    (rgb uint8, depth float32 metres with inf sky, instance uint16)."""
+    cam = default_camera(W, H)
+    rng = np.random.default_rng(0)
+    y = ((np.arange(H) + 0.5 - cam.cy) / cam.fy)[:, None] * np.ones((1, W))
+    depth = np.where(y > 1e-3, cam.position[2] / np.maximum(y, 1e-3), np.inf).astype(np.float32) * depth_scale
+    rgb = np.empty((H, W, 3), np.uint8)
+    rgb[:] = (150, 185, 230)  # sky
+    road = np.isfinite(depth)
+    rgb[road] = np.clip(rng.normal(95, 12, (int(road.sum()), 3)), 0, 255).astype(np.uint8)
+    x0, y0, x1, y1 = CAR
+    rgb[y0:y1, x0:x1] = (40, 20, 20)
+    depth[y0:y1, x0:x1] = CAR_DEPTH_M
+    instance = np.zeros((H, W), np.uint16)
+    instance[y0:y1, x0:x1] = 1
+    return rgb, depth, instance
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return synthetic_frame()
+
+
+def _transforms():
+    """One instance of every transform, always applied."""
+    return [T(p=1.0) for T in TRANSFORMS]
+
+
+def _pipelines():
+    """(id, factory of a list of transforms) for every transform and preset."""
+    out = [(T.__name__, (lambda T=T: [T(p=1.0)])) for T in TRANSFORMS]
+    out += [(f"preset:{name}", (lambda name=name: list(get_preset(name)(0.7)))) for name in list_presets()]
+    return out
+
+
+PIPELINES = _pipelines()
+
+
+def _compose(make, seed, **kw):
+    return A.Compose(make(), additional_targets={"depth": "mask"}, seed=seed,
+                     bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"]),
+                     keypoint_params=A.KeypointParams(format="xy", label_fields=["kp_labels"]), **kw)
+
+
+def _call(compose, frame, image=None):
+    rgb, depth, instance = frame
+    return compose(image=rgb if image is None else image, depth=depth, mask=instance,
+                   bboxes=np.array([CAR], np.float32), labels=[1],
+                   keypoints=np.array([[80.0, 45.0], [10.0, 90.0]], np.float32), kp_labels=[0, 1])
+
+
+def test_required_presets_exist():
+    assert REQUIRED_PRESETS <= set(list_presets())
+
+
+@pytest.mark.parametrize("name,make", PIPELINES, ids=[p[0] for p in PIPELINES])
+def test_shapes_dtypes_and_targets_pass_through(frame, name, make):
+    rgb, depth, instance = frame
+    out = _call(_compose(make, 1), frame)
+    assert out["image"].shape == rgb.shape and out["image"].dtype == np.uint8
+    assert not np.array_equal(out["image"], rgb), "the weather changed the image"
+    assert np.array_equal(out["mask"], instance)
+    assert np.array_equal(out["depth"], depth)
+    np.testing.assert_allclose(np.asarray(out["bboxes"]), [CAR], atol=1e-4)
+    assert list(out["labels"]) == [1]
+    np.testing.assert_allclose(np.asarray(out["keypoints"])[:, :2], [[80.0, 45.0], [10.0, 90.0]], atol=1e-4)
+    flt = _call(_compose(make, 1), frame, image=rgb.astype(np.float32) / 255.0)["image"]
+    assert flt.dtype == np.float32 and flt.shape == rgb.shape and 0.0 <= flt.min() and flt.max() <= 1.0
+    # float and uint8 paths draw the same weather
+    assert np.abs(flt * 255.0 - out["image"].astype(np.float32)).mean() < 3.0
+
+
+@pytest.mark.parametrize("name,make", PIPELINES, ids=[p[0] for p in PIPELINES])
+def test_deterministic_under_compose_seed(frame, name, make):
+    a = _call(_compose(make, 11), frame)["image"]
+    b = _call(_compose(make, 11), frame)["image"]
+    c = _call(_compose(make, 12), frame)["image"]
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c), "another seed draws other weather"
+
+
+@pytest.mark.parametrize("name,make", PIPELINES, ids=[p[0] for p in PIPELINES])
+def test_inside_a_user_pipeline(frame, name, make):
+    """Weather composes with geometric and photometric albumentations transforms; boxes and the
+    depth map follow the flip exactly as without the weather."""
+    rgb, depth, instance = frame
+    user = lambda: [A.HorizontalFlip(p=1.0), *make(), A.RandomBrightnessContrast(p=1.0)]  # noqa: E731
+    plain = lambda: [A.HorizontalFlip(p=1.0), A.RandomBrightnessContrast(p=1.0)]  # noqa: E731
+    out, ref = _call(_compose(user, 3), frame), _call(_compose(plain, 3), frame)
+    assert out["image"].shape == rgb.shape and out["image"].dtype == np.uint8
+    assert np.array_equal(out["depth"], depth[:, ::-1]) and np.array_equal(out["mask"], instance[:, ::-1])
+    np.testing.assert_allclose(np.asarray(out["bboxes"]), np.asarray(ref["bboxes"]), atol=1e-4)
+
+
+def test_transform_without_depth_says_how_to_pass_it(frame):
+    rgb, _, _ = frame
+    with pytest.raises(ValueError, match="additional_targets"):
+        A.Compose([DepthFog(p=1.0)], seed=0)(image=rgb)
+    assert A.Compose([SunGlare(p=1.0)], seed=0)(image=rgb)["image"].shape == rgb.shape  # depth optional
+
+
+def test_depth_with_zero_as_sky_equals_inf(frame):
+    rgb, depth, _ = frame
+    zero = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)
+    for T in TRANSFORMS:
+        a = A.Compose([T(p=1.0)], additional_targets={"depth": "mask"}, seed=5)(image=rgb, depth=depth)["image"]
+        b = A.Compose([T(p=1.0)], additional_targets={"depth": "mask"}, seed=5)(image=rgb, depth=zero)["image"]
+        assert np.array_equal(a, b), T.__name__
+
+
+@pytest.mark.parametrize("make,field", [
+    (lambda: DepthFog(visibility_m_range=(-5.0, 30.0)), "visibility_m_range"),
+    (lambda: DepthFog(visibility_m_range=(300.0, 30.0)), "visibility_m_range"),
+    (lambda: DepthFog(airlight=(1.5, 0.5, 0.5)), "airlight"),
+    (lambda: DepthRain(rain_rate_mm_h_range=(-1.0, 5.0)), "rain_rate_mm_h_range"),
+    (lambda: DepthRain(wetness_range=(0.5, 2.0)), "wetness_range"),
+    (lambda: DepthSnow(intensity_range=(0.5, 1.5)), "intensity_range"),
+    (lambda: DayToNight(sky="noon"), "sky"),
+    (lambda: SunGlare(strength_range=(-0.1, 0.5)), "strength_range"),
+    (lambda: DepthFog(camera={"hfov_deg": -3}), "hfov_deg"),
+    (lambda: DepthFog(camera={"fov": 80}), "fov"),
+])
+def test_bad_parameters_raise_naming_the_field(make, field):
+    with pytest.raises(ValueError, match=field):
+        make()
+
+
+def test_bad_physics_arguments_and_preset_names_raise():
+    with pytest.raises(ValueError, match="visibility_m"):
+        koschmieder_beta(-10.0)
+    with pytest.raises(ValueError, match="rain_rate_mm_h"):
+        rain_extinction_beta(-1.0)
+    with pytest.raises(ValueError, match="strength"):
+        get_preset("dense_fog")(1.5)
+    with pytest.raises(KeyError, match="choices: .*dense_fog"):
+        get_preset("pea_soup")
+
+
+# --- physics -------------------------------------------------------------------------------------
+
+def test_depth_fog_is_the_renderers_koschmieder_fog(frame):
+    rgb, depth, _ = frame
+    cam = default_camera(W, H)
+    img = rgb.astype(np.float32) / 255.0
+    airlight = (0.7, 0.72, 0.75)
+    ref = fog(img, render_ray_distance(depth, cam), koschmieder_beta(60.0), np.asarray(airlight))
+    assert np.array_equal(depth_fog(img, depth, cam, 60.0, airlight), ref), "float frames render as before"
+    sky = ~np.isfinite(depth)
+    np.testing.assert_allclose(depth_fog(img, depth, cam, 60.0, airlight)[sky], np.broadcast_to(airlight, (sky.sum(), 3)),
+                               atol=1e-6)
+
+
+def test_height_fog_integrates_beta_along_the_ray():
+    """Closed form against a numerical integral of beta0 exp(-z / H) along a few rays."""
+    cam_z, beta0, Hs = 1.65, 0.05, 6.0
+    dist = np.array([[10.0, 80.0, 300.0, np.inf]], np.float32)
+    up = np.array([[-0.1, 0.02, 0.0, 0.05]], np.float32)
+    tau = height_fog_optical_depth(dist, up, cam_z, beta0, Hs)
+    for d, u, t in zip(dist[0], up[0], tau[0]):
+        s = np.linspace(0.0, min(d, 5000.0), 200001)
+        num = np.trapezoid(beta0 * np.exp(-(cam_z + s * u) / Hs), s)
+        assert t == pytest.approx(num, rel=1e-3)
+    # a very tall fog layer is homogeneous fog
+    cam = default_camera(W, H)
+    depth = synthetic_frame()[1]
+    homo = optical_depth(depth, cam, 100.0)
+    tall = optical_depth(depth, cam, 100.0, scale_height_m=1e6)
+    finite = np.isfinite(depth)
+    np.testing.assert_allclose(tall[finite], homo[finite], rtol=1e-3)
+    # ground fog leaves the sky above it partly clear
+    low = optical_depth(depth, cam, 100.0, scale_height_m=5.0)
+    assert np.all(np.isfinite(low[~finite] [ray_up(cam)[~finite] > 0.01]))
+
+
+def test_more_fog_never_raises_a_far_objects_contrast(frame):
+    rgb, depth, instance = frame
+    cam = default_camera(W, H)
+    vis = [object_visibility(rgb, depth_fog(rgb, depth, cam, v, (0.75, 0.77, 0.8)), instance, [1])[1]
+           for v in (2000.0, 500.0, 200.0, 80.0, 40.0, 15.0)]
+    assert all(a >= b for a, b in zip(vis, vis[1:])), vis
+    assert vis[0] > 0.9 and vis[-1] < 0.05
+
+
+def test_fog_visibility_is_koschmieder_transmission():
+    assert fog_visibility(0.0, 100.0) == 1.0
+    assert fog_visibility(100.0, 100.0) == pytest.approx(0.05)
+    assert is_visible(fog_visibility(90.0, 100.0)) and not is_visible(fog_visibility(110.0, 100.0))
+    assert is_visible(fog_visibility(70.0, 100.0), 0.3) is False  # a low-contrast object fades sooner
+
+
+def test_rain_streak_density_grows_with_intensity():
+    cam = default_camera(W, H)
+    depth = synthetic_frame()[1]
+    rates = (1.0, 5.0, 20.0, 80.0)
+    density = [np.mean([particle_alpha(depth, sample_rain(cam, r, np.random.default_rng(s)).layers, 0.0).mean()
+                        for s in range(6)]) for r in rates]
+    assert all(a < b for a, b in zip(density, density[1:])), density
+    counts = [sum(layer.x.size for layer in sample_rain(cam, r, np.random.default_rng(0)).layers) for r in rates]
+    assert counts == sorted(counts) and counts[0] < counts[-1]
+    assert rain_extinction_beta(50.0) == pytest.approx(0.312 * 50**0.67 / 1000)
+
+
+def test_streaks_only_in_front_of_surfaces():
+    """A wall 1.2 m away hides every drop behind it: only the nearest slab's streaks remain."""
+    cam = default_camera(W, H)
+    sample = sample_rain(cam, 50.0, np.random.default_rng(1))
+    open_road = particle_alpha(np.full((H, W), np.inf, np.float32), sample.layers, 0.0).mean()
+    wall = particle_alpha(np.full((H, W), 1.2, np.float32), sample.layers, 0.0).mean()
+    assert wall < 0.5 * open_road
+
+
+def test_snow_cover_grows_with_intensity(frame):
+    rgb, depth, _ = frame
+    cam = default_camera(W, H)
+    road = (upward_facing(depth, cam) > 0.9) & (np.arange(H)[:, None] > 70)
+    sample = sample_snow(cam, 0.5, np.random.default_rng(2))
+    level = [snow(rgb, depth, cam, sample, cover=c, visibility_m=1e5)[road].mean() for c in (0.0, 0.3, 0.6, 1.0)]
+    assert all(a < b for a, b in zip(level, level[1:])), level
+
+
+def test_night_darkens_and_headlights_light_the_road(frame):
+    rgb, depth, _ = frame
+    out = A.Compose([DayToNight(gain_range=(0.0, 0.0), motion_blur_m_range=(0.0, 0.0), p=1.0)],
+                    additional_targets={"depth": "mask"}, seed=0)(image=rgb, depth=depth)["image"]
+    dark = A.Compose([DayToNight(headlights=False, gain_range=(0.0, 0.0), motion_blur_m_range=(0.0, 0.0), p=1.0)],
+                     additional_targets={"depth": "mask"}, seed=0)(image=rgb, depth=depth)["image"]
+    assert out.mean() < 0.5 * rgb.mean()
+    assert out[-20:].mean() > dark[-20:].mean() + 10, "the low beams light the road ahead"
+
+
+def test_glare_brightens_towards_the_sun(frame):
+    rgb, depth, _ = frame
+    out = A.Compose([SunGlare(sun_uv=(130.0, 20.0), strength_range=(1.0, 1.0), ghosts_range=(0, 0), p=1.0)],
+                    additional_targets={"depth": "mask"}, seed=0)(image=rgb, depth=depth)["image"].astype(float)
+    gain = out - rgb
+    assert gain[10:30, 120:140].mean() > gain[70:90, 10:30].mean() > 0
+
+
+def test_camera_from_matrices_round_trip():
+    cam = Camera(width=320, height=200, fx=250.0, fy=250.0, cx=161.0, cy=99.0, position=(3.0, -1.0, 1.4),
+                 yaw=0.3, pitch=0.05, roll=-0.02)
+    back = camera_from_matrices(cam.K, cam.world_from_camera(), 320, 200)
+    np.testing.assert_allclose(back.world_from_camera(), cam.world_from_camera(), atol=1e-12)
+    spec = CameraSpec(K=cam.K.tolist(), world_from_camera=cam.world_from_camera().tolist())
+    np.testing.assert_allclose(spec.for_image((200, 320, 3)).world_from_camera(), cam.world_from_camera(), atol=1e-12)
+    assert camera_for_image((96, 160)).position == (0.0, 0.0, 1.65)
+
+
+def test_airlight_estimate_reads_the_sky_near_the_horizon(frame):
+    rgb, depth, _ = frame
+    a = estimate_airlight(rgb, depth)
+    grey = np.dot(np.array([150, 185, 230]) / 255.0, (0.2126, 0.7152, 0.0722))
+    assert a[2] > a[0] and abs(np.dot(a, (0.2126, 0.7152, 0.0722)) - grey) < 0.02
+    assert max(estimate_airlight(rgb // 10, None)) < 0.2, "a dark frame without sky gets a dark airlight"
+    assert np.array_equal(clean_depth(depth), clean_depth(np.where(np.isfinite(depth), depth, 0.0)))
+
+
+def test_scene_weather_fog_matches_the_renderer(frame):
+    rgb, depth, _ = frame
+    cam = default_camera(W, H)
+    img = rgb.astype(np.float32) / 255.0
+    out = apply_scene_weather(img, depth, cam, "fog", 80.0, 0.0, np.random.default_rng(0), airlight=(0.7, 0.7, 0.7))
+    ref = fog(img, render_ray_distance(depth, cam), koschmieder_beta(80.0), np.array([0.7, 0.7, 0.7]))
+    assert np.array_equal(out, ref)
+    for kind in ("rain", "snow"):
+        a = apply_scene_weather(img, depth, cam, kind, None, 0.6, np.random.default_rng(3))
+        b = apply_scene_weather(img, depth, cam, kind, None, 0.6, np.random.default_rng(3))
+        assert a.dtype == np.float32 and np.array_equal(a, b) and not np.array_equal(a, img)
+    with pytest.raises(ValueError, match="kind"):
+        apply_scene_weather(img, depth, cam, "hail", None, 0.5, np.random.default_rng(0))
+
+
+# --- visibility on rendered frames ---------------------------------------------------------------
+
+def _road_scene(actors, width=400, height=240):
+    f = width / (2 * math.tan(math.radians(40)))
+    cam = Camera(width=width, height=height, fx=f, fy=f, cx=width / 2, cy=height / 2, position=(0.0, -1.7, 1.65))
+    return Scene(scenario="hand", seed=0, index=0, layout=Layout(kind="rural_road", lanes=2, lane_width=3.4,
+                 ego_lane=0, length=200.0, seed=1), camera=cam, sun=Sun(hour=12, elevation=0.9, azimuth=0.5),
+                 weather=Weather(), actors=tuple(actors))
+
+
+def test_rendered_car_fades_in_fog_and_vanishes_near_the_visibility(renderer):
+    V = 40.0
+    distances = (8.0, 15.0, 25.0, 32.0, 40.0, 50.0, 65.0)
+    vis = []
+    for d in distances:
+        car = Actor(id=1, asset="sedan", cls="car", size=(4.5, 1.8, 1.45), position=(d, -1.7, 0.0), yaw=0.0,
+                    color=(0.6, 0.1, 0.1))
+        scene = _road_scene([car])
+        buf = renderer.render(scene)
+        horizon, _ = sky_colors(scene)
+        fogged = depth_fog(buf.rgb, buf.depth, scene.camera, V, horizon)
+        vis.append(object_visibility(buf.rgb, fogged, buf.instance, [1])[1])
+    assert all(a > b for a, b in zip(vis, vis[1:])), vis
+    first_gone = next(d for d, v in zip(distances, vis) if not is_visible(v))
+    assert 0.6 * V <= first_gone <= 1.3 * V, (first_gone, vis)
+    # and it follows Koschmieder's transmission to the car's rear
+    for d, v in zip(distances, vis):
+        assert v == pytest.approx(fog_visibility(d - 2.25, V), abs=0.15)
+
+
+def test_object_visibility_edge_cases(frame):
+    rgb, depth, instance = frame
+    assert object_visibility(rgb, rgb, instance, [1, 7]) == {1: 1.0, 7: 0.0}
+    flat = np.full_like(rgb, 128)
+    assert object_visibility(rgb, flat, instance, [1])[1] == 0.0
