@@ -150,6 +150,8 @@ def annotate(scene: Scene, buffers: Buffers) -> list[dict]:
             "truncation": truncation,
             "alone_area": alone.in_image,
             "distance_m": float(np.linalg.norm(centre_c)),
+            # contrast left by night and weather relative to clear daylight (render.weather.visibility)
+            "visibility": round(float(buffers.visibility.get(actor.id, 0.0)), 4) if area else 0.0,
             "kitti_occluded": kitti_occlusion_level(occlusion),
             "kitti_difficulty": kitti_difficulty(bbox, occlusion, truncation),
             "box3d_world": {"center": centre_w.tolist(), "size_lwh": [l, w, h], "yaw": actor.yaw},

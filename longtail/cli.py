@@ -94,6 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--classes", default=None, metavar="A,B",
                     help="comma-separated classes to keep (default: every detection target)")
 
+    au = sub.add_parser("augment", help="write a new dataset with weather applied to a saved one",
+                        description="Apply a weather preset to every frame of a saved dataset, using its saved depth, "
+                        "into a new dataset (own manifest; labels pass through with per-object visibility).")
+    au.add_argument("src", type=Path, metavar="IN_DIR", help="a complete longtail dataset")
+    au.add_argument("out", type=Path, metavar="OUT_DIR", help="new or empty directory")
+    au.add_argument("--preset", required=True, metavar="NAME",
+                    help="weather preset: light_fog, dense_fog, ground_fog, heavy_rain, night_rain, heavy_snow, "
+                    "low_sun, dusk, night")
+    au.add_argument("--variants", type=_positive_int, default=1, metavar="N", help="augmented copies per frame")
+    au.add_argument("--strength", type=float, default=1.0, metavar="X", help="preset strength, 0..1 (default 1)")
+    au.add_argument("--seed", type=_seed, default=0, metavar="S", help="seed of the weather draws (default 0)")
+
     vf = sub.add_parser("verify", help="re-check a dataset from disk; list every problem found",
                         description="Re-check a dataset: checksums against the manifest, every file present and "
                         "decodable, boxes equal to mask extents, ids consistent, depth valid on objects, COCO "
@@ -194,6 +206,20 @@ def _cmd_export(args) -> int:
     return EXIT_OK
 
 
+def _cmd_augment(args) -> int:
+    from longtail.augment import augment_dataset
+
+    try:
+        res = augment_dataset(args.src, args.out, args.preset, args.variants, args.strength, args.seed)
+    except KeyError as e:
+        raise InputError("--preset", None, str(e).strip('"')) from None
+    except ValueError as e:
+        raise InputError("--strength", None, str(e)) from None
+    print(f"{args.out}: {res['frames']} frames ({res['source_frames']} x {res['variants']} variants of "
+          f"{args.preset} at strength {res['strength']:g}), {res['objects']} objects, {res['seconds']:.1f} s")
+    return EXIT_OK
+
+
 def _cmd_verify(args) -> int:
     from longtail.labelers.verify import verify_dataset
 
@@ -273,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     handler = {"render": _cmd_render, "scenarios": _cmd_scenarios, "scenario": _cmd_scenario,
-               "export": _cmd_export, "verify": _cmd_verify, "stats": _cmd_stats, "plate": _cmd_plate}[args.command]
+               "export": _cmd_export, "verify": _cmd_verify, "stats": _cmd_stats, "plate": _cmd_plate,
+               "augment": _cmd_augment}[args.command]
     try:
         return handler(args)
     except InputError as e:

@@ -11,21 +11,26 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from longtail._pybullet import p
 
-from longtail.render.camera import linearize_depth, projection_matrix, ray_distance, view_matrix, world_xyz
+from longtail.render.camera import linearize_depth, projection_matrix, view_matrix, world_xyz
 from longtail.render.lighting import casts_shadows, night_shading, pybullet_light, scene_lights, sun_vector
 from longtail.render.look import bloom, cast_shadows, caster_boxes, edge_antialias, emission, texture_gain
 from longtail.render.sky import sky_colors, sky_image
-from longtail.render.weather.fog import fog, koschmieder_beta
+from longtail.render.weather.glare import sun_pixel
+from longtail.render.weather.scene_weather import apply_scene_weather
+from longtail.render.weather.visibility import object_visibility
 from longtail.worlds.build import build, build_actor
 from longtail.worlds.layouts import static_world
 from longtail.worlds.scene import Actor, Camera, Scene
 
 ALONE_MARGIN_PX = 2
+GLARE_MAX_ELEVATION_DEG = 15.0  # a sun lower than this, in or near the view, flares the lens
+GLARE_STRENGTH = 0.6
+WEATHER_STREAM = 1  # frame_rng-style key: weather draws apart from the scene's own draws
 MAX_ALONE_EXTENT = 3  # an alone-render crop spans at most this many image widths/heights
 
 
@@ -50,6 +55,7 @@ class Buffers:
     instance: np.ndarray
     semantic: np.ndarray
     alone: dict[int, Alone]
+    visibility: dict[int, float] = field(default_factory=dict)  # actor id -> visibility, 0..1
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -185,22 +191,42 @@ class Renderer:
             boxes = caster_boxes(static_world(scene.layout).parts, scene.actors)
             img = cast_shadows(img, semantic, x, y, boxes, sun_vector(scene))
             clock.lap("shadows")
+        daylit = img  # the frame as clear daylight shows it: the reference for label visibility
         if scene.is_night:
             glow = emission(rgb8)
             img = night_shading(img, depth, cam, scene_lights(scene, world.lamps)) + glow + bloom(glow)
             clock.lap("night")
         img[sky] = sky_image(scene, sky)
         clock.lap("sky")
-        if scene.weather.kind == "fog" and scene.weather.visibility_m:
-            horizon, _ = sky_colors(scene)
-            img = fog(img, ray_distance(depth, cam), koschmieder_beta(scene.weather.visibility_m), horizon)
-            clock.lap("fog")
+        img = self._weather(scene, img, depth)
+        clock.lap("weather")
         img = edge_antialias(img, instance, semantic, depth)
         rgb = to_uint8(img)
         clock.lap("antialias")
         alone = self._render_alone(scene)
         clock.lap("alone")
-        return Buffers(rgb=rgb, depth=depth, instance=instance, semantic=semantic, alone=alone)
+        ids = [a.id for a in scene.actors if a.id in alone]
+        visibility = object_visibility(daylit, img, instance, ids) if ids else {}
+        clock.lap("visibility")
+        return Buffers(rgb=rgb, depth=depth, instance=instance, semantic=semantic, alone=alone,
+                       visibility=visibility)
+
+    @staticmethod
+    def _weather(scene: Scene, img: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """The scene's weather (fog, rain, snow) and a low sun's glare, from the frame's own
+        generator so the same Scene gives the same bytes."""
+        cam, w, sun = scene.camera, scene.weather, scene.sun
+        e = math.degrees(sun.elevation)
+        sun_uv, glare = None, 0.0
+        if w.kind == "clear" and 0.0 < e < GLARE_MAX_ELEVATION_DEG:
+            sun_uv = sun_pixel(cam, e, math.degrees(sun.azimuth - cam.yaw))
+            glare = GLARE_STRENGTH * (1.0 - e / GLARE_MAX_ELEVATION_DEG)
+        if w.kind == "clear" and sun_uv is None:
+            return img
+        horizon, _ = sky_colors(scene)
+        rng = np.random.default_rng([scene.seed, scene.index, WEATHER_STREAM])
+        return apply_scene_weather(img, depth, cam, w.kind, w.visibility_m, w.intensity, rng, airlight=horizon,
+                                   sun_uv=sun_uv, glare_strength=glare)
 
     def _render_alone(self, scene: Scene) -> dict[int, Alone]:
         cam = scene.camera

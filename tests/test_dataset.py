@@ -284,3 +284,13 @@ def test_a_worker_that_cannot_start_fails_the_run_instead_of_hanging(tmp_path, m
 
 def _broken_init(*args):
     raise RuntimeError("cannot start")
+
+
+def test_augment_cli(dataset, tmp_path, capsys):
+    out = tmp_path / "fog"
+    assert main(["augment", str(dataset), str(out), "--preset", "dense_fog", "--variants", "2"]) == 0
+    assert "8 frames (4 x 2 variants of dense_fog" in capsys.readouterr().out
+    assert main(["verify", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["augment", str(dataset), str(tmp_path / "x"), "--preset", "hail"]) == 2
+    assert "--preset" in capsys.readouterr().err and not (tmp_path / "x").exists()
