@@ -19,6 +19,8 @@ from longtail._pybullet import p
 from longtail.render.camera import linearize_depth, projection_matrix, view_matrix, world_xyz
 from longtail.render.lighting import casts_shadows, night_shading, pybullet_light, scene_lights, sun_vector
 from longtail.render.look import bloom, cast_shadows, caster_boxes, edge_antialias, emission, texture_gain
+from longtail.render.plate import contact_shadows, match_to_plate
+from longtail.worlds.plates import load_plate_cached
 from longtail.render.sky import sky_colors, sky_image
 from longtail.render.weather.glare import sun_pixel
 from longtail.render.weather.scene_weather import apply_scene_weather
@@ -30,7 +32,8 @@ from longtail.worlds.scene import Actor, Camera, Scene
 ALONE_MARGIN_PX = 2
 GLARE_MAX_ELEVATION_DEG = 15.0  # a sun lower than this, in or near the view, flares the lens
 GLARE_STRENGTH = 0.6
-WEATHER_STREAM = 1  # frame_rng-style key: weather draws apart from the scene's own draws
+WEATHER_STREAM = 1
+PLATE_NIGHT_AMBIENT = 0.12  # a plate's lamps are unknown: a street-lit level of light everywhere  # frame_rng-style key: weather draws apart from the scene's own draws
 MAX_ALONE_EXTENT = 3  # an alone-render crop spans at most this many image widths/heights
 
 
@@ -184,6 +187,8 @@ class Renderer:
         depth[sky] = np.inf
         img = rgb8.astype(np.float32) / 255.0
         clock.lap("buffers")
+        if scene.layout.kind == "plate":
+            return self._finish_plate(scene, world, rgb8, img, depth, instance, semantic, clock)
         x, y, z = world_xyz(np.where(sky, 0.0, depth), cam)
         img *= texture_gain(semantic, x, y, z, depth)[..., None]
         clock.lap("textures")
@@ -211,8 +216,39 @@ class Renderer:
         return Buffers(rgb=rgb, depth=depth, instance=instance, semantic=semantic, alone=alone,
                        visibility=visibility)
 
+    def _finish_plate(self, scene: Scene, world, rgb8, img, depth, instance, semantic, clock) -> Buffers:
+        """Composite the rendered actors over the scene's real plate: depth-tested against the
+        plate's depth (so occluders stay in front), brightness and tint matched to the plate
+        around each actor, contact shadows on the ground; then night and weather as usual."""
+        plate = load_plate_cached(scene.layout.plate)
+        cam = scene.camera
+        actor = (instance > 0) & (depth < plate.depth) & (depth < plate.occluder_depth)
+        instance = np.where(actor, instance, 0).astype(np.uint16)
+        semantic = np.where(actor, semantic, 0).astype(np.uint8)  # the photo is "unlabeled"
+        depth = np.where(actor, depth, plate.depth).astype(np.float32)
+        background = contact_shadows(plate.image.astype(np.float32) / 255.0, plate.ground_xy, scene.actors)
+        img = np.where(actor[..., None], match_to_plate(img, instance, plate.image), background)
+        clock.lap("composite")
+        daylit = img
+        if scene.is_night:
+            glow = emission(rgb8) * actor[..., None]
+            lights = scene_lights(scene, world.lamps)
+            img = night_shading(img, depth, cam, lights, ambient=PLATE_NIGHT_AMBIENT) + glow + bloom(glow)
+            clock.lap("night")
+        img = self._weather(scene, img, depth, airlight=np.asarray(plate.airlight, np.float32))
+        clock.lap("weather")
+        img = edge_antialias(img, instance, semantic, depth)
+        rgb = to_uint8(img)
+        clock.lap("antialias")
+        alone = self._render_alone(scene)
+        ids = [a.id for a in scene.actors if a.id in alone]
+        visibility = object_visibility(daylit, img, instance, ids) if ids else {}
+        clock.lap("alone")
+        return Buffers(rgb=rgb, depth=depth, instance=instance, semantic=semantic, alone=alone,
+                       visibility=visibility)
+
     @staticmethod
-    def _weather(scene: Scene, img: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    def _weather(scene: Scene, img: np.ndarray, depth: np.ndarray, airlight: np.ndarray | None = None) -> np.ndarray:
         """The scene's weather (fog, rain, snow) and a low sun's glare, from the frame's own
         generator so the same Scene gives the same bytes."""
         cam, w, sun = scene.camera, scene.weather, scene.sun
@@ -223,9 +259,10 @@ class Renderer:
             glare = GLARE_STRENGTH * (1.0 - e / GLARE_MAX_ELEVATION_DEG)
         if w.kind == "clear" and sun_uv is None:
             return img
-        horizon, _ = sky_colors(scene)
+        if airlight is None:
+            airlight, _ = sky_colors(scene)
         rng = np.random.default_rng([scene.seed, scene.index, WEATHER_STREAM])
-        return apply_scene_weather(img, depth, cam, w.kind, w.visibility_m, w.intensity, rng, airlight=horizon,
+        return apply_scene_weather(img, depth, cam, w.kind, w.visibility_m, w.intensity, rng, airlight=airlight,
                                    sun_uv=sun_uv, glare_strength=glare)
 
     def _render_alone(self, scene: Scene) -> dict[int, Alone]:

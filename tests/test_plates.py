@@ -433,3 +433,115 @@ def test_plate_fit_cli_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "p").exists()
     assert main(["plate", "fit", str(empty), "--out", str(tmp_path / "p"), "--horizon-row", "100"]) == 2
     assert "--camera-height" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# inserting rendered actors into a plate
+
+
+@pytest.fixture(scope="session")
+def pets_plate_dir(pets, pets_points, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("plates") / "pets_insert"
+    fit_plate(pets, out, correspondences=pets_points, max_frames=60)
+    return out
+
+
+def _plate_scenario(plate_dir: Path, extra: str = "", hour=(11, 13), distance=(6, 45)):
+    from longtail.worlds.scenario import parse_scenario
+    import yaml
+
+    text = (f"name: pets_rare\ndescription: d\nlayout: {{kind: plate}}\nplate: {plate_dir}\n"
+            f"time: {{hour_range: [{hour[0]}, {hour[1]}]}}\n"
+            f"events:\n  - {{asset: pedestrian, count_range: [6, 6], region: ground, distance_m_range: {list(distance)},"
+            " heading_deg_range: [-180, 180]}\n" + extra)
+    return parse_scenario(yaml.safe_load(text), "pets_rare.yaml")
+
+
+def test_inserted_pedestrians_have_the_real_pedestrians_scale(pets, pets_plate_dir):
+    from longtail.pipeline import compute_frame, engines
+
+    gt = np.loadtxt(pets / "gt" / "gt.txt", delimiter=",")
+    bottoms, heights = gt[:, 3] - 1 + gt[:, 5], gt[:, 5]
+    sc = _plate_scenario(pets_plate_dir)
+    checked = 0
+    with engines() as eng:
+        for i in range(6):
+            rec = compute_frame(sc, 11, i, eng).record
+            size = {a["id"]: a["size"] for a in rec["scene"]["actors"]}
+            for o in rec["objects"]:
+                h_m = size[o["id"]][2]
+                if o["area"] == 0 or o["occlusion"] > 0.05 or o["truncation"] > 0 or not 1.65 <= h_m <= 1.85:
+                    continue
+                row, h_px = o["bbox"][3], o["bbox"][3] - o["bbox"][1]
+                near = np.abs(bottoms - row) < 12
+                if near.sum() < 5:
+                    continue  # no real pedestrian walked at this row
+                real = float(np.median(heights[near]))
+                assert 0.8 * real <= h_px <= 1.2 * real, f"row {row}: inserted {h_px} px, real {real:.1f} px"
+                checked += 1
+    assert checked >= 5
+
+
+def test_composites_keep_the_plate_and_label_exactly(pets_plate_dir, tmp_path):
+    from longtail.pipeline import compute_frame, engines
+    from longtail.worlds.plates import load_plate
+
+    plate = load_plate(pets_plate_dir)
+    sc = _plate_scenario(pets_plate_dir)
+    with engines() as eng:
+        fr = compute_frame(sc, 3, 0, eng)
+    rgb, inst = fr.images["rgb"], fr.images["instance"]
+    assert rgb.shape == plate.image.shape
+    far = inst == 0
+    far &= np.pad(far, 2, constant_values=True)[4:, 2:-2] & np.pad(far, 2, constant_values=True)[:-4, 2:-2]
+    diff = np.abs(rgb.astype(int) - plate.image.astype(int)).max(-1)
+    assert np.median(diff[far]) <= 2, "away from the actors the composite is the plate"
+    for o in fr.record["objects"]:
+        if o["area"]:
+            ys, xs = np.nonzero(inst == o["id"])
+            assert o["bbox"] == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+    assert set(np.unique(fr.images["semantic"])) <= {0, 24}
+
+
+def test_plate_occluders_stay_in_front_and_count_as_occlusion(pets_plate_dir, tmp_path):
+    import shutil
+
+    from longtail.pipeline import compute_frame, engines
+
+    masked = tmp_path / "plate_with_poles"
+    shutil.copytree(pets_plate_dir, masked)
+    mask = np.zeros((576, 768), np.uint8)
+    for x in range(40, 768, 60):  # poles standing at the bottom row (~12 m away): in front of
+        mask[:, x:x + 8] = 255  # every actor placed 20 m or more from the camera
+    Image.fromarray(mask).save(masked / "occluders.png")
+    crossing = 0
+    with engines() as eng:
+        for i in range(3):
+            fr = compute_frame(_plate_scenario(masked, distance=(20, 45)), 5, i, eng)
+            inst = fr.images["instance"]
+            assert not np.any((inst > 0) & (mask > 0)), "no inserted pixel on a pole"
+            for o in fr.record["objects"]:
+                x0, x1 = int(o["bbox"][0]) if o["bbox"] else 0, int(o["bbox"][2]) if o["bbox"] else 0
+                if o["area"] and (mask[:, x0:x1] > 0).any():
+                    assert o["occlusion"] > 0.0  # the poles' pixels count as occluded
+                    crossing += 1
+    assert crossing > 0
+
+
+def test_plate_contact_sheet_artifact(pets, pets_plate_dir):
+    """real | composite | composite in fog | composite at night, saved for people to judge."""
+    from longtail.pipeline import compute_frame, engines
+
+    sc = _plate_scenario(pets_plate_dir, "traffic:\n  - {asset: dog, count_range: [1, 1], region: ground,"
+                                         " distance_m_range: [8, 25], heading_deg_range: [-180, 180]}\n")
+    fog = sc.model_copy(update={"weather": sc.weather.model_copy(update={"kind": "fog", "visibility_m_range": (70.0, 70.0)})})
+    night = _plate_scenario(pets_plate_dir, hour=(23, 23))
+    with engines() as eng:
+        tiles = [np.asarray(Image.open(sorted((pets / "img1").iterdir())[100]).convert("RGB"))]
+        tiles += [compute_frame(s, 2, 0, eng).images["rgb"] for s in (sc, fog, night)]
+    sheet = np.concatenate([np.concatenate(tiles[:2], 1), np.concatenate(tiles[2:], 1)], 0)
+    assert sheet.shape == (2 * 576, 2 * 768, 3)
+    assert tiles[3].mean() < 0.5 * tiles[1].mean() and tiles[2].std() < tiles[1].std()
+    out = Path(__file__).resolve().parents[1] / "test-artifacts" / "plates_contact_sheet.png"
+    out.parent.mkdir(exist_ok=True)
+    Image.fromarray(sheet).resize((1152, 864)).save(out)

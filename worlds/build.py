@@ -183,7 +183,7 @@ def build(scene: Scene, client: int, meshes: bool = True) -> World:
         for b in bodies:
             semantic[b] = sid
             instance[b] = actor.id
-    n = max(semantic) + 2
+    n = max(semantic, default=-1) + 2
     inst = np.zeros(n, np.uint16)
     sem = np.zeros(n, np.uint8)
     sem[0] = get_class("sky").id

@@ -55,11 +55,13 @@ class Static:
 
     parts: Labelled
     lamps: list[tuple[float, float, float]]
+    support: list[Part] = ()  # ground for physics only, never drawn (plates: the photo is the ground)
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """(N, 3) part centres and (N,) enclosing radii, for fast proximity queries."""
-        centres = np.array([pt.pos for _, pt in self.parts], float).reshape(-1, 3)
-        return centres, np.array([part_radius(pt) for _, pt in self.parts], float)
+        parts = [pt for _, pt in self.parts] + list(self.support)
+        centres = np.array([pt.pos for pt in parts], float).reshape(-1, 3)
+        return centres, np.array([part_radius(pt) for pt in parts], float)
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,8 @@ class RoadLayout:
 
     @classmethod
     def has_region(cls, region: str, lanes: int = 2) -> bool:
+        if cls.kind == "plate":
+            return region == "ground"
         probe = cls(Layout(kind=cls.kind, lanes=lanes, lane_width=3.5, ego_lane=0, length=100.0, seed=0))
         try:
             probe.spans(region)
@@ -518,10 +522,49 @@ class TJunction(FourWay):
     cross_sides = (1,)
 
 
+class PlateLayout(RoadLayout):
+    """A real background plate (``worlds.plates``) standing in for a road: actors stand on its
+    ground plane z = 0, anywhere on the visible ground (region ``ground``) or where the plate's
+    optional ``regions.png`` allows; nothing static is drawn, the photo is the world."""
+
+    kind = "plate"
+
+    def __init__(self, layout: Layout):
+        super().__init__(layout)
+        from longtail.worlds.plates import load_plate_cached
+
+        self.plate = load_plate_cached(layout.plate)
+
+    def spans(self, region: str) -> list[Span]:
+        if region != "ground":
+            raise KeyError(f"layout 'plate' has no region {region!r}; it has 'ground'")
+        return [Span(0.0, 0.0, 0.0, 0.0, False, road="plate")]
+
+    def pose_on(self, road, s, t):
+        if road == "plate":  # (s, t) are world (x, y) on the plate's ground
+            return s, t, 0.0
+        return super().pose_on(road, s, t)
+
+    def sample_ground(self, rng: np.random.Generator, distance_m: tuple[float, float]) -> tuple[float, float] | None:
+        """A uniformly drawn point (x, y) of visible, allowed ground within ``distance_m`` of the
+        camera (along the ground), or None if there is none."""
+        cand = self.plate.ground_pixels(distance_m)
+        if cand.size == 0:
+            rng.random()
+            return None
+        k = cand[int(rng.integers(cand.size))]
+        return self.plate.ground_point(k, float(rng.random()), float(rng.random()))
+
+    def static(self) -> Static:
+        c = self.plate.camera.position
+        ground = box(c[0], c[1], -1.0, 2000.0, 2000.0, 1.0, GRASS)
+        return Static([], [], support=[ground])
+
+
 REGIONS = ("ego_lane", "same_direction", "oncoming", "road", "roadside", "right_roadside", "parked",
-           "cross_traffic", "crosswalk")
+           "cross_traffic", "crosswalk", "ground")
 LAYOUTS: Registry[type[RoadLayout]] = Registry("layout")
-for _cls in (UrbanStreet, RuralRoad, CurvedRoad, Highway, FourWay, TJunction):
+for _cls in (UrbanStreet, RuralRoad, CurvedRoad, Highway, FourWay, TJunction, PlateLayout):
     LAYOUTS.add(_cls.kind, _cls)
 
 

@@ -65,7 +65,7 @@ class Physics:
         p.resetSimulation(physicsClientId=self.client)
         p.setGravity(0, 0, -9.81, physicsClientId=self.client)
         p.setTimeStep(SETTLE_DT, physicsClientId=self.client)
-        self._parts = list(static.parts)
+        self._parts = list(static.parts) + [("ground", pt) for pt in static.support]
         self._centres, self._radii = static.bounds()
         self._bodies: dict[int, int] = {}  # part index -> body
         self._owner: dict[int, str] = {}  # body -> what it is, for messages

@@ -26,6 +26,7 @@ Frames: the camera's world is right-handed, metres, z up, ground z = 0 (see plat
 from __future__ import annotations
 
 import configparser
+from functools import cached_property, lru_cache
 import json
 import math
 import os
@@ -59,7 +60,7 @@ FORMAT = "longtail-plate"
 FORMAT_VERSION = 1
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 FILES = {"image": "plate.png", "depth": "depth.png", "camera": "camera.json", "sky": "sky.json",
-         "occluders": "occluders.png"}
+         "occluders": "occluders.png", "regions": "regions.png"}
 MAX_DEPTH_M = 255.0  # the 16-bit depth PNG holds up to 255.99 m
 
 
@@ -74,6 +75,8 @@ class Plate:
         airlight: haze / sky colour (r, g, b), 0..1 on the image's scale (value / 255).
         occluders: (H, W) bool, True = static occluder in front of inserted objects; or None.
         fit: how the camera was obtained and its reprojection error.
+        regions: (H, W) bool, True = ground where inserted actors may stand (optional
+            ``regions.png`` a user adds to the plate directory); None = all visible ground.
     """
 
     image: np.ndarray
@@ -82,6 +85,50 @@ class Plate:
     airlight: tuple[float, float, float]
     occluders: np.ndarray | None
     fit: FitReport
+    regions: np.ndarray | None = None
+
+    @cached_property
+    def ground_xy(self) -> np.ndarray:
+        """(H, W, 2) world (x, y) where each pixel centre's ray meets the ground; nan above the
+        horizon."""
+        g = ground_depth(self.camera)
+        T = self.camera.world_from_camera()
+        x = ((np.arange(self.camera.width) + 0.5 - self.camera.cx) / self.camera.fx)[None, :]
+        y = ((np.arange(self.camera.height) + 0.5 - self.camera.cy) / self.camera.fy)[:, None]
+        g = np.where(np.isfinite(g), g, np.nan)
+        return np.stack([(T[i, 0] * x + T[i, 1] * y + T[i, 2]) * g + T[i, 3] for i in range(2)], -1)
+
+    @cached_property
+    def occluder_depth(self) -> np.ndarray:
+        """(H, W) float32 z-depth of the static occluders (inf where there are none): each at the
+        ground depth of its foot, so inserted objects behind it are hidden and those before it
+        are not."""
+        if self.occluders is None:
+            return np.full(self.depth.shape, np.inf, np.float32)
+        return np.where(self.occluders, plate_depth(self.camera, self.occluders), np.inf).astype(np.float32)
+
+    def ground_pixels(self, distance_m: tuple[float, float]) -> np.ndarray:
+        """Flat indices of the pixels whose ground point lies within ``distance_m`` (metres,
+        along the ground from the camera's foot), allowed by ``regions`` and not occluded."""
+        xy = self.ground_xy
+        c = self.camera.position
+        d = np.hypot(xy[..., 0] - c[0], xy[..., 1] - c[1])
+        ok = np.isfinite(d) & (d >= distance_m[0]) & (d <= distance_m[1])
+        if self.occluders is not None:
+            ok &= ~self.occluders
+        if self.regions is not None:
+            ok &= self.regions
+        return np.flatnonzero(ok)
+
+    def ground_point(self, flat_index: int, du: float, dv: float) -> tuple[float, float]:
+        """World (x, y) on the ground seen at a point (du, dv in 0..1) inside pixel ``flat_index``."""
+        v, u = divmod(int(flat_index), self.camera.width)
+        T = self.camera.world_from_camera()
+        x = (u + du - self.camera.cx) / self.camera.fx
+        y = (v + dv - self.camera.cy) / self.camera.fy
+        ray = T[:3, :3] @ np.array([x, y, 1.0])
+        k = -T[2, 3] / ray[2]
+        return float(T[0, 3] + k * ray[0]), float(T[1, 3] + k * ray[1])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -455,5 +502,19 @@ def load_plate(path: Path) -> Plate:
             raise DatasetError(str(root / FILES["occluders"]), None, f"expected a {camera.width}x{camera.height} "
                                                                      f"mask, got shape {occ.shape}")
         occluders = occ > 0
+    regions = None
+    if (root / FILES["regions"]).is_file():
+        reg = _read_plate_png(root / FILES["regions"])
+        reg = reg if reg.ndim == 2 else reg[..., 0]
+        if reg.shape != size:
+            raise DatasetError(str(root / FILES["regions"]), None, f"expected a {camera.width}x{camera.height} "
+                                                                  f"mask, got shape {reg.shape}")
+        regions = reg > 0
     return Plate(image=image, depth=decode_depth(depth_png), camera=camera,
-                 airlight=tuple(float(c) for c in airlight), occluders=occluders, fit=fit)
+                 airlight=tuple(float(c) for c in airlight), occluders=occluders, fit=fit, regions=regions)
+
+
+@lru_cache(maxsize=4)
+def load_plate_cached(path: str) -> Plate:
+    """``load_plate`` once per process and plate (frames of a dataset share it; read-only)."""
+    return load_plate(Path(path))

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+from pathlib import Path
 
 import numpy as np
 
 from longtail.errors import SamplingError
 from longtail.seeding import frame_rng
 from longtail.worlds.assets import get_asset, resolve_asset_names
-from longtail.worlds.layouts import RoadLayout, Span, make_layout, static_world
+from longtail.worlds.layouts import PlateLayout, RoadLayout, Span, make_layout, static_world
 from longtail.worlds.physics import Physics
 from longtail.worlds.scenario import CONDITIONS, ActorSpec, Scenario, TimeSpec, WeatherSpec
 from longtail.worlds.scene import Actor, Camera, Layout, Scene, Sun, Weather
@@ -88,11 +89,14 @@ def _layout(scenario: Scenario, rng: np.random.Generator) -> Layout:
         radius = _uniform(rng, ls.radius_m_range or (60.0, 150.0)) * (1 if rng.random() < 0.5 else -1)
     if ls.kind in ("curve", "four_way", "t_junction"):
         junction = _uniform(rng, ls.junction_m_range or ((15.0, 30.0) if ls.kind == "curve" else (25.0, 45.0)))
+    plate = str(Path(scenario.plate).resolve()) if scenario.plate else None
     return Layout(kind=ls.kind, lanes=lanes, lane_width=width, ego_lane=0, length=ls.length_m, seed=seed,
-                  radius=radius, junction_at=junction)
+                  radius=radius, junction_at=junction, plate=plate)
 
 
 def _camera(scenario: Scenario, rng: np.random.Generator, geom: RoadLayout) -> Camera:
+    if isinstance(geom, PlateLayout):  # the plate's fitted camera, as it is
+        return geom.plate.camera.model_copy(update={"name": "front"})
     spec = scenario.camera
     fx, fy, cx, cy = spec.intrinsics()
     t = geom.lane_center(geom.spec.ego_lane) if spec.mount == "vehicle" else -geom.half - 0.5 * geom.roadside_width
@@ -156,8 +160,16 @@ class _Placer:
             span = spans[int(rng.integers(len(spans)))]
             dist = _uniform(rng, spec.distance_m_range)
             s = _uniform(rng, span.s_range) if span.s_range else (dist if span.road == "main" else span.side * dist)
+            if span.road == "plate":
+                point = self.geom.sample_ground(rng, spec.distance_m_range)
+                if point is None:
+                    self._reject(f"no visible ground of the plate at {spec.distance_m_range} m")
+                    continue
+                s, t_plate = point
             mid = (span.t0 + span.t1) / 2
             t = mid + float(rng.normal(0.0, spec.lateral_jitter_m / 2)) if span.snap else _uniform(rng, (span.t0, span.t1))
+            if span.road == "plate":
+                t = t_plate
             heading_offset = math.radians(_uniform(rng, spec.heading_deg_range))
             speed = _speed(spec, span, asset, rng)
             ds, dt = _uniform(rng, spec.offset_s_m_range), _uniform(rng, spec.offset_t_m_range)
@@ -247,7 +259,8 @@ def _draw(scenario: Scenario, seed: int, index: int, physics: Physics) -> Scene:
     weather = Weather(kind=weather_spec.kind, visibility_m=vis, intensity=_uniform(rng, weather_spec.intensity_range))
     camera = _camera(scenario, rng, geom)
     ego_speed = _uniform(rng, scenario.ego_speed_mps_range)
-    ego = geom.pose(0.0, geom.lane_center(layout.ego_lane)) if scenario.camera.mount == "vehicle" else None
+    vehicle = scenario.camera.mount == "vehicle" and layout.kind != "plate"
+    ego = geom.pose(0.0, geom.lane_center(layout.ego_lane)) if vehicle else None
     physics.begin(static_world(layout))
     placer = _Placer(geom, camera, physics, scenario.max_tries)
     first: dict[int, Actor] = {}  # events entry -> its first actor, the anchor of relative entries

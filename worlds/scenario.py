@@ -224,6 +224,8 @@ class Scenario(Strict):
     traffic: list[ActorSpec] = []
     events: list[ActorSpec] = []
     coverage: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = {}
+    # a real background plate (``longtail plate fit``) instead of a road: with layout kind "plate"
+    plate: str | None = None
     max_tries: int = Field(default=100, ge=1, le=10_000)
 
     @field_validator("coverage")
@@ -239,6 +241,19 @@ class Scenario(Strict):
             if total > 1.0 + 1e-9:
                 raise ValueError(f"shares of the {group} conditions add up to {total:g}, more than 1")
         return v
+
+    @model_validator(mode="after")
+    def _plate_matches_layout(self) -> "Scenario":
+        if (self.plate is None) != (self.layout.kind != "plate"):
+            raise ValueError("plate: a plate directory goes with layout kind 'plate' (and only with it)")
+        if self.plate is not None:
+            from longtail.worlds.plates import load_plate_cached
+
+            try:
+                load_plate_cached(str(Path(self.plate).resolve()))
+            except InputError as e:
+                raise ValueError(f"plate: {e}") from None
+        return self
 
     @model_validator(mode="after")
     def _regions_exist(self) -> "Scenario":

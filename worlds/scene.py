@@ -103,6 +103,7 @@ class Layout(Frozen):
     seed: int  # seeds the roadside props (buildings, trees, poles) deterministically
     radius: float | None = None  # curve: signed radius in metres (positive bends left)
     junction_at: float | None = None  # curve start / junction centre, metres ahead of the ego
+    plate: str | None = None  # kind "plate": the plate directory standing in for a road
 
 
 class Actor(Frozen):
