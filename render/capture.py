@@ -226,8 +226,8 @@ class Renderer:
         instance = np.where(actor, instance, 0).astype(np.uint16)
         semantic = np.where(actor, semantic, 0).astype(np.uint8)  # the photo is "unlabeled"
         depth = np.where(actor, depth, plate.depth).astype(np.float32)
-        background = contact_shadows(plate.image.astype(np.float32) / 255.0, plate.ground_xy, scene.actors)
-        img = np.where(actor[..., None], match_to_plate(img, instance, plate.image), background)
+        background = contact_shadows(plate.image_f, plate.ground_xy, scene.actors, cam)
+        img = np.where(actor[..., None], match_to_plate(img, instance, plate.image_f), background)
         clock.lap("composite")
         daylit = img
         if scene.is_night:

@@ -19,16 +19,16 @@ SHADOW_DEPTH = 0.45
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
-def match_to_plate(img: np.ndarray, instance: np.ndarray, plate: np.ndarray) -> np.ndarray:
+def match_to_plate(img: np.ndarray, instance: np.ndarray, plate_f: np.ndarray) -> np.ndarray:
     """Actor pixels (instance > 0) of ``img`` (H, W, 3 float 0..1) scaled so each actor's light
-    level and colour cast follow the plate (H, W, 3 uint8) in a window around it."""
+    level and colour cast follow the plate (H, W, 3 float 0..1) in a window around it."""
     out = img.copy()
     H, W = instance.shape
-    plate_f = plate.astype(np.float32) / 255.0
-    for k in np.unique(instance):
-        if k == 0:
-            continue
-        ys, xs = np.nonzero(instance == k)
+    rows, cols = np.nonzero(instance)
+    ids = instance[rows, cols]
+    for k in np.unique(ids):
+        sel = ids == k
+        ys, xs = rows[sel], cols[sel]
         y0, y1 = max(ys.min() - WINDOW_PX, 0), min(ys.max() + WINDOW_PX + 1, H)
         x0, x1 = max(xs.min() - WINDOW_PX, 0), min(xs.max() + WINDOW_PX + 1, W)
         around = plate_f[y0:y1, x0:x1].reshape(-1, 3).mean(0)
@@ -40,18 +40,30 @@ def match_to_plate(img: np.ndarray, instance: np.ndarray, plate: np.ndarray) -> 
     return out
 
 
-def contact_shadows(background: np.ndarray, ground_xy: np.ndarray, actors) -> np.ndarray:
+def contact_shadows(background: np.ndarray, ground_xy: np.ndarray, actors, camera) -> np.ndarray:
     """Darken ``background`` (H, W, 3 float) where its ground (world x, y per pixel, nan above
-    the horizon) lies under or just around an actor's footprint: a soft ellipse per actor."""
+    the horizon) lies under or just around an actor's footprint: a soft ellipse per actor,
+    evaluated only in the image window the ellipse can cover."""
     out = background.copy()
-    gx, gy = ground_xy[..., 0], ground_xy[..., 1]
-    shade = np.zeros(gx.shape, np.float32)
+    H, W = ground_xy.shape[:2]
     for a in actors:
         a: Actor
         l, w, _ = a.size
+        reach = 1.8 * (0.5 * max(l, w) + 0.25)
+        ring = np.array([[a.position[0] + dx, a.position[1] + dy, 0.0] for dx in (-reach, reach) for dy in (-reach, reach)])
+        uv, z = camera.project(ring)
+        if np.any(z <= camera.near):
+            u0, v0, u1, v1 = 0, 0, W, H
+        else:
+            u0, v0 = max(int(uv[:, 0].min()), 0), max(int(uv[:, 1].min()), 0)
+            u1, v1 = min(int(uv[:, 0].max()) + 2, W), min(int(uv[:, 1].max()) + 2, H)
+        if u1 <= u0 or v1 <= v0:
+            continue
+        g = ground_xy[v0:v1, u0:u1]
         c, s = np.cos(a.yaw), np.sin(a.yaw)
-        dx, dy = gx - a.position[0], gy - a.position[1]
+        dx, dy = g[..., 0] - a.position[0], g[..., 1] - a.position[1]
         along, across = c * dx + s * dy, -s * dx + c * dy
         r2 = (along / (0.5 * l + 0.25)) ** 2 + (across / (0.5 * w + 0.25)) ** 2
-        shade = np.maximum(shade, np.nan_to_num(np.exp(-r2), nan=0.0))
-    return out * (1.0 - SHADOW_DEPTH * shade)[..., None]
+        shade = np.nan_to_num(np.exp(-r2), nan=0.0).astype(np.float32)
+        out[v0:v1, u0:u1] *= (1.0 - SHADOW_DEPTH * shade)[..., None]
+    return out

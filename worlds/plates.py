@@ -88,6 +88,11 @@ class Plate:
     regions: np.ndarray | None = None
 
     @cached_property
+    def image_f(self) -> np.ndarray:
+        """(H, W, 3) float32 0..1 copy of ``image`` (compositing works in float)."""
+        return self.image.astype(np.float32) / 255.0
+
+    @cached_property
     def ground_xy(self) -> np.ndarray:
         """(H, W, 2) world (x, y) where each pixel centre's ray meets the ground; nan above the
         horizon."""
