@@ -147,6 +147,8 @@ class Renderer:
         self.flag = p.ER_TINY_RENDERER
         self.client = -1
         self.solo = -1
+        self._built: str | None = None  # the scene (less its camera) whose world the client holds
+        self._world = None
 
     def __enter__(self) -> "Renderer":
         self.client = p.connect(p.DIRECT)
@@ -164,6 +166,7 @@ class Renderer:
             if c >= 0:
                 p.disconnect(physicsClientId=c)
         self.client = self.solo = -1
+        self._built = self._world = None
 
     def render(self, scene: Scene, timings: dict[str, float] | None = None) -> Buffers:
         """All buffers of ``scene``'s frame; a deterministic function of the Scene.
@@ -174,8 +177,12 @@ class Renderer:
             raise RuntimeError("Renderer is not open: use `with Renderer() as r:`")
         clock = _Clock(timings)
         cam = scene.camera
-        p.resetSimulation(physicsClientId=self.client)
-        world = build(scene, self.client, meshes=self.backend == "tiny")
+        key = scene.model_dump_json(exclude={"camera", "index"})
+        if key != self._built:  # the cameras of a rig share one world: build it once
+            p.resetSimulation(physicsClientId=self.client)
+            self._world = build(scene, self.client, meshes=self.backend == "tiny")
+            self._built = key
+        world = self._world
         clock.lap("build")
         rgb8, zbuf, seg = _get_image(self.client, cam, renderer=self.flag, **pybullet_light(scene))
         clock.lap("bare")
