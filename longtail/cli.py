@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file", metavar="NAME_OR_PATH", help="scenario YAML file or built-in name")
     s.add_argument("--seed", type=_seed, default=0, metavar="S", help="dataset seed (default 0)")
     s.add_argument("--index", type=_seed, default=0, metavar="I", help="frame index (default 0)")
+    from longtail.cli_train import add_commands
+
+    add_commands(sub, _positive_int, _seed)
     return ap
 
 
@@ -298,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    handler = {"render": _cmd_render, "scenarios": _cmd_scenarios, "scenario": _cmd_scenario,
+    from longtail.cli_train import cmd_evaluate, cmd_train
+
+    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "render": _cmd_render, "scenarios": _cmd_scenarios, "scenario": _cmd_scenario,
                "export": _cmd_export, "verify": _cmd_verify, "stats": _cmd_stats, "plate": _cmd_plate,
                "augment": _cmd_augment}[args.command]
     try:

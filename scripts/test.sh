@@ -2,7 +2,7 @@
 # Set everything up and run the test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh test
+bash scripts/setup.sh test,train
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?

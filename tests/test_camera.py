@@ -82,34 +82,46 @@ def test_matrices_are_column_major_and_invertible():
     assert np.allclose(V[3], [0, 0, 0, 1]) and P[3, 2] == -1.0
 
 
-def _egl_loads() -> bool:
-    from longtail.render.capture import _load_egl
+EGL_CHECK = """
+import json, sys
+import numpy as np
+from longtail.labelers.annotate import annotate
+from longtail.render.capture import Renderer
+from longtail.worlds.sampler import sample
+from longtail.worlds.scenario import load_scenario
 
-    c = p.connect(p.DIRECT)
-    try:
-        return _load_egl(c)
-    finally:
-        p.disconnect(c)
+scene = sample(load_scenario("fallen_cargo").with_resolution(320, 192), 0, 0)
+try:
+    gpu = Renderer("egl").__enter__()
+except RuntimeError:
+    print(json.dumps({"egl": False})); sys.exit(0)
+with Renderer("tiny") as cpu:
+    a, b = cpu.render(scene), gpu.render(scene)
+both = np.isfinite(a.depth) & np.isfinite(b.depth)
+boxes_ok = True
+for o in annotate(scene, b):
+    if o["area"]:
+        ys, xs = np.nonzero(b.instance == o["id"])
+        boxes_ok &= o["bbox"] == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+print(json.dumps({"egl": gpu.backend == "egl", "instance": float(np.mean(a.instance == b.instance)),
+                  "semantic": float(np.mean(a.semantic == b.semantic)),
+                  "depth": float(np.median(np.abs(a.depth[both] - b.depth[both]))), "boxes": bool(boxes_ok)}))
+"""
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not _egl_loads(), reason="PyBullet's EGL renderer plugin does not load here")
 def test_egl_backend_agrees_with_the_cpu_renderer():
-    """EGL runs on a GPU, or on Mesa's software OpenGL where one is installed (slowly)."""
-    from longtail.labelers.annotate import annotate
-    from longtail.render.capture import Renderer
-    from longtail.worlds.sampler import sample
-    from longtail.worlds.scenario import load_scenario
+    """EGL runs on a GPU, or on Mesa's software OpenGL where one is installed (slowly). In a child
+    process: PyBullet's EGL plugin and torch's triton crash a process that loads both."""
+    import json
+    import subprocess
+    import sys
 
-    scene = sample(load_scenario("fallen_cargo").with_resolution(320, 192), 0, 0)
-    with Renderer("tiny") as cpu, Renderer("egl") as gpu:
-        assert gpu.backend == "egl"
-        a, b = cpu.render(scene), gpu.render(scene)
+    run = subprocess.run([sys.executable, "-c", EGL_CHECK], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    res = json.loads(next(ln for ln in run.stdout.splitlines() if ln.startswith('{"egl"')))  # the plugin chats too
+    if not res["egl"]:
+        pytest.skip("PyBullet's EGL renderer plugin does not load here")
     # two rasterisers differ on silhouette pixels and thin far-away parts, not on what is where
-    assert np.mean(a.instance == b.instance) > 0.99 and np.mean(a.semantic == b.semantic) > 0.97
-    both = np.isfinite(a.depth) & np.isfinite(b.depth)
-    assert np.median(np.abs(a.depth[both] - b.depth[both])) < 0.1
-    for o in annotate(scene, b):  # labels are exact for the buffers the backend made
-        if o["area"]:
-            ys, xs = np.nonzero(b.instance == o["id"])
-            assert o["bbox"] == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+    assert res["instance"] > 0.99 and res["semantic"] > 0.97 and res["depth"] < 0.1
+    assert res["boxes"], "labels are exact for the buffers the backend made"

@@ -1,0 +1,128 @@
+"""The one sample format every dataset loader produces, and the base dataset class.
+
+A sample is ``(image, target)``:
+
+- ``image``: (3, H, W) uint8 tensor, RGB;
+- ``target``: dict with
+  ``boxes`` (N, 4) float32 ``[x0, y0, x1, y1]``, absolute pixel edges (x1, y1 exclusive);
+  ``labels`` (N,) int64 longtail semantic class ids (``labelers.classes``), or ``IGNORE_LABEL``
+  (-1) for a class-agnostic ignore region (KITTI DontCare);
+  ``iscrowd`` (N,) int64, 1 = ignore region: evaluation neither requires nor penalises detections
+  there, training leaves it out;
+  ``area`` (N,) float32, visible pixels (mask area where the source has it, else box area);
+  ``image_id`` int; ``conditions`` dict (e.g. time_of_day, weather, scenario, event) for
+  per-condition evaluation; ``difficulty`` list of ``easy``/``moderate``/``hard``/None per box
+  where the source defines KITTI difficulty.
+
+Loaders parse every label up front into ``Entry`` records (numpy), so a dataset's targets are
+available without decoding a single image (evaluation, samplers and stats need only those).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+@dataclass
+class Entry:
+    """One image of a dataset and its labels (see the module docstring for the fields)."""
+
+    image: Path
+    width: int
+    height: int
+    boxes: np.ndarray  # (N, 4) float32
+    labels: np.ndarray  # (N,) int64
+    iscrowd: np.ndarray  # (N,) int64
+    area: np.ndarray  # (N,) float32
+    image_id: int
+    conditions: dict = field(default_factory=dict)
+    difficulty: list | None = None
+
+    @property
+    def objects(self) -> int:
+        """Boxes that count in evaluation (ignore regions left out)."""
+        return int((self.iscrowd == 0).sum())
+
+
+def make_entry(image: Path, width: int, height: int, image_id: int, boxes: list, labels: list,
+               iscrowd: list | None = None, area: list | None = None, conditions: dict | None = None,
+               difficulty: list | None = None) -> Entry:
+    """An Entry from plain lists; ``area`` defaults to box areas, ``iscrowd`` to zeros."""
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    n = len(b)
+    box_area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return Entry(image=Path(image), width=int(width), height=int(height),
+                 boxes=b, labels=np.asarray(labels, np.int64).reshape(n),
+                 iscrowd=np.zeros(n, np.int64) if iscrowd is None else np.asarray(iscrowd, np.int64).reshape(n),
+                 area=box_area.astype(np.float32) if area is None else np.asarray(area, np.float32).reshape(n),
+                 image_id=int(image_id), conditions=dict(conditions or {}), difficulty=difficulty)
+
+
+def categorical(attributes: dict) -> dict:
+    """The string-valued attributes (time_of_day, weather, scenario, ...): those make condition
+    cells; numbers (hour, visibility) would make one cell per value."""
+    return {k: v for k, v in attributes.items() if isinstance(v, str)}
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """(3, H, W) uint8 RGB tensor of an image file (grey, palette and alpha are converted)."""
+    with Image.open(path) as img:
+        arr = np.asarray(img.convert("RGB"))
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file, from its header only."""
+    with Image.open(path) as img:
+        return img.size
+
+
+class DetectionDataset(torch.utils.data.Dataset):
+    """A list of Entries; ``dataset[i]`` is ``(image, target)`` in the common sample format.
+
+    Attributes:
+        name: where the data came from (a path), for messages and reports.
+        entries: one per image.
+        unmapped: source class name -> objects dropped because the class map drops or lacks it.
+    """
+
+    kind = "generic"
+
+    def __init__(self, name: str, entries: list[Entry], unmapped: Counter | None = None):
+        self.name = name
+        self.entries = entries
+        self.unmapped = Counter() if unmapped is None else unmapped
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, dict]:
+        return self.image(i), self.target(i)
+
+    def image(self, i: int) -> torch.Tensor:
+        return read_image(self.entries[i].image)
+
+    def target(self, i: int) -> dict:
+        """Target dict of image ``i`` (tensors are fresh copies; no pixels are read)."""
+        e = self.entries[i]
+        t = {"boxes": torch.from_numpy(e.boxes.copy()), "labels": torch.from_numpy(e.labels.copy()),
+             "iscrowd": torch.from_numpy(e.iscrowd.copy()), "area": torch.from_numpy(e.area.copy()),
+             "image_id": e.image_id, "conditions": dict(e.conditions)}
+        if e.difficulty is not None:
+            t["difficulty"] = list(e.difficulty)
+        return t
+
+    @property
+    def objects(self) -> int:
+        return sum(e.objects for e in self.entries)
+
+    def describe(self) -> dict:
+        """Plain summary for run records and reports."""
+        return {"kind": self.kind, "path": self.name, "images": len(self), "objects": self.objects,
+                "unmapped": dict(sorted(self.unmapped.items()))}
