@@ -104,7 +104,8 @@ def test_textures_are_fixed_functions_of_world_position():
     g2 = texture_gain(sem, x, y, z, d)
     assert np.array_equal(g1, g2) and g1.std() > 0 and np.all((g1 >= 0.5) & (g1 <= 1.5))
     far = texture_gain(sem, x, y, z, np.full_like(x, 100.0))  # the fine grain fades with distance
-    assert np.abs(far - 1).mean() < np.abs(g1 - 1).mean() + 0.2
+    step = lambda g: np.abs(np.diff(g.ravel())).mean()  # noqa: E731 - change between neighbouring samples
+    assert step(far) < 0.5 * step(g1)
 
 
 def test_kitti_preset_camera():
