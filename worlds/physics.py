@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from longtail._pybullet import p
-from longtail.worlds.layouts import Static
+from longtail.worlds.layouts import Static, part_radius
 from longtail.worlds.scene import Actor
 
 PENETRATION_TOL_M = 0.02  # deeper contact than this is interpenetration
@@ -24,6 +24,12 @@ SETTLE_STEPS = 24
 SETTLE_DT = 1.0 / 120.0
 MAX_SETTLE_DROP_M = 0.08  # an actor that falls further was floating
 MAX_TILT_RAD = math.radians(8.0)
+PANE_M = 0.035  # a static box thinner than this (half) across x or y is a pane, not an obstacle
+PAINT_M = 0.01  # ... or this thin vertically: paint on the road
+
+
+def _paint_thin(pt) -> bool:
+    return pt.shape == "box" and (min(pt.dims[0], pt.dims[1]) < PANE_M or pt.dims[2] < PAINT_M)
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,12 @@ class Physics:
         p.resetSimulation(physicsClientId=self.client)
         p.setGravity(0, 0, -9.81, physicsClientId=self.client)
         p.setTimeStep(SETTLE_DT, physicsClientId=self.client)
-        self._parts = list(static.parts) + [("ground", pt) for pt in static.support]
-        self._centres, self._radii = static.bounds()
+        # paint-thin parts (lane markings, window panes, sign plates) cannot hold anything up or
+        # be walked into in a way that matters; leaving them out saves most collision bodies
+        self._parts = [(c, pt) for c, pt in static.parts if not _paint_thin(pt)]
+        self._parts += [("ground", pt) for pt in static.support]
+        self._centres = np.array([pt.pos for _, pt in self._parts], float).reshape(-1, 3)
+        self._radii = np.array([part_radius(pt) for _, pt in self._parts], float)
         self._bodies: dict[int, int] = {}  # part index -> body
         self._owner: dict[int, str] = {}  # body -> what it is, for messages
         self._actors: dict[int, int] = {}  # actor id -> body
