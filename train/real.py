@@ -11,6 +11,7 @@ from __future__ import annotations
 import configparser
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
@@ -191,13 +192,8 @@ class KittiDataset(RealDataset):
 
     @staticmethod
     def _read_labels(path: Path) -> list[SourceObject]:
-        if not path.exists():
-            return []
         objects = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            f = line.split()
-            if not f:
-                continue
+        for n, f in _label_lines(path):
             try:
                 trunc, occ = float(f[1]), int(float(f[2]))
                 x0, y0, x1, y1 = (float(v) for v in f[4:8])
@@ -280,13 +276,8 @@ class YoloDataset(RealDataset):
 
     @staticmethod
     def _read_labels(path: Path, names: dict, w: int, h: int) -> list[SourceObject]:
-        if not path.exists():
-            return []
         objects = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            f = line.split()
-            if not f:
-                continue
+        for n, f in _label_lines(path):
             try:
                 cls, vals = int(f[0]), np.array(f[1:], np.float64)
                 if len(vals) == 4:
@@ -302,6 +293,17 @@ class YoloDataset(RealDataset):
                                  f"(0..{len(names) - 1})")
             objects.append(SourceObject(str(names[cls]), box))
         return objects
+
+
+def _label_lines(path: Path, commas: bool = False) -> Iterator[tuple[int, list[str]]]:
+    """(1-based line number, fields) of each non-blank line of a label text file (none if the
+    file is absent); fields split on whitespace, or on commas and whitespace."""
+    if not path.exists():
+        return
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        f = line.replace(",", " ").split() if commas else line.split()
+        if f:
+            yield n, f
 
 
 def is_mot_dir(path: Path) -> bool:
@@ -354,10 +356,7 @@ class MotDataset(RealDataset):
     @staticmethod
     def _read_gt(path: Path) -> dict[int, list[SourceObject]]:
         rows: dict[int, list[SourceObject]] = {}
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            f = [v.strip() for v in line.replace(" ", ",").split(",") if v.strip()]
-            if not f:
-                continue
+        for n, f in _label_lines(path, commas=True):
             try:
                 frame, left, top, w, h, flag = int(float(f[0])), *(float(v) for v in f[2:6]), float(f[6])
                 name = MOT_CLASS_IDS[int(float(f[7])) - 1] if len(f) == 9 else "pedestrian"
