@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from longtail.errors import InputError
+
 
 @dataclass(frozen=True)
 class SemanticClass:
@@ -67,6 +69,20 @@ def list_classes() -> list[str]:
 def target_classes() -> list[SemanticClass]:
     """Detection targets in table order (COCO category ids are the semantic ids)."""
     return [c for c in CLASSES if c.target]
+
+
+def check_target_classes(names, source: str = "--classes") -> tuple[str, ...]:
+    """``names`` as a tuple, if they are one or more distinct detection target classes; else an
+    InputError naming ``source`` and the choices."""
+    names = tuple(names)
+    targets = [c.name for c in target_classes()]
+    for name in names:
+        if name not in targets:
+            raise InputError(source, None, f"{name!r} is not a detection target class; expected one of: "
+                             f"{', '.join(targets)}")
+    if not names or len(set(names)) != len(names):
+        raise InputError(source, None, "expected one or more distinct class names")
+    return names
 
 
 def palette() -> np.ndarray:

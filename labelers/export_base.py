@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Literal
 import numpy as np
 
 from longtail.errors import InputError
-from longtail.labelers.classes import get_class, target_classes
+from longtail.labelers.classes import check_target_classes, get_class
 
 Role = Literal["object", "ignore"]
 
@@ -62,14 +62,7 @@ class ExportFilter:
             raise InputError("--max-occlusion", None, f"expected a fraction in [0, 1], got {self.max_occlusion!r}")
         if self.classes is not None:
             # a list from a caller is fine; stored as a tuple so the filter stays hashable
-            object.__setattr__(self, "classes", tuple(self.classes))
-            targets = [c.name for c in target_classes()]
-            for name in self.classes:
-                if name not in targets:
-                    raise InputError("--classes", None, f"{name!r} is not a detection target class; "
-                                     f"choices: {', '.join(targets)}")
-            if not self.classes:
-                raise InputError("--classes", None, "expected at least one class name")
+            object.__setattr__(self, "classes", check_target_classes(self.classes))
 
     def to_json(self) -> dict:
         return {"min_visible_px": self.min_visible_px, "max_occlusion": self.max_occlusion,

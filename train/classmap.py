@@ -26,7 +26,7 @@ import numpy as np
 import yaml
 
 from longtail.errors import InputError
-from longtail.labelers.classes import get_class, target_classes
+from longtail.labelers.classes import check_target_classes, get_class, target_classes
 
 IGNORE = "ignore"  # a map value: the object becomes a class-agnostic ignore region
 IGNORE_LABEL = -1  # label of a class-agnostic ignore region in a target (it matches every class)
@@ -147,14 +147,7 @@ class LabelSpace:
     classes: tuple[str, ...] = tuple(c.name for c in target_classes())
 
     def __post_init__(self):
-        object.__setattr__(self, "classes", tuple(self.classes))
-        names = [c.name for c in target_classes()]
-        for name in self.classes:
-            if name not in names:
-                raise InputError("--classes", None, f"{name!r} is not a detection target class; "
-                                 f"expected one of: {', '.join(names)}")
-        if not self.classes or len(set(self.classes)) != len(self.classes):
-            raise InputError("--classes", None, "expected one or more distinct class names")
+        object.__setattr__(self, "classes", check_target_classes(self.classes))
 
     @property
     def num_classes(self) -> int:
