@@ -25,7 +25,6 @@ from pathlib import Path
 from longtail.labelers.annotate import annotate
 from longtail.pipeline import engines, frame_scene, render_frames
 from longtail.render.capture import _get_image
-from longtail.render.lighting import pybullet_light
 from longtail.worlds.scenario import load_scenario
 
 DEMO = "fallen_cargo,animal_herd,deer_on_dark_road,night_jaywalker,dense_fog_highway,fallen_cargo+rig"

@@ -3,7 +3,6 @@ imported only when these commands run; install with ``pip install -e .[train]``)
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from longtail._pybullet import p
+from longtail.worlds.assets import Part
 from longtail.worlds.layouts import Static, part_radius
 from longtail.worlds.scene import Actor
 
