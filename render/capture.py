@@ -116,6 +116,14 @@ def alone_crop(actor: Actor, camera: Camera) -> tuple[int, int, int, int] | None
     return u0, v0, u1 - u0, v1 - v0
 
 
+def _visibility(daylit: np.ndarray, weathered: np.ndarray, instance: np.ndarray, ids: list[int]) -> dict[int, float]:
+    """Per-object visibility of the final frame against its clear-daylight version (both before
+    anti-aliasing); a frame that night and weather left untouched is fully visible as it is."""
+    if weathered is daylit:
+        return dict.fromkeys(ids, 1.0)
+    return object_visibility(daylit, weathered, instance, ids) if ids else {}
+
+
 class _Clock:
     """Adds the time since the last lap to ``timings[name]`` (does nothing without timings)."""
 
@@ -210,15 +218,13 @@ class Renderer:
             clock.lap("night")
         img[sky] = sky_image(scene, sky)
         clock.lap("sky")
-        img = self._weather(scene, img, depth)
+        weathered = self._weather(scene, img, depth)
         clock.lap("weather")
-        img = edge_antialias(img, instance, semantic, depth)
-        rgb = to_uint8(img)
+        rgb = to_uint8(edge_antialias(weathered, instance, semantic, depth))
         clock.lap("antialias")
         alone = self._render_alone(scene)
         clock.lap("alone")
-        ids = [a.id for a in scene.actors if a.id in alone]
-        visibility = object_visibility(daylit, img, instance, ids) if ids else {}
+        visibility = _visibility(daylit, weathered, instance, [a.id for a in scene.actors if a.id in alone])
         clock.lap("visibility")
         return Buffers(rgb=rgb, depth=depth, instance=instance, semantic=semantic, alone=alone,
                        visibility=visibility)
@@ -242,14 +248,12 @@ class Renderer:
             lights = scene_lights(scene, world.lamps)
             img = night_shading(img, depth, cam, lights, ambient=PLATE_NIGHT_AMBIENT) + glow + bloom(glow)
             clock.lap("night")
-        img = self._weather(scene, img, depth, airlight=np.asarray(plate.airlight, np.float32))
+        weathered = self._weather(scene, img, depth, airlight=np.asarray(plate.airlight, np.float32))
         clock.lap("weather")
-        img = edge_antialias(img, instance, semantic, depth)
-        rgb = to_uint8(img)
+        rgb = to_uint8(edge_antialias(weathered, instance, semantic, depth))
         clock.lap("antialias")
         alone = self._render_alone(scene)
-        ids = [a.id for a in scene.actors if a.id in alone]
-        visibility = object_visibility(daylit, img, instance, ids) if ids else {}
+        visibility = _visibility(daylit, weathered, instance, [a.id for a in scene.actors if a.id in alone])
         clock.lap("alone")
         return Buffers(rgb=rgb, depth=depth, instance=instance, semantic=semantic, alone=alone,
                        visibility=visibility)

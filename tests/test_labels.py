@@ -151,3 +151,13 @@ def test_kitti_difficulty_thresholds(h, occ, trunc, expected):
     from longtail.labelers.annotate import kitti_difficulty
 
     assert kitti_difficulty([0.0, 0.0, 10.0, float(h)], occ, trunc) == expected
+
+
+def test_label_visibility_is_one_by_clear_day_and_falls_in_fog(renderer):
+    near, far = _car(1, 12.0, -1.7), _car(2, 45.0, 1.7, yaw=math.pi)
+    clear = _scene([near, far])
+    objs = {o["id"]: o for o in annotate(clear, renderer.render(clear))}
+    assert objs[1]["visibility"] == objs[2]["visibility"] == 1.0
+    foggy = clear.model_copy(update={"weather": Weather(kind="fog", visibility_m=40.0)})
+    objs = {o["id"]: o for o in annotate(foggy, renderer.render(foggy))}
+    assert objs[2]["visibility"] < objs[1]["visibility"] < 1.0 and objs[2]["visibility"] < 0.2
