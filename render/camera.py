@@ -57,11 +57,6 @@ def ray_distance(depth: np.ndarray, camera: Camera) -> np.ndarray:
     return depth * np.sqrt(x * x + y * y + 1.0)
 
 
-def world_points(depth: np.ndarray, camera: Camera) -> np.ndarray:
-    """(H, W, 3) float32 world coordinates of each pixel's surface (inf where depth is inf)."""
-    return np.stack(world_xyz(depth, camera), -1)
-
-
 def world_xyz(depth: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """World x, y, z of each pixel's surface as three (H, W) float32 arrays (2D ops are fast)."""
     x, y = normalized_coords(camera)

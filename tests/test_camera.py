@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from longtail._pybullet import p
-from longtail.render.camera import linearize_depth, projection_matrix, view_matrix, world_points
+from longtail.render.camera import linearize_depth, projection_matrix, view_matrix, world_xyz
 from longtail.render.capture import _get_image
 from longtail.worlds.scene import Camera
 
@@ -51,8 +51,9 @@ def test_depth_is_metric_and_world_points_recover_geometry():
         _, zbuf, seg = _get_image(client, cam)
         depth = linearize_depth(zbuf, cam)
         assert np.allclose(depth, 10.0, atol=2e-3)
-        pts = world_points(depth, cam)
-        assert np.allclose(pts[..., 0], 10.0, atol=2e-3)
+        x, y, z = world_xyz(depth, cam)
+        assert np.allclose(x, 10.0, atol=2e-3)
+        assert np.allclose(z[0, :] - z[-1, :], 96 / 100 * 10.0, atol=0.15)  # the wall spans the view height
     finally:
         p.disconnect(client)
 
