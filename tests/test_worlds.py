@@ -155,3 +155,20 @@ def test_roadside_camera_stays_put_in_sequences(physics):
     assert a.camera.position[2] == pytest.approx(7.5) and a.camera.pitch > math.radians(15)
     moved = [x for x, y in zip(a.actors, b.actors) if x.position != y.position]
     assert moved, "the crowd walks while the camera stands"
+
+
+def test_contact_sheet_cli(tmp_path, capsys):
+    from PIL import Image
+
+    from longtail.cli import main
+
+    out = tmp_path / "sheet.png"
+    assert main(["scenarios", "--contact-sheet", str(out)]) == 0
+    with Image.open(out) as im:
+        rows = -(-len(CATALOG) // 4)
+        assert im.size == (4 * 320, rows * (192 + 14))
+        tiles = np.asarray(im.convert("RGB"))
+    for k in range(len(CATALOG)):  # every tile holds a rendered road scene, not an empty panel
+        r, c = divmod(k, 4)
+        tile = tiles[r * 206 + 14:(r + 1) * 206, c * 320:(c + 1) * 320]
+        assert tile.std() > 5
