@@ -29,7 +29,44 @@ def add_commands(sub, positive_int, seed) -> None:
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present")
     t.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
     t.add_argument("--init", type=Path, metavar="PATH", help="start from a local checkpoint (weights_only load)")
+    t.add_argument("--augment", metavar="PRESET[,PRESET]", help="weather stage on the fly: each image gets one "
+                   "of these weather presets with probability --augment-p (real images: ground-plane depth prior)")
+    t.add_argument("--augment-p", type=float, default=0.5, metavar="P", help="share of images augmented (default 0.5)")
+    t.add_argument("--camera", type=Path, metavar="PLATE_DIR|camera.json",
+                   help="camera of the real images for the depth prior (default: a level car camera 1.5 m up)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    c = sub.add_parser("compare", help="train real, synthetic and mixed arms; report AP per condition with plots",
+                       description="Train every arm (real, synthetic, mixed, pretrain-finetune, real+weather, "
+                       "real+plates) with the same step budget, evaluate each on held-out real frames, clear and "
+                       "under each weather preset, and write results.json, report.md and report.html. Finished "
+                       "arms are skipped when rerun (resumable). Without --test the real frames are split into "
+                       "train and test by contiguous blocks.")
+    c.add_argument("--real", required=True, metavar="[KIND:]PATH", help="real training data (MOT, COCO, KITTI, YOLO)")
+    c.add_argument("--synthetic", metavar="DIR", help="longtail dataset (synthetic, mixed, pretrain-finetune arms)")
+    c.add_argument("--plates", metavar="DIR", help="longtail dataset rendered on your plate (real+plates arm)")
+    c.add_argument("--test", action="append", default=[], metavar="[KIND:]PATH",
+                   help="held-out test set (repeatable); default: the last block of the real frames")
+    c.add_argument("--out", required=True, type=Path, metavar="REPORT_DIR")
+    c.add_argument("--preset", default="smoke", metavar="NAME",
+                   help="smoke (plumbing, <10 min on 2 CPU cores), cpu (~35 min, numbers worth reading at one "
+                   "seed) or full (for a GPU); the options below override it")
+    c.add_argument("--model", metavar="NAME")
+    c.add_argument("--steps", type=positive_int, metavar="N")
+    c.add_argument("--batch", type=positive_int, metavar="B")
+    c.add_argument("--img-size", type=positive_int, nargs=2, metavar=("H", "W"))
+    c.add_argument("--arms", metavar="A,B", help="arms to run (default: all but real+plates; real+plates with --plates)")
+    c.add_argument("--real-fractions", metavar="F,F", help="fractions of the real training frames, e.g. 0.1,0.25,1")
+    c.add_argument("--seeds", type=positive_int, metavar="N", help="seeds per arm and fraction")
+    c.add_argument("--robustness", metavar="PRESET,...", help="weather presets of the test conditions")
+    c.add_argument("--severities", metavar="S,S", help="preset strengths of the robustness table (0..1)")
+    c.add_argument("--real-camera", type=Path, metavar="PLATE_DIR|camera.json",
+                   help="camera of the real footage (longtail plate fit) for the ground-plane depth prior")
+    c.add_argument("--classes", metavar="A,B", help="classes to train and score (default: those the real data labels)")
+    c.add_argument("--pretrained", action="store_true",
+                   help="ImageNet backbone weights, only from the local torch cache (never downloaded)")
+    c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
 
     e = sub.add_parser("evaluate", help="COCO metrics of a checkpoint, overall and per condition",
                        description="Evaluate a checkpoint with pycocotools: AP, AP50, AP75, AP small/medium/large, "
@@ -68,16 +105,23 @@ def cmd_train(args) -> int:
 
     specs = _named(args.data)
     datasets = {name: open_dataset(ds) for name, ds in specs.items()}
+    augment = None
+    if args.augment:
+        from longtail.train.weather import GroundPrior, WeatherAugment, load_camera
+
+        prior = GroundPrior(camera=load_camera(args.camera)) if args.camera else GroundPrior()
+        augment = WeatherAugment(tuple(args.augment.split(",")), p=args.augment_p, prior=prior)
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None
     spec = ModelSpec(name=args.model, img_size=tuple(args.img_size) if args.img_size else None,
                      **({"classes": classes} if classes else {}))
     if len(datasets) == 1:
         if args.mix:
             raise InputError("--mix", None, "needs two or more --data")
-        data = SampledBatches.single(next(iter(datasets.values())), args.steps, args.batch, args.seed)
+        data = SampledBatches.single(next(iter(datasets.values())), args.steps, args.batch, args.seed, augment)
     else:
         shares = parse_shares(args.mix) if args.mix else {n: 1.0 / len(datasets) for n in datasets}
-        data = SampledBatches.mixed(datasets, shares, args.steps, args.batch, args.seed)
+        data = SampledBatches.mixed(datasets, shares, args.steps, args.batch, args.seed,
+                                    {n: augment for n in datasets} if augment else None)
     model = spec.build(args.seed)
     if args.init:
         load_init(model, args.init)
@@ -90,7 +134,8 @@ def cmd_train(args) -> int:
     try:
         res = train(model, data, args.steps, spec=spec, out_dir=args.out, seed=args.seed, device=args.device,
                     resume=args.resume, progress=progress,
-                    run_info={"data": specs, "mix": args.mix, "init": str(args.init) if args.init else None})
+                    run_info={"data": specs, "mix": args.mix, "init": str(args.init) if args.init else None,
+                              "camera": str(args.camera) if args.camera else None})
     finally:
         bar.close()
     print(f"{res.out_dir}: {res.steps} steps ({res.steps - res.started_at} this run), "
@@ -115,4 +160,61 @@ def cmd_evaluate(args) -> int:
             print(f"  {key}={value}: AP50 {fmt(m['AP50'])} ({m['images']} images, {m['objects']} objects)")
     if args.out:
         write_json(args.out, result)
+    return 0
+
+
+def _floats(text: str | None, name: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InputError(name, None, f"expected numbers separated by commas, got {text!r}") from None
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def cmd_compare(args) -> int:
+    from tqdm import tqdm
+
+    from longtail.train.compare import DEFAULT_ARMS, preset_config, run_compare
+
+    arms = _names(args.arms)
+    if arms is None:
+        arms = DEFAULT_ARMS + (("real+plates",) if args.plates else ())
+    cfg = preset_config(args.preset, model=args.model, steps=args.steps, batch=args.batch,
+                        img_size=tuple(args.img_size) if args.img_size else None, arms=arms,
+                        real_fractions=_floats(args.real_fractions, "--real-fractions"), seeds=args.seeds,
+                        robustness=_names(args.robustness), severities=_floats(args.severities, "--severities"),
+                        pretrained=args.pretrained or None)
+    bar = None
+
+    def step_progress(done: int, total: int, line: dict) -> None:
+        nonlocal bar
+        if args.quiet:
+            return
+        if bar is None or bar.total != total or done <= bar.n:
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=total, unit="step", file=sys.stderr, leave=False)
+        bar.update(done - bar.n)
+        bar.set_postfix(loss=f"{line.get('loss', float('nan')):.3f}", img_s=f"{line.get('images_per_s', 0):.1f}")
+
+    def log(text: str) -> None:
+        if bar is not None:
+            bar.close()
+        print(text, file=sys.stderr, flush=True)
+
+    try:
+        results = run_compare(args.real, args.synthetic, args.test, args.out, cfg, plates=args.plates,
+                              real_camera=args.real_camera, classes=_names(args.classes), device=args.device,
+                              log=log, step_progress=step_progress, preset=args.preset)
+    finally:
+        if bar is not None:
+            bar.close()
+    for v in results["summary"]["verdicts"]:
+        print(f"- {v['text']}")
+    print(f"{args.out}: results.json, report.md, report.html")
     return 0

@@ -3,10 +3,7 @@ ground depth, airlight and the plate directory. PETS 2009 S2L1 gives real footag
 foot positions; the rest is synthetic and small."""
 
 import math
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,34 +23,11 @@ from longtail.worlds.plates import (
 )
 from longtail.worlds.scene import Camera
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-PETS_SCRIPT = SHARED / "data" / "pets09-s2l1" / "make-sequence.sh"
 PETS_SIZE = (768, 576)
 
 
 # ----------------------------------------------------------------------------------------------
 # fixtures
-
-
-@pytest.fixture(scope="session")
-def pets(tmp_path_factory) -> Path:
-    """PETS 2009 S2L1 as a MOTChallenge sequence, built once per session by the shared script."""
-    if not PETS_SCRIPT.is_file():
-        pytest.skip(f"PETS sequence script not found at {PETS_SCRIPT}")
-    for tool in ("apt-get", "dpkg-deb"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not available to fetch the PETS frames (Debian package opencv-doc)")
-    try:
-        import cv2  # noqa: F401  the script decodes the video with the test's own Python
-    except ImportError:
-        pytest.skip("the PETS script needs opencv-python in this Python")
-    out = tmp_path_factory.mktemp("pets") / "PETS09-S2L1"
-    run = subprocess.run(["bash", str(PETS_SCRIPT), str(out)], env={**os.environ, "PYTHON": sys.executable},
-                         capture_output=True, text=True)
-    if run.returncode != 0:
-        last = (run.stderr.strip().splitlines() or ["no message"])[-1]
-        pytest.skip(f"could not build the PETS sequence (package download failed?): {last}")
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -504,7 +478,6 @@ def test_composites_keep_the_plate_and_label_exactly(pets_plate_dir, tmp_path):
 
 
 def test_plate_occluders_stay_in_front_and_count_as_occlusion(pets_plate_dir, tmp_path):
-    import shutil
 
     from longtail.pipeline import compute_frame, engines
 

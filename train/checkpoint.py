@@ -35,6 +35,15 @@ def save_checkpoint(path: Path, *, spec: ModelSpec, step: int, model: dict, ema:
     os.replace(tmp, path)
 
 
+def slim_checkpoint(path: Path) -> None:
+    """Rewrite a finished run's checkpoint with its EMA weights only (a quarter of the size: no raw
+    weights, no optimizer state); it loads as before but can no longer resume training."""
+    data = read_checkpoint(path)
+    save_checkpoint(path, spec=ModelSpec.from_json(data["spec"]), step=data["step"],
+                    model=data.get("ema") or data["model"], ema=None, optimizer=None,
+                    run={**data.get("run", {}), "slim": True})
+
+
 def read_torch_file(path: Path) -> object:
     """``torch.load(path, weights_only=True)`` on the CPU; InputError for anything else."""
     path = Path(path)

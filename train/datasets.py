@@ -57,7 +57,9 @@ class SyntheticDataset(DetectionDataset):
             root / rec["files"]["rgb"], rec["camera"]["width"], rec["camera"]["height"], rec["frame"] + 1,
             boxes=[o["bbox"] for _, o in objs], labels=[get_class(o["class"]).id for _, o in objs],
             iscrowd=[int(role == "ignore") for role, _ in objs], area=[o["area"] for _, o in objs],
-            conditions=categorical(rec["attributes"]), difficulty=[o.get("kitti_difficulty") for _, o in objs])
+            conditions=categorical(rec["attributes"]), difficulty=[o.get("kitti_difficulty") for _, o in objs],
+            depth=root / rec["files"]["depth"] if "depth" in rec["files"] else None,
+            camera={k: rec["camera"][k] for k in ("K", "world_from_camera")})
 
 
 def _is_longtail(p: Path) -> bool:

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -35,11 +35,15 @@ from longtail.train.models import ModelSpec
 from longtail.train.sample import DetectionDataset
 from longtail.train.sampler import MixedSampler, StagedSampler
 
+if TYPE_CHECKING:
+    from longtail.train.weather import WeatherAugment
+
 RUN_FILE = "run.json"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 _FLIP_STREAM = 11  # generator keys of the per-step draws (distinct from the sampler's)
 _TORCH_STREAM = 12
+_AUGMENT_STREAM = 13
 
 Progress = Callable[[int, int, dict], None]  # (steps done, total steps, the step's metrics line)
 
@@ -106,21 +110,28 @@ class SampledBatches:
         sampler: a ``MixedSampler`` or ``StagedSampler`` over those sources.
     """
 
-    def __init__(self, datasets: Mapping[str, DetectionDataset], sampler: MixedSampler | StagedSampler):
+    def __init__(self, datasets: Mapping[str, DetectionDataset], sampler: MixedSampler | StagedSampler,
+                 augment: Mapping[str, "WeatherAugment"] | None = None):
         self.datasets = dict(datasets)
         self.sampler = sampler
+        self.augment = dict(augment or {})
+        unknown = set(self.augment) - set(self.datasets)
+        if unknown:
+            raise InputError("--augment", None, f"no dataset named {sorted(unknown)[0]!r} to augment")
 
     @classmethod
-    def single(cls, dataset: DetectionDataset, steps: int, batch: int, seed: int) -> "SampledBatches":
+    def single(cls, dataset: DetectionDataset, steps: int, batch: int, seed: int,
+               augment: "WeatherAugment | None" = None) -> "SampledBatches":
         """Batches from one dataset, each image once per epoch."""
-        return cls({"data": dataset}, MixedSampler({"data": len(dataset)}, {"data": 1.0}, steps, batch, seed))
+        return cls({"data": dataset}, MixedSampler({"data": len(dataset)}, {"data": 1.0}, steps, batch, seed),
+                   {"data": augment} if augment else None)
 
     @classmethod
     def mixed(cls, datasets: Mapping[str, DetectionDataset], shares: Mapping[str, float], steps: int, batch: int,
-              seed: int) -> "SampledBatches":
+              seed: int, augment: Mapping[str, "WeatherAugment"] | None = None) -> "SampledBatches":
         """Batches from named datasets at the given shares (``--mix real=0.7,synthetic=0.3``)."""
         sizes = {name: len(d) for name, d in datasets.items()}
-        return cls(datasets, MixedSampler(sizes, shares, steps, batch, seed))
+        return cls(datasets, MixedSampler(sizes, shares, steps, batch, seed), augment)
 
     @property
     def steps(self) -> int:
@@ -132,12 +143,26 @@ class SampledBatches:
     def pairs(self, step: int) -> list[tuple[str, int]]:
         return self.sampler.batch(step)
 
-    def load(self, pairs: list[tuple[str, int]]) -> list[tuple[torch.Tensor, dict]]:
-        """The (image, target) samples of (source, index) pairs."""
-        return [self.datasets[name][i] for name, i in pairs]
+    def load(self, pairs: list[tuple[str, int]], rng: np.random.Generator | None = None
+             ) -> list[tuple[torch.Tensor, dict]]:
+        """The (image, target) samples of (source, index) pairs; sources with an ``augment`` get
+        weather drawn from ``rng`` (one draw per image, so a batch is a function of the rng)."""
+        out = []
+        for name, i in pairs:
+            image, target = self.datasets[name][i]
+            fx = self.augment.get(name)
+            if fx is not None:
+                if rng is None:
+                    raise ValueError("augmented sources need the step's generator")
+                image, target["conditions"]["augment"] = fx(image, self.datasets[name].entries[i], rng)
+            out.append((image, target))
+        return out
 
     def describe(self) -> dict:
-        return {"sampler": self.sampler.describe(), "datasets": {k: d.describe() for k, d in self.datasets.items()}}
+        out = {"sampler": self.sampler.describe(), "datasets": {k: d.describe() for k, d in self.datasets.items()}}
+        if self.augment:
+            out["augment"] = {k: a.describe() for k, a in self.augment.items()}
+        return out
 
 
 def hflip(image: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -338,7 +363,8 @@ def train(model: nn.Module, data: SampledBatches, steps: int | None = None, *, s
         for step in range(start, steps):
             t0 = time.perf_counter()
             pairs = data.pairs(step)
-            images, targets = prepare_batch(data.load(pairs), np.random.default_rng([seed, step, _FLIP_STREAM]),
+            items = data.load(pairs, np.random.default_rng([seed, step, _AUGMENT_STREAM]))
+            images, targets = prepare_batch(items, np.random.default_rng([seed, step, _FLIP_STREAM]),
                                             config.flip, spec.labels, device)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)
@@ -352,6 +378,8 @@ def train(model: nn.Module, data: SampledBatches, steps: int | None = None, *, s
                     "losses": {k: v.item() for k, v in losses.items()}, "lr": lr_at(step, config),
                     "images_per_s": len(pairs) / (time.perf_counter() - t0),
                     "sources": dict(Counter(name for name, _ in pairs))}
+            if data.augment:
+                last["weather"] = dict(Counter(t["conditions"].get("augment", "clear") for _, t in items))
             log.write(json.dumps(last) + "\n")
             log.flush()
             if (step + 1) % config.checkpoint_every == 0 or step + 1 == steps:

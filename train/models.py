@@ -10,7 +10,11 @@ checkpoint stores, so a checkpoint alone rebuilds its model.
 
 from __future__ import annotations
 
+import inspect
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 import torchvision
@@ -78,17 +82,58 @@ def build_model(name: str = DEFAULT_MODEL, num_classes: int = LabelSpace().num_c
                **_size_options(name, img_size), **kw}
     # torchvision initialises layers from torch's global generator; fork it so building a model
     # neither depends on nor disturbs anyone else's random state.
+    backbone = options.pop("weights_backbone", None)
+    backbone = None if backbone is None else _cached_weight(name, backbone)
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
         try:
-            model = torchvision.models.get_model(name, weights=None, weights_backbone=None,
+            model = torchvision.models.get_model(name, weights=None, weights_backbone=backbone,
                                                  num_classes=num_classes, **options)
         except TypeError as e:
             raise InputError("--model", name, f"bad model option ({e})") from None
     if img_size is not None and _is_ssd(name):
         _set_ssd_size(model, img_size)
     return model
+
+
+def _backbone_enum(name: str):
+    """The weights enum of a detection builder's ``weights_backbone`` argument."""
+    param = inspect.signature(torchvision.models.get_model_builder(name)).parameters.get("weights_backbone")
+    if param is None:
+        raise InputError("--pretrained", None, f"{name} has no pretrained backbone option")
+    ann = param.annotation
+    for arg in getattr(ann, "__args__", (ann,)):
+        if isinstance(arg, type) and issubclass(arg, torchvision.models.WeightsEnum):
+            return arg
+    raise InputError("--pretrained", None, f"cannot tell which backbone weights {name} takes")
+
+
+def weights_file(weight) -> Path:
+    """Where torch's cache keeps a torchvision weights file (``$TORCH_HOME/hub/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weight.url).path)
+
+
+def _cached_weight(name: str, weight: str):
+    try:
+        w = torchvision.models.get_weight(weight)
+    except (ValueError, AttributeError, KeyError):
+        raise InputError("--pretrained", None, f"unknown torchvision weights {weight!r}") from None
+    path = weights_file(w)
+    if not path.is_file():
+        raise InputError("--pretrained", None, f"the backbone weights of {name} ({path.name}) are not in the local "
+                         f"torch cache ({path.parent}); longtail never downloads: copy the file there, or train "
+                         "without --pretrained")
+    return w
+
+
+def cached_backbone_weights(name: str) -> str:
+    """The name (``Enum.MEMBER``) of ``name``'s default ImageNet backbone weights, checked to be in
+    the local torch cache (InputError naming the file and folder if not; nothing is downloaded)."""
+    enum = _backbone_enum(check_model_name(name))
+    weight = f"{enum.__name__}.{enum.DEFAULT.name}"
+    _cached_weight(name, weight)
+    return weight
 
 
 @dataclass(frozen=True)

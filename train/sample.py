@@ -43,6 +43,8 @@ class Entry:
     image_id: int
     conditions: dict = field(default_factory=dict)
     difficulty: list | None = None
+    depth: Path | None = None  # depth PNG (longtail frames); real images get a ground-plane prior
+    camera: dict | None = None  # {"K", "world_from_camera"} where the source records its camera
 
     @property
     def objects(self) -> int:
@@ -52,7 +54,7 @@ class Entry:
 
 def make_entry(image: Path, width: int, height: int, image_id: int, boxes: list, labels: list,
                iscrowd: list | None = None, area: list | None = None, conditions: dict | None = None,
-               difficulty: list | None = None) -> Entry:
+               difficulty: list | None = None, depth: Path | None = None, camera: dict | None = None) -> Entry:
     """An Entry from plain lists; ``area`` defaults to box areas, ``iscrowd`` to zeros."""
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
     n = len(b)
@@ -61,7 +63,8 @@ def make_entry(image: Path, width: int, height: int, image_id: int, boxes: list,
                  boxes=b, labels=np.asarray(labels, np.int64).reshape(n),
                  iscrowd=np.zeros(n, np.int64) if iscrowd is None else np.asarray(iscrowd, np.int64).reshape(n),
                  area=box_area.astype(np.float32) if area is None else np.asarray(area, np.float32).reshape(n),
-                 image_id=int(image_id), conditions=dict(conditions or {}), difficulty=difficulty)
+                 image_id=int(image_id), conditions=dict(conditions or {}), difficulty=difficulty,
+                 depth=None if depth is None else Path(depth), camera=camera)
 
 
 def categorical(attributes: dict) -> dict:

@@ -1,0 +1,234 @@
+"""``longtail compare`` and what it stands on: weather on the fly (ground-plane depth prior for
+real images), weathered test sets, block splits, the report's statistics and verdicts, the
+pretrained-weights cache rule, and a complete (tiny) comparison on real PETS frames."""
+
+import json
+import sys
+
+sys.modules.setdefault("triton", None)  # torch's triton and PyBullet's EGL plugin crash one process
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from longtail.cli import main  # noqa: E402
+from longtail.errors import InputError  # noqa: E402
+from longtail.pipeline import render_dataset  # noqa: E402
+from longtail.train.compare import (  # noqa: E402
+    CompareConfig, block_split, dataset_digest, evenly_spaced, preset_config, run_compare, subset,
+)
+from longtail.train.datasets import open_dataset  # noqa: E402
+from longtail.train.engine import SampledBatches  # noqa: E402
+from longtail.train.models import ModelSpec, cached_backbone_weights, weights_file  # noqa: E402
+from longtail.train.report import summarize  # noqa: E402
+from longtail.train.weather import GroundPrior, Weathered, WeatherAugment, load_camera  # noqa: E402
+from longtail.worlds.plates import ground_depth  # noqa: E402
+from longtail.worlds.scenario import load_scenario  # noqa: E402
+from longtail.worlds.scene import Camera  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cmp") / "campus"
+    render_dataset(load_scenario("campus_crossing").with_resolution(192, 144), out, frames=6, seed=3)
+    return out
+
+
+def _one_line(e: pytest.ExceptionInfo) -> str:
+    text = str(e.value)
+    assert "\n" not in text
+    return text
+
+
+# --- weather on the fly -------------------------------------------------------------------------
+
+def test_ground_prior_follows_the_camera_and_scales_with_the_image(tmp_path):
+    cam = Camera(width=320, height=240, fx=400.0, fy=400.0, cx=160.0, cy=120.0, position=(0.0, 0.0, 7.0),
+                 pitch=0.3)
+    (tmp_path / "camera.json").write_text(json.dumps({"camera": cam.model_dump(mode="json")}))
+    prior = GroundPrior(camera=load_camera(tmp_path))
+    depth, spec = prior.for_shape(240, 320)
+    ground = ground_depth(cam)
+    below = np.isfinite(ground)
+    assert np.allclose(depth[below], np.minimum(ground[below], 250.0), rtol=1e-5)
+    assert (depth[~below] == 250.0).all()  # at and above the horizon: the far backdrop
+    # a person 7 m below a camera pitched 0.3 rad down: the bottom row is the nearest ground
+    assert depth[-1].mean() < depth[150].mean() < depth[125].mean()
+    half, _ = prior.for_shape(120, 160)  # the same view at half the size
+    assert np.allclose(half, depth[::2, ::2], rtol=0.05)
+    assert np.allclose(np.asarray(spec.K), cam.K)
+    # no camera: a level car camera sees the horizon at the image centre
+    level, _ = GroundPrior().for_shape(240, 320)
+    assert (level[:119] == 250.0).all() and np.isfinite(level[130:]).all() and level[-1].max() < 20
+
+
+def test_a_bad_camera_file_is_one_clear_error(tmp_path):
+    (tmp_path / "camera.json").write_text("{\"camera\": {\"width\": 3}}")
+    with pytest.raises(InputError) as e:
+        load_camera(tmp_path)
+    assert "camera.json" in _one_line(e) and "not a longtail camera" in str(e.value)
+
+
+def test_weather_augment_is_reproducible_and_only_touches_its_source(synthetic):
+    ds = open_dataset(f"longtail:{synthetic}")
+    fx = WeatherAugment(("dense_fog", "night"), p=1.0)
+    image = ds.image(0)
+    out1, name1 = fx(image, ds.entries[0], np.random.default_rng(5))
+    out2, name2 = fx(image, ds.entries[0], np.random.default_rng(5))
+    assert name1 == name2 and name1 in ("dense_fog", "night")
+    assert torch.equal(out1, out2) and not torch.equal(out1, image) and out1.shape == image.shape
+    data = SampledBatches.mixed({"a": ds, "b": ds}, {"a": 0.5, "b": 0.5}, 4, 4, 0, {"a": fx})
+    items = data.load(data.pairs(0), np.random.default_rng(1))
+    tags = [(name, t["conditions"].get("augment")) for (name, _), (_, t) in zip(data.pairs(0), items)]
+    assert all((tag is not None) == (name == "a") for name, tag in tags)
+    with pytest.raises(InputError):
+        WeatherAugment(("no_such_weather",))
+    with pytest.raises(InputError):
+        WeatherAugment(("dense_fog",), p=0.0)
+
+
+def test_weathered_test_set_is_fixed_per_image_and_keeps_the_labels(synthetic):
+    ds = open_dataset(f"longtail:{synthetic}")
+    fog = Weathered(ds, "dense_fog", 0.8, GroundPrior())
+    assert torch.equal(fog.image(1), fog.image(1))
+    assert not torch.equal(fog.image(1), ds.image(1))
+    assert all(np.array_equal(a.boxes, b.boxes) for a, b in zip(fog.entries, ds.entries))
+    assert {e.conditions["weather"] for e in fog.entries} == {"dense_fog"}
+    # fog changes far surfaces more than near ones (the recorded depth is used, not the prior)
+    clear, foggy = ds.image(1).float().mean(0), fog.image(1).float().mean(0)
+    from longtail.dataset import read_depth
+
+    depth = read_depth(ds.entries[1].depth)
+    finite = np.isfinite(depth)
+    near, far = finite & (depth < np.percentile(depth[finite], 20)), finite & (depth > np.percentile(depth[finite], 80))
+    change = (foggy - clear).abs().numpy()
+    assert change[far].mean() > 2 * change[near].mean()
+
+
+# --- splits and data ----------------------------------------------------------------------------
+
+def test_block_split_leaves_a_gap_and_keeps_blocks_contiguous():
+    sp = block_split(600, 0.3, 10)
+    assert sp.train == list(range(410)) and sp.test == list(range(420, 600))
+    assert "frames 1-410 train" in sp.describe(600)
+    with pytest.raises(InputError):
+        block_split(12, 0.5, 10)
+    assert evenly_spaced(410, 41)[:3] == [0, 10, 20] and len(evenly_spaced(410, 41)) == 41
+    assert evenly_spaced(5, 10) == [0, 1, 2, 3, 4]
+
+
+def test_subsets_and_digests(synthetic):
+    ds = open_dataset(f"longtail:{synthetic}")
+    sub = subset(ds, [1, 3], "two")
+    assert len(sub) == 2 and torch.equal(sub.image(1), ds.image(3))
+    assert dataset_digest(ds) == dataset_digest(open_dataset(f"longtail:{synthetic}"))
+    assert dataset_digest(sub) != dataset_digest(ds)
+
+
+# --- report statistics --------------------------------------------------------------------------
+
+def _run(arm, seed, clear, fog, fraction=0.1):
+    cell = lambda v: {"AP50": v, "AP": v / 2}  # noqa: E731
+    return {"arm": arm, "seed": seed, "fraction": None if arm == "synthetic" else fraction, "real_images": 10,
+            "step": 5, "convergence": None,
+            "tests": {"t": {"clear": {"all": cell(clear), "by": {}}, "dense_fog@0.5": cell(fog),
+                            "dense_fog@0.75": cell(fog / 2)}}}
+
+
+def test_summary_mpc_rpc_and_verdicts_need_the_seeds():
+    cfg = CompareConfig(arms=("real", "synthetic", "mixed"), seeds=3, robustness=("dense_fog",),
+                        severities=(0.5, 0.75))
+    runs = [_run("real", s, 0.50 + 0.01 * s, 0.20) for s in range(3)]
+    runs += [_run("mixed", s, 0.60 + 0.01 * s, 0.21 + 0.02 * (s - 1)) for s in range(3)]
+    runs += [_run("synthetic", s, 0.25, 0.10) for s in range(3)]
+    summary = summarize(runs, cfg)
+    real = summary["tests"]["t"]["0.1"]["real"]
+    assert real["mPC"]["mean"] == pytest.approx(0.15)  # mean of 0.20 and 0.10
+    assert real["rPC"]["mean"] == pytest.approx(np.mean([0.15 / (0.50 + 0.01 * s) for s in range(3)]))
+    assert real["conditions"]["dense_fog"]["mean"] == pytest.approx(0.15)
+    texts = {(v["arm"], v["condition"]): v for v in summary["verdicts"]}
+    assert texts[("mixed", "clear")]["supported"] is True and "beats real-only on clear by +10.0" in \
+        texts[("mixed", "clear")]["text"]
+    assert texts[("mixed", "dense_fog")]["supported"] is False  # +0.5 +- 1: within the noise
+    assert texts[("synthetic", "clear")]["ratio_to_real"] == pytest.approx(0.25 / 0.51)
+    one = summarize([r for r in runs if r["seed"] == 0], CompareConfig(arms=("real", "mixed"), seeds=1))
+    assert all(v["supported"] is None and "single seed" in v["text"] for v in one["verdicts"])
+
+
+# --- pretrained weights: local cache only --------------------------------------------------------
+
+def test_pretrained_backbone_only_from_the_local_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    name = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    with pytest.raises(InputError) as e:
+        cached_backbone_weights(name)
+    assert "not in the local torch cache" in _one_line(e) and "never downloads" in str(e.value)
+    # put a (random) backbone state where the cache keeps it: the model is built from it
+    import torchvision
+
+    weight = cached_backbone_weights.__globals__["_backbone_enum"](name).DEFAULT
+    path = weights_file(weight)
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(7)
+    state = torchvision.models.mobilenet_v3_large().state_dict()
+    torch.save(state, path)
+    spec = ModelSpec(name=name, classes=("person",), options={"weights_backbone": cached_backbone_weights(name)})
+    model = spec.build(0)
+    first = next(k for k in state if k.endswith("weight") and state[k].ndim == 4)
+    assert torch.equal(model.backbone.body.state_dict()[first.removeprefix("features.")], state[first])
+
+
+# --- the whole comparison -----------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_compare_on_real_pets_frames_writes_a_complete_resumable_report(pets, synthetic, tmp_path, capsys):
+    cfg = preset_config("smoke", steps=3, batch=2, img_size=(96, 128), test_images=4, gap=5,
+                        robustness=("dense_fog", "night"))
+    out = tmp_path / "report"
+    lines = []
+    results = run_compare(f"mot:{pets}", str(synthetic), [], out, cfg, log=lines.append)
+    assert results["classes"] == ["person"]
+    assert "contiguous blocks of the 600 real frames" in results["split"]
+    arms = {(r["arm"], r["fraction"]) for r in results["runs"]}
+    assert arms == {("real", 0.1), ("synthetic", None), ("mixed", 0.1), ("pretrain-finetune", 0.1),
+                    ("real+weather", 0.1)}
+    for r in results["runs"]:
+        cells = r["tests"]["real held-out"]
+        assert set(cells) == {"clear", "dense_fog@0.5", "night@0.5"}
+        assert cells["clear"]["all"]["images"] == 4 and cells["night@0.5"]["images"] == 4
+        assert r["step"] == 3
+    pf = json.loads((out / "runs/pretrain-finetune/real0.1/seed0/metrics.jsonl").read_text().splitlines()[-1])
+    assert pf["sources"] == {"real": 2}  # the last step fine-tunes on real frames
+    weather = [json.loads(ln) for ln in (out / "runs/real+weather/real0.1/seed0/metrics.jsonl").read_text().splitlines()]
+    assert all(sum(ln["weather"].values()) == 2 for ln in weather)
+    assert {"torch", "torchvision", "longtail"} <= set(results["versions"])
+    assert all(len(s["sha256"]) == 64 for s in results["sources"].values())
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "src='http" not in html and "Verdicts" in html
+    md = (out / "report.md").read_text()
+    assert "| real+weather | 42 |" in md and "contiguous blocks" in md and "![loss_curves.png]" in md
+    assert (out / "plots" / "loss_curves.png").stat().st_size > 1000
+    # resumable: a rerun trains nothing and writes the same numbers
+    lines.clear()
+    again = run_compare(f"mot:{pets}", str(synthetic), [], out, cfg, log=lines.append)
+    assert sum("skipped" in ln for ln in lines) == 5 and again["summary"] == results["summary"]
+    # the same directory with other settings is refused
+    with pytest.raises(InputError) as e:
+        run_compare(f"mot:{pets}", str(synthetic), [], out, preset_config("smoke", steps=4), log=lines.append)
+    assert "other config" in _one_line(e)
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--arms", "real,bogus"], "unknown arm 'bogus'"),
+    (["--real-fractions", "0.1,2"], "--real-fractions"),
+    (["--arms", "real,real+plates"], "--plates"),
+    (["--robustness", "smog"], "unknown weather preset 'smog'"),
+    (["--preset", "huge"], "unknown preset 'huge'"),
+])
+def test_compare_bad_input_is_one_line_and_writes_nothing(synthetic, tmp_path, capsys, argv, problem):
+    out = tmp_path / "r"
+    code = main(["compare", "--real", f"longtail:{synthetic}", "--synthetic", str(synthetic), "--out", str(out),
+                 *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and problem in err and len(err.splitlines()) == 1
+    assert not out.exists()

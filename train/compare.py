@@ -1,0 +1,443 @@
+"""``longtail compare``: what synthetic, real and mixed data are worth on held-out real frames.
+
+Every arm trains the same model for the same number of steps and is evaluated on the same test
+images, clear and under each weather preset of the robustness set (a Foggy-Cityscapes-style copy
+of the test set made with the weather stage and a ground-plane depth prior, ``train.weather``):
+
+- ``real``: the real training frames (a fraction of them: ``real_fractions``);
+- ``synthetic``: longtail frames only (no real frame: run once per seed);
+- ``mixed``: real and synthetic in every batch (``synthetic_share`` of each batch synthetic);
+- ``pretrain-finetune``: synthetic for ``pretrain_share`` of the steps, then real;
+- ``real+weather``: real frames with the weather stage applied on the fly (the honest baseline
+  that rendering must beat: it sees the same kind of weather without any rendered frame);
+- ``real+plates``: real frames mixed with longtail frames composited onto the user's own plate
+  (``--plates``).
+
+Without ``--test``, the real data is split by contiguous blocks of frames (random frames of one
+video are near-copies of their neighbours): the first ``1 - test_share`` of the frames train, the
+last ``test_share`` test, with ``gap`` frames left out between them. A real fraction takes evenly
+spaced frames of the training block.
+
+The output directory holds one run directory per (arm, real fraction, seed) under ``runs/`` with
+the run's ``eval.json``; finished runs are skipped, interrupted ones resume from their checkpoint.
+``report.write_report`` then writes ``results.json``, ``report.md`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from longtail.atomic import write_json
+from longtail.errors import InputError
+from longtail.train.checkpoint import load_detector, slim_checkpoint
+from longtail.train.datasets import open_dataset
+from longtail.train.engine import SampledBatches, TrainConfig, read_metrics, resolve_device, train
+from longtail.train.evaluate import evaluate
+from longtail.train.models import ModelSpec, check_model_name
+from longtail.train.sample import DetectionDataset
+from longtail.train.sampler import two_stage
+from longtail.train.weather import GroundPrior, Weathered, WeatherAugment, check_presets, load_camera
+
+ARMS = ("real", "synthetic", "mixed", "pretrain-finetune", "real+weather", "real+plates")
+DEFAULT_ARMS = ("real", "synthetic", "mixed", "pretrain-finetune", "real+weather")
+CONFIG_FILE = "compare.json"
+EVAL_FILE = "eval.json"
+CLEAR = "clear"
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Settings of a comparison (a preset, with command-line overrides).
+
+    Attributes:
+        model: torchvision detection model name.
+        steps: optimizer steps of every arm.
+        batch: images per step.
+        img_size: (H, W) model input size.
+        arms: arms to run (``ARMS``).
+        real_fractions: fractions of the real training block to train on.
+        seeds: number of seeds (0, 1, ...) per arm and fraction.
+        synthetic_share: share of synthetic images in a mixed batch.
+        pretrain_share: share of the steps pre-training on synthetic (pretrain-finetune).
+        test_share: share of the real frames held out for testing when no test set is given.
+        gap: frames left out between the train and test blocks.
+        test_images: at most this many test images per test set (evenly spaced); 0 = all.
+        robustness: weather presets the test sets are also evaluated under.
+        severities: preset strengths (0..1) of the robustness table.
+        train_weather: presets of the ``real+weather`` arm.
+        warmup_steps: learning-rate warm-up.
+        pretrained: start from torchvision's ImageNet backbone weights (local cache only).
+    """
+
+    model: str = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    steps: int = 300
+    batch: int = 4
+    img_size: tuple[int, int] = (320, 427)
+    arms: tuple[str, ...] = DEFAULT_ARMS
+    real_fractions: tuple[float, ...] = (0.1,)
+    seeds: int = 1
+    synthetic_share: float = 0.5
+    pretrain_share: float = 0.5
+    test_share: float = 0.3
+    gap: int = 10
+    test_images: int = 0
+    robustness: tuple[str, ...] = ("dense_fog", "night", "heavy_rain")
+    severities: tuple[float, ...] = (0.5,)
+    train_weather: tuple[str, ...] = ("light_fog", "dense_fog", "night", "heavy_rain", "heavy_snow", "dusk")
+    warmup_steps: int = 50
+    pretrained: bool = False
+
+    def __post_init__(self):
+        check_model_name(self.model)
+        unknown = [a for a in self.arms if a not in ARMS]
+        if unknown or not self.arms:
+            raise InputError("--arms", None, f"unknown arm {unknown[0]!r}; " if unknown else "no arm; "
+                             f"expected some of {', '.join(ARMS)}")
+        if len(set(self.arms)) != len(self.arms):
+            raise InputError("--arms", None, "an arm is named twice")
+        for name, values in (("--real-fractions", self.real_fractions), ("--severities", self.severities)):
+            if not values or any(not 0 < v <= 1 for v in values):
+                raise InputError(name, None, f"expected values in (0, 1], got {', '.join(map(str, values)) or 'none'}")
+        for name, v in (("--steps", self.steps), ("--batch", self.batch), ("--seeds", self.seeds)):
+            if v < 1:
+                raise InputError(name, None, f"expected a positive integer, got {v}")
+        for name, v in (("synthetic_share", self.synthetic_share), ("pretrain_share", self.pretrain_share),
+                        ("--test-share", self.test_share)):
+            if not 0 < v < 1:
+                raise InputError(name, None, f"expected a share strictly between 0 and 1, got {v}")
+        check_presets(self.robustness, "--robustness")
+        check_presets(self.train_weather, "train_weather")
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+
+# ``smoke`` proves the plumbing end to end (all arms, one seed) in under 10 minutes on 2 CPU
+# cores; its detectors are far from trained (REFERENCES: below ~2.5 minutes of CPU training every
+# model still scores ~0). ``cpu`` gives numbers that mean something at one seed in ~35 minutes;
+# ``full`` is for a GPU: three seeds, three real fractions, many more steps.
+PRESETS: dict[str, CompareConfig] = {
+    "smoke": CompareConfig(steps=40, batch=4, img_size=(256, 341), real_fractions=(0.1,), seeds=1,
+                           test_images=24, robustness=("dense_fog", "night"), severities=(0.5,), warmup_steps=10),
+    "cpu": CompareConfig(steps=250, batch=4, img_size=(320, 427), real_fractions=(0.1,), seeds=1,
+                         test_images=60, robustness=("dense_fog", "night", "heavy_rain"), severities=(0.5,),
+                         warmup_steps=50),
+    "full": CompareConfig(steps=3000, batch=8, img_size=(576, 768), real_fractions=(0.1, 0.25, 1.0), seeds=3,
+                          test_images=0, robustness=("light_fog", "dense_fog", "night", "heavy_rain", "heavy_snow",
+                                                     "low_sun"), severities=(0.25, 0.5, 0.75), warmup_steps=200),
+}
+
+
+def preset_config(name: str, **overrides) -> CompareConfig:
+    """A preset with the given fields replaced (None values are left as the preset has them)."""
+    if name not in PRESETS:
+        raise InputError("--preset", None, f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
+    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+# --- data -------------------------------------------------------------------------------------
+
+def subset(dataset: DetectionDataset, indices: Sequence[int], label: str) -> DetectionDataset:
+    """The images ``indices`` of ``dataset`` (reading pixels as the dataset does)."""
+    return _Subset(dataset, list(indices), label)
+
+
+class _Subset(DetectionDataset):
+    def __init__(self, base: DetectionDataset, indices: list[int], label: str):
+        self.base, self.indices = base, indices
+        super().__init__(f"{base.name} [{label}]", [base.entries[i] for i in indices], base.unmapped)
+        self.kind = base.kind
+
+    def image(self, i: int):
+        return self.base.image(self.indices[i])
+
+
+def evenly_spaced(n: int, k: int) -> list[int]:
+    """``k`` indices of ``range(n)`` spread evenly (all of them when k >= n)."""
+    if k >= n:
+        return list(range(n))
+    return sorted({int(round(v)) for v in np.linspace(0, n - 1, k)})
+
+
+@dataclass(frozen=True)
+class Split:
+    """Contiguous-block split of one real sequence: train frames, gap, test frames."""
+
+    train: list[int]
+    test: list[int]
+    gap: int
+
+    def describe(self, n: int) -> str:
+        return (f"contiguous blocks of the {n} real frames (in file order): frames 1-{len(self.train)} train, "
+                f"{self.gap} left out, frames {self.test[0] + 1}-{self.test[-1] + 1} test")
+
+
+def block_split(n: int, test_share: float, gap: int) -> Split:
+    """First ``1 - test_share`` of ``n`` frames train, the last ``test_share`` test, ``gap`` between."""
+    n_test = max(1, int(round(n * test_share)))
+    n_train = n - n_test - gap
+    if n_train < 1:
+        raise InputError("--test-share", None, f"{n} real frames leave none to train on after {n_test} test frames "
+                         f"and a gap of {gap}")
+    return Split(list(range(n_train)), list(range(n - n_test, n)), gap)
+
+
+def dataset_digest(dataset: DetectionDataset) -> str:
+    """sha256 over the images' file names and sizes and every label (what a run saw)."""
+    h = hashlib.sha256()
+    for e in dataset.entries:
+        h.update(f"{e.image.name}|{e.width}x{e.height}|".encode())
+        h.update(np.ascontiguousarray(e.boxes).tobytes() + e.labels.tobytes() + e.iscrowd.tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class Inputs:
+    """The datasets of a comparison, opened and split."""
+
+    real_train: DetectionDataset
+    synthetic: DetectionDataset | None
+    plates: DetectionDataset | None
+    tests: dict[str, DetectionDataset]
+    split: str | None
+    prior: GroundPrior
+    classes: tuple[str, ...]
+    sources: dict = field(default_factory=dict)
+
+
+def _labelled_classes(dataset: DetectionDataset) -> set[str]:
+    from longtail.labelers.classes import class_by_id
+
+    return {class_by_id(int(c)).name for e in dataset.entries for c, crowd in zip(e.labels, e.iscrowd)
+            if c >= 0 and not crowd}
+
+
+def open_inputs(real: str, synthetic: str | None, tests: Sequence[str], cfg: CompareConfig, *,
+                plates: str | None = None, real_camera: Path | None = None, classes: Sequence[str] | None = None
+                ) -> Inputs:
+    """Open and check every dataset a comparison needs (before anything is trained)."""
+    needs_synth = any(a in cfg.arms for a in ("synthetic", "mixed", "pretrain-finetune"))
+    if needs_synth and not synthetic:
+        raise InputError("--synthetic", None, "the synthetic, mixed and pretrain-finetune arms need a longtail dataset")
+    if "real+plates" in cfg.arms and not plates:
+        raise InputError("--plates", None, "the real+plates arm needs a longtail dataset rendered on your plate")
+    real_ds = open_dataset(real)
+    if len(real_ds) == 0:
+        raise InputError(real, None, "no images")
+    split = None
+    if tests:
+        test_sets = {Path(t.split(":", 1)[-1]).name or t: open_dataset(t) for t in tests}
+        train_ds = real_ds
+    else:
+        sp = block_split(len(real_ds), cfg.test_share, cfg.gap)
+        split = sp.describe(len(real_ds))
+        train_ds = subset(real_ds, sp.train, "train block")
+        test_sets = {"real held-out": subset(real_ds, sp.test, "test block")}
+    if cfg.test_images:
+        test_sets = {name: subset(ds, evenly_spaced(len(ds), cfg.test_images), f"{cfg.test_images} evenly spaced")
+                     if len(ds) > cfg.test_images else ds for name, ds in test_sets.items()}
+    labelled = _labelled_classes(train_ds)
+    for ds in test_sets.values():
+        labelled &= _labelled_classes(ds)
+    if classes:
+        chosen = tuple(classes)
+    else:
+        if not labelled:
+            raise InputError(real, None, "the real train and test frames share no labelled class")
+        chosen = tuple(sorted(labelled))
+    synth = open_dataset(synthetic) if synthetic and needs_synth else None
+    plate_ds = open_dataset(plates) if plates and "real+plates" in cfg.arms else None
+    for name, ds in (("--synthetic", synth), ("--plates", plate_ds)):
+        if ds is not None and ds.kind != "longtail":
+            raise InputError(name, None, f"expected a longtail dataset directory, got {ds.kind} data")
+    prior = GroundPrior(camera=load_camera(real_camera)) if real_camera else GroundPrior()
+    sources = {"real": {**real_ds.describe(), "sha256": dataset_digest(real_ds)}}
+    for name, ds in (("synthetic", synth), ("plates", plate_ds)):
+        if ds is not None:
+            sources[name] = {**ds.describe(), "sha256": dataset_digest(ds)}
+    for name, ds in test_sets.items():
+        sources[f"test: {name}"] = {**ds.describe(), "sha256": dataset_digest(ds)}
+    return Inputs(train_ds, synth, plate_ds, test_sets, split, prior, chosen, sources)
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunKey:
+    arm: str
+    fraction: float | None  # None: the arm sees no real frame
+    seed: int
+
+    @property
+    def path(self) -> str:
+        frac = "no-real" if self.fraction is None else f"real{self.fraction:g}"
+        return f"runs/{self.arm}/{frac}/seed{self.seed}"
+
+
+def run_keys(cfg: CompareConfig) -> list[RunKey]:
+    keys = []
+    for seed in range(cfg.seeds):
+        for arm in cfg.arms:
+            fractions = [None] if arm == "synthetic" else list(cfg.real_fractions)
+            keys.extend(RunKey(arm, f, seed) for f in fractions)
+    return keys
+
+
+def arm_batches(key: RunKey, inputs: Inputs, cfg: CompareConfig) -> tuple[SampledBatches, dict]:
+    """The batches an arm trains on, and a plain description of its data."""
+    real = None
+    if key.fraction is not None:
+        n = len(inputs.real_train)
+        k = max(1, int(round(key.fraction * n)))
+        real = subset(inputs.real_train, evenly_spaced(n, k), f"{k} of {n} frames")
+    steps, batch, seed = cfg.steps, cfg.batch, key.seed
+    share = {"synthetic": cfg.synthetic_share, "real": 1 - cfg.synthetic_share}
+    if key.arm == "real":
+        data = SampledBatches.mixed({"real": real}, {"real": 1.0}, steps, batch, seed)
+    elif key.arm == "synthetic":
+        data = SampledBatches.mixed({"synthetic": inputs.synthetic}, {"synthetic": 1.0}, steps, batch, seed)
+    elif key.arm == "mixed":
+        data = SampledBatches.mixed({"real": real, "synthetic": inputs.synthetic}, share, steps, batch, seed)
+    elif key.arm == "real+plates":
+        data = SampledBatches.mixed({"real": real, "synthetic": inputs.plates}, share, steps, batch, seed)
+    elif key.arm == "pretrain-finetune":
+        sets = {"synthetic": inputs.synthetic, "real": real}
+        pre = max(1, min(steps - 1, int(round(cfg.pretrain_share * steps))))
+        data = SampledBatches(sets, two_stage({k: len(v) for k, v in sets.items()}, "synthetic", "real", pre, steps,
+                                              batch, seed))
+    elif key.arm == "real+weather":
+        augment = WeatherAugment(cfg.train_weather, p=0.5, strength=(0.3, 1.0), prior=inputs.prior)
+        data = SampledBatches.mixed({"real": real}, {"real": 1.0}, steps, batch, seed, {"real": augment})
+    else:  # pragma: no cover - CompareConfig checks the names
+        raise AssertionError(key.arm)
+    return data, {"real_images": 0 if real is None else len(real)}
+
+
+def test_cells(cfg: CompareConfig) -> list[tuple[str, str | None, float | None]]:
+    """(cell name, preset, strength) of every evaluation of a test set: clear first."""
+    cells: list[tuple[str, str | None, float | None]] = [(CLEAR, None, None)]
+    cells += [(f"{p}@{s:g}", p, s) for p in cfg.robustness for s in cfg.severities]
+    return cells
+
+
+def evaluate_run(checkpoint: Path, inputs: Inputs, cfg: CompareConfig, device) -> dict:
+    """Metrics of a run's EMA weights on every test set, clear and under each robustness cell."""
+    model, spec, data = load_detector(checkpoint, "ema")
+    out: dict = {"step": data["step"], "tests": {}}
+    for name, ds in inputs.tests.items():
+        cells = {}
+        for cell, preset, strength in test_cells(cfg):
+            view = ds if preset is None else Weathered(ds, preset, strength, inputs.prior)
+            res = evaluate(model, view, device, labels=spec.labels)
+            cells[cell] = res["all"] if preset is not None else res
+        out["tests"][name] = cells
+    return out
+
+
+def convergence(metrics: list[dict]) -> dict:
+    """How far from converged a run looks: the relative change of the mean loss from the third to
+    the last quarter of its steps (a still-falling loss: more steps would help)."""
+    losses = [m["loss"] for m in metrics if math.isfinite(m.get("loss", math.nan))]
+    if len(losses) < 8:
+        return {"steps": len(losses), "trend": None, "verdict": "too few steps to judge"}
+    q = len(losses) // 4
+    third, last = float(np.mean(losses[2 * q:3 * q])), float(np.mean(losses[-q:]))
+    trend = (last - third) / abs(third) if third else 0.0
+    verdict = ("loss still falling fast (far from converged)" if trend < -0.10 else
+               "loss still falling" if trend < -0.02 else "loss flat (near a plateau at this learning rate)")
+    return {"steps": len(losses), "first_loss": losses[0], "last_loss": last, "trend": trend, "verdict": verdict}
+
+
+Progress = Callable[[str], None]
+
+
+def run_compare(real: str, synthetic: str | None, tests: Sequence[str], out: Path, cfg: CompareConfig, *,
+                plates: str | None = None, real_camera: Path | None = None, classes: Sequence[str] | None = None,
+                device: str = "auto", log: Progress = print, step_progress=None, preset: str | None = None) -> dict:
+    """Run every arm (skipping finished ones), then write the report; returns ``results.json``'s content."""
+    from longtail.train.report import write_report
+
+    inputs = open_inputs(real, synthetic, tests, cfg, plates=plates, real_camera=real_camera, classes=classes)
+    out = Path(out)
+    record = {"config": cfg.to_json(), "preset": preset, "classes": list(inputs.classes),
+              "inputs": {"real": real, "synthetic": synthetic, "tests": list(tests), "plates": plates,
+                         "real_camera": str(real_camera) if real_camera else None},
+              "sources": inputs.sources, "split": inputs.split}
+    _open_report_dir(out, record)
+    dev = resolve_device(device)
+    spec = ModelSpec(name=cfg.model, classes=inputs.classes, img_size=cfg.img_size,
+                     options=pretrained_options(cfg.model) if cfg.pretrained else {})
+    config = TrainConfig(warmup_steps=cfg.warmup_steps, checkpoint_every=max(10, cfg.steps // 10))
+    keys = run_keys(cfg)
+    if inputs.split:
+        log(f"no --test given: {inputs.split}")
+    runs = []
+    for n, key in enumerate(keys, 1):
+        run_dir = out / key.path
+        eval_file = run_dir / EVAL_FILE
+        if eval_file.exists():
+            log(f"[{n}/{len(keys)}] {key.path}: done earlier, skipped")
+        else:
+            data, info = arm_batches(key, inputs, cfg)
+            log(f"[{n}/{len(keys)}] {key.path}: training {cfg.steps} steps on {_describe_sources(data)}")
+            model = spec.build(key.seed)
+            res = train(model, data, cfg.steps, spec=spec, out_dir=run_dir, seed=key.seed, device=dev,
+                        config=config, resume=(run_dir / "run.json").exists(), progress=step_progress,
+                        run_info={"compare": {"arm": key.arm, "fraction": key.fraction, **info}})
+            log(f"[{n}/{len(keys)}] {key.path}: evaluating on {', '.join(inputs.tests)} "
+                f"({len(test_cells(cfg))} conditions each)")
+            result = evaluate_run(res.checkpoint, inputs, cfg, dev)
+            result.update(arm=key.arm, fraction=key.fraction, seed=key.seed, **info,
+                          convergence=convergence(read_metrics(run_dir)))
+            slim_checkpoint(res.checkpoint)  # EMA weights only: the run is finished
+            write_json(eval_file, result)
+        runs.append(json.loads(eval_file.read_text()))
+    return write_report(out, record, runs, cfg, {k.path: read_metrics(out / k.path) for k in keys}, versions())
+
+
+def _describe_sources(data: SampledBatches) -> str:
+    return ", ".join(f"{name} ({len(ds)} images{', weather on the fly' if name in data.augment else ''})"
+                     for name, ds in data.datasets.items())
+
+
+def _open_report_dir(out: Path, record: dict) -> None:
+    """Create the report directory, or check that it holds this comparison (then resume it)."""
+    file = out / CONFIG_FILE
+    if file.exists():
+        have = json.loads(file.read_text())
+        for key in ("config", "classes", "inputs", "sources"):
+            if have.get(key) != json.loads(json.dumps(record[key])):
+                raise InputError(str(out), None, f"holds a comparison with other {key}; choose a new --out directory")
+        return
+    if out.exists() and any(out.iterdir()):
+        raise InputError(str(out), None, "not empty and holds no comparison; choose a new --out directory")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(file, record)
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("longtail", "torch", "torchvision", "pycocotools", "numpy", "albumentations", "pybullet"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def pretrained_options(model: str) -> dict:
+    """Builder options that start ``model`` from torchvision's ImageNet backbone weights, only if
+    those are in the local torch cache already (longtail never downloads)."""
+    from longtail.train.models import cached_backbone_weights
+
+    return {"weights_backbone": cached_backbone_weights(model)}
