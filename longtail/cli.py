@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     from longtail.cli_train import add_commands
 
     add_commands(sub, _positive_int, _seed)
+    from longtail.cli_editor import add_command as add_editor
+
+    add_editor(sub, _positive_int)
     return ap
 
 
@@ -301,11 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from longtail.cli_train import cmd_evaluate, cmd_train
+    from longtail.cli_editor import cmd_editor
+    from longtail.cli_train import cmd_compare, cmd_evaluate, cmd_train
 
-    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "render": _cmd_render, "scenarios": _cmd_scenarios, "scenario": _cmd_scenario,
+    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "compare": cmd_compare, "render": _cmd_render, "scenarios": _cmd_scenarios, "scenario": _cmd_scenario,
                "export": _cmd_export, "verify": _cmd_verify, "stats": _cmd_stats, "plate": _cmd_plate,
-               "augment": _cmd_augment}[args.command]
+               "augment": _cmd_augment, "editor": cmd_editor}[args.command]
     try:
         return handler(args)
     except InputError as e:

@@ -20,7 +20,7 @@ import numpy as np
 from longtail.errors import SamplingError
 from longtail.seeding import frame_rng
 from longtail.worlds.assets import get_asset, resolve_asset_names
-from longtail.worlds.layouts import PlateLayout, RoadLayout, Span, make_layout, static_world
+from longtail.worlds.layouts import PlateLayout, RoadLayout, Span, Static, make_layout, static_world
 from longtail.worlds.physics import Physics
 from longtail.worlds.scenario import CONDITIONS, ActorSpec, Scenario, TimeSpec, WeatherSpec
 from longtail.worlds.scene import Actor, Camera, Layout, Scene, Sun, Weather
@@ -127,6 +127,23 @@ def rig_camera(scenario: Scenario, main: Camera, k: int) -> Camera:
                                    "fy": f if m.hfov_deg else main.fy})
 
 
+def ground_z(static: Static, x: float, y: float, max_z: float = 0.5) -> float:
+    """Height of the walkable surface at world (x, y): the highest top, at most ``max_z``, of the
+    static boxes under the point (road, kerb, sidewalk); 0 where there is none."""
+    best = None
+    for _, pt in list(static.parts) + list(static.support):
+        if pt.shape != "box":
+            continue
+        top = pt.pos[2] + pt.dims[2]
+        if top > max_z or (best is not None and top <= best):
+            continue
+        c, s = math.cos(pt.rpy[2]), math.sin(pt.rpy[2])
+        dx, dy = x - pt.pos[0], y - pt.pos[1]
+        if abs(c * dx + s * dy) <= pt.dims[0] and abs(-s * dx + c * dy) <= pt.dims[1]:
+            best = top
+    return 0.0 if best is None else float(best)
+
+
 def _speed(spec: ActorSpec, span: Span, asset, rng: np.random.Generator) -> float:
     if spec.region in STATIC_REGIONS:
         rng.random()  # keep the number of draws independent of the outcome
@@ -138,8 +155,9 @@ def _speed(spec: ActorSpec, span: Span, asset, rng: np.random.Generator) -> floa
 class _Placer:
     """Places the actors of one frame: footprints, then physics, with bounded retries."""
 
-    def __init__(self, geom: RoadLayout, camera: Camera, physics: Physics, tries: int):
+    def __init__(self, geom: RoadLayout, camera: Camera, physics: Physics, tries: int, static: Static | None = None):
         self.geom, self.camera, self.physics, self.tries = geom, camera, physics, tries
+        self.static = static
         self.footprints = [_footprint(camera.position[0], camera.position[1], camera.yaw, *EGO_FOOTPRINT)]
         self.actors: list[Actor] = []
         self.rejections: dict[str, int] = {}
@@ -182,6 +200,10 @@ class _Placer:
                 x, y, road_heading = self.geom.pose_on(span.road, s, t)
                 yaw = float(math.remainder(road_heading + span.heading + heading_offset, 2 * math.pi))
                 z = span.z
+            if spec.at is not None:  # an exact spot: the draws above still happen (same stream)
+                x, y = spec.at.x_m, spec.at.y_m
+                yaw = float(math.remainder(math.radians(spec.at.yaw_deg) + heading_offset, 2 * math.pi))
+                z = ground_z(self.static, x, y) if self.static is not None else 0.0
             fp = _footprint(x, y, yaw, size[0], size[1])
             if any(footprints_overlap(fp, o, CLEARANCE_M) for o in self.footprints):
                 self._reject("footprint overlaps another actor or the ego")
@@ -261,8 +283,9 @@ def _draw(scenario: Scenario, seed: int, index: int, physics: Physics) -> Scene:
     ego_speed = _uniform(rng, scenario.ego_speed_mps_range)
     vehicle = scenario.camera.mount == "vehicle" and layout.kind != "plate"
     ego = geom.pose(0.0, geom.lane_center(layout.ego_lane)) if vehicle else None
-    physics.begin(static_world(layout))
-    placer = _Placer(geom, camera, physics, scenario.max_tries)
+    static = static_world(layout)
+    physics.begin(static)
+    placer = _Placer(geom, camera, physics, scenario.max_tries, static)
     first: dict[int, Actor] = {}  # events entry -> its first actor, the anchor of relative entries
     for role, specs in (("event", scenario.events), ("traffic", scenario.traffic)):
         for k, spec in enumerate(specs):

@@ -170,6 +170,16 @@ class CameraSpec(Strict):
         return fx, fy, cx, cy
 
 
+class Placement(Strict):
+    """An exact spot (the editor's drag and drop): the actor's bottom centre at world (x, y)
+    metres (the ego starts at the origin facing +x, y to its left), heading ``yaw_deg`` (world,
+    counter-clockwise from +x) plus a draw from the spec's ``heading_deg_range``."""
+
+    x_m: float = Field(ge=-500.0, le=500.0)
+    y_m: float = Field(ge=-500.0, le=500.0)
+    yaw_deg: float = Field(default=0.0, ge=-360.0, le=360.0)
+
+
 class ActorSpec(Strict):
     asset: str
     count_range: IntRange = (1, 1)
@@ -184,6 +194,17 @@ class ActorSpec(Strict):
     relative_to: int | None = Field(default=None, ge=0)
     offset_s_m_range: FloatRange = (0.0, 0.0)
     offset_t_m_range: FloatRange = (0.0, 0.0)
+    # an exact spot instead of region, distance and jitter (None: drawn as above)
+    at: Placement | None = None
+
+    @model_validator(mode="after")
+    def _one_placement(self) -> "ActorSpec":
+        if self.at is not None and self.relative_to is not None:
+            raise ValueError("at: an actor placed at an exact spot cannot also be relative_to another")
+        if self.at is not None and self.count_range[1] > 1:
+            raise ValueError(f"at: an actor placed at an exact spot has count_range at most (1, 1), "
+                             f"got {tuple(self.count_range)}")
+        return self
 
     @field_validator("asset")
     @classmethod
