@@ -77,6 +77,11 @@ def add_commands(sub, positive_int, seed) -> None:
     e.add_argument("--weights", default="ema", choices=["ema", "model"], help="EMA (default) or raw weights")
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     e.add_argument("--out", type=Path, metavar="JSON", help="also write all numbers to this file")
+    e.add_argument("--robustness", metavar="PRESET,...", help="also evaluate under these weather presets: AP per "
+                   "preset and strength, mPC and rPC (Michaelis et al. 2019)")
+    e.add_argument("--severities", default="0.25,0.5,0.75", metavar="S,S", help="preset strengths (default 0.25,0.5,0.75)")
+    e.add_argument("--camera", type=Path, metavar="PLATE_DIR|camera.json",
+                   help="camera of real test images for the ground-plane depth prior")
 
 
 def _named(specs: list[str]) -> dict[str, str]:
@@ -134,7 +139,7 @@ def cmd_train(args) -> int:
     try:
         res = train(model, data, args.steps, spec=spec, out_dir=args.out, seed=args.seed, device=args.device,
                     resume=args.resume, progress=progress,
-                    run_info={"data": specs, "mix": args.mix, "init": str(args.init) if args.init else None,
+                    run_info={"sources": specs, "mix": args.mix, "init": str(args.init) if args.init else None,
                               "camera": str(args.camera) if args.camera else None})
     finally:
         bar.close()
@@ -149,8 +154,9 @@ def cmd_evaluate(args) -> int:
     from longtail.train.engine import resolve_device
     from longtail.train.evaluate import evaluate_checkpoint
 
-    result = evaluate_checkpoint(args.checkpoint, open_dataset(args.data), resolve_device(args.device),
-                                 weights=args.weights)
+    dataset = open_dataset(args.data)
+    device = resolve_device(args.device)
+    result = evaluate_checkpoint(args.checkpoint, dataset, device, weights=args.weights)
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731 - no objects in the cell
     o = result["all"]
     print(f"{args.checkpoint} on {args.data}: AP {fmt(o['AP'])}, AP50 {fmt(o['AP50'])}, AP75 {fmt(o['AP75'])} "
@@ -158,6 +164,22 @@ def cmd_evaluate(args) -> int:
     for key, cells in result["by"].items():
         for value, m in cells.items():
             print(f"  {key}={value}: AP50 {fmt(m['AP50'])} ({m['images']} images, {m['objects']} objects)")
+    if args.robustness:
+        from longtail.train.checkpoint import load_detector
+        from longtail.train.weather import GroundPrior, load_camera, robustness_table
+
+        model, spec, _ = load_detector(args.checkpoint, args.weights)
+        prior = GroundPrior(camera=load_camera(args.camera)) if args.camera else GroundPrior()
+        severities = _floats(args.severities, "--severities")
+        if not severities or any(not 0 <= v <= 1 for v in severities):
+            raise InputError("--severities", None, f"expected strengths in [0, 1], got {args.severities!r}")
+        table = robustness_table(model, dataset, _names(args.robustness), severities, prior, device, spec.labels,
+                                 clear=o)
+        for preset, by_s in table["presets"].items():
+            cells = ", ".join(f"{s}: {fmt(m['AP50'])}" for s, m in by_s.items())
+            print(f"  {preset}: AP50 {cells}")
+        print(f"  mPC {fmt(table['mPC'])} (mean AP50 under weather), rPC {fmt(table['rPC'])} (mPC / clear AP50)")
+        result["robustness"] = table
     if args.out:
         write_json(args.out, result)
     return 0

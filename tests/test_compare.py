@@ -232,3 +232,24 @@ def test_compare_bad_input_is_one_line_and_writes_nothing(synthetic, tmp_path, c
     err = capsys.readouterr().err.strip()
     assert code == 2 and problem in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_train_with_weather_on_the_fly_and_evaluate_robustness(synthetic, tmp_path, capsys):
+    run = tmp_path / "run"
+    small = ["--model", "ssdlite320_mobilenet_v3_large", "--img-size", "96", "96", "--batch", "2", "--quiet"]
+    assert main(["train", "--data", str(synthetic), "--steps", "2", "--out", str(run), "--augment", "dense_fog,night",
+                 "--augment-p", "1", *small]) == 0
+    lines = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(sum(ln["weather"].values()) == 2 and "clear" not in ln["weather"] for ln in lines)
+    assert json.loads((run / "run.json").read_text())["data"]["augment"]["data"]["presets"] == ["dense_fog", "night"]
+    capsys.readouterr()
+    assert main(["evaluate", str(run / "checkpoint.pt"), "--data", str(synthetic), "--robustness", "dense_fog,night",
+                 "--severities", "0.5,1", "--out", str(tmp_path / "m.json")]) == 0
+    out = capsys.readouterr().out
+    assert "dense_fog: AP50 0.5:" in out and "mPC" in out and "rPC" in out
+    table = json.loads((tmp_path / "m.json").read_text())["robustness"]
+    assert set(table["presets"]) == {"dense_fog", "night"} and set(table["presets"]["night"]) == {"0.5", "1"}
+    assert table["presets"]["night"]["1"]["images"] == 6
+    assert main(["train", "--data", str(synthetic), "--steps", "2", "--out", str(tmp_path / "r2"), "--augment",
+                 "smog", *small]) == 2
+    assert "unknown weather preset 'smog'" in capsys.readouterr().err

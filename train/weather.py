@@ -182,3 +182,23 @@ class Weathered(DetectionDataset):
         e = self.base.entries[i]
         return apply_preset(self.base.image(i), e, self.prior, self.preset, self.strength,
                             image_seed(self.preset, f"{self.strength:g}", e.image_id))
+
+
+def robustness_table(model, dataset: DetectionDataset, presets: Sequence[str], severities: Sequence[float],
+                     prior: GroundPrior, device, labels, clear: dict | None = None) -> dict:
+    """AP under each weather preset and strength, with mPC and rPC (Michaelis et al., 2019, with
+    AP50 as the performance measure, as longtail's reports use): ``mPC`` = mean AP50 over every
+    preset and strength, ``rPC`` = mPC / clear AP50. ``clear``: the clear metrics if known."""
+    from longtail.train.evaluate import evaluate
+
+    presets = check_presets(presets, "--robustness")
+    clear = clear if clear is not None else evaluate(model, dataset, device, labels=labels)["all"]
+    cells = {p: {f"{s:g}": evaluate(model, Weathered(dataset, p, s, prior), device, labels=labels)["all"]
+                 for s in severities} for p in presets}
+    values = [c["AP50"] for by_s in cells.values() for c in by_s.values() if c["AP50"] is not None]
+    mpc = float(np.mean(values)) if values else None
+    rpc = mpc / clear["AP50"] if mpc is not None and clear.get("AP50") else None
+    return {"clear": clear, "presets": cells, "mPC": mpc, "rPC": rpc,
+            "per_preset": {p: float(np.mean([c["AP50"] for c in by_s.values() if c["AP50"] is not None]))
+                           if any(c["AP50"] is not None for c in by_s.values()) else None
+                           for p, by_s in cells.items()}}
