@@ -12,6 +12,7 @@ to float: the whole stage then costs a few full-image passes.
 from __future__ import annotations
 
 import math
+import threading
 from functools import lru_cache
 
 import cv2
@@ -52,8 +53,19 @@ def camera_from_matrices(K, world_from_camera, width: int, height: int) -> Camer
 def camera_for_image(shape: tuple[int, ...], K=None, world_from_camera=None, hfov_deg: float = DEFAULT_HFOV_DEG,
                      height_m: float = DEFAULT_HEIGHT_M, pitch_deg: float = 0.0) -> Camera:
     """The camera of an image of ``shape`` (H, W, ...): from K / world_from_camera where given,
-    the defaults (``default_camera``) for whatever is missing."""
-    h, w = int(shape[0]), int(shape[1])
+    the defaults (``default_camera``) for whatever is missing. Memoised for hashable arguments
+    (a ``CameraSpec``'s tuples): the same Camera object per frame size, so the per-camera
+    geometry caches below hit by identity."""
+    key = (int(shape[0]), int(shape[1]), K, world_from_camera, hfov_deg, height_m, pitch_deg)
+    try:
+        return _camera_for_image(*key)
+    except TypeError:  # lists or arrays: not hashable
+        return _camera_for_image.__wrapped__(*key)
+
+
+@lru_cache(maxsize=64)
+def _camera_for_image(h: int, w: int, K, world_from_camera, hfov_deg: float, height_m: float,
+                      pitch_deg: float) -> Camera:
     base = default_camera(w, h, hfov_deg, height_m, pitch_deg)
     if K is None and world_from_camera is None:
         return base
@@ -108,6 +120,21 @@ def reflected_pixels(camera: Camera) -> tuple[np.ndarray, np.ndarray]:
     return _read_only(mx.astype(np.float32)), _read_only(my.astype(np.float32))
 
 
+_SCRATCH = threading.local()
+
+
+def scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A work buffer of ``shape`` and ``dtype`` kept per thread under ``name`` and handed out
+    again on the next call (contents undefined): the effects' frame-sized temporaries, which
+    otherwise cost a fresh allocation (page faults included) per pass, more than the arithmetic.
+    Never return one to the caller; two buffers live at once need two names."""
+    bufs = _SCRATCH.__dict__.setdefault("bufs", {})
+    a = bufs.get(name)
+    if a is None or a.shape != tuple(shape) or a.dtype != dtype:
+        a = bufs[name] = np.empty(shape, dtype)
+    return a
+
+
 def _read_only(a: np.ndarray) -> np.ndarray:
     a.setflags(write=False)
     return a
@@ -132,35 +159,117 @@ def upward_normal(depth: np.ndarray, camera: Camera, k: int = 4) -> np.ndarray:
     derivatives, divided by z / (fx fy)). What it feeds (wetness, snow cover) is smooth, so 1/k^2
     of the pixels suffice; a 3 x 3 erosion drops the smeared normals at silhouettes.
     """
-    cam = subsampled_camera(camera, k)
-    low = depth[::k, ::k]
+    cx, cy, ax, by, r2 = _normal_coefficients(camera, k)
+    low = np.ascontiguousarray(depth[::k, ::k])
     finite = np.isfinite(low)
     z = np.where(finite, low, np.float32(0.0)).astype(np.float32, copy=False)
-    zv, zu = np.gradient(z)
+    # central differences inside, one-sided at the borders (as np.gradient)
+    zu, zv = np.empty_like(z), np.empty_like(z)
+    np.subtract(z[:, 2:], z[:, :-2], out=zu[:, 1:-1])
+    zu[:, 1:-1] *= np.float32(0.5)
+    np.subtract(z[:, 1], z[:, 0], out=zu[:, 0])
+    np.subtract(z[:, -1], z[:, -2], out=zu[:, -1])
+    np.subtract(z[2:], z[:-2], out=zv[1:-1])
+    zv[1:-1] *= np.float32(0.5)
+    np.subtract(z[1], z[0], out=zv[0])
+    np.subtract(z[-1], z[-2], out=zv[-1])
+    nx = zu * cx  # fx z_u
+    ny = zv * cy  # fy z_v
+    nz = ax * nx  # -(z + x nx + y ny), and the world-z component R2 . n = num
+    nz += by * ny
+    nz += z
+    nz *= np.float32(-1.0)
+    num = r2[0] * nx + r2[1] * ny + r2[2] * nz
+    norm = nx * nx
+    norm += ny * ny
+    norm += nz * nz
+    np.sqrt(norm, out=norm)
+    norm += np.float32(1e-12)
+    num /= norm
+    np.maximum(num, np.float32(0.0), out=num)
+    num[~finite] = 0.0
+    return cv2.erode(num, np.ones((3, 3), np.uint8))
+
+
+@lru_cache(maxsize=16)
+def _normal_coefficients(camera: Camera, k: int):
+    """Per-camera constants of ``upward_normal``: fx, fy, the normalised x (1, w) and y (h, 1)
+    of ``subsampled_camera(camera, k)`` and the world-z row of the camera rotation."""
+    cam = subsampled_camera(camera, k)
     x, y = normalized_coords(cam)
-    nx, ny = np.float32(cam.fx) * zu, np.float32(cam.fy) * zv
-    nz = -(z + x * nx + y * ny)
     R = camera.world_from_camera()[2, :3].astype(np.float32)
-    up = (R[0] * nx + R[1] * ny + R[2] * nz) / (np.sqrt(nx * nx + ny * ny + nz * nz) + np.float32(1e-12))
-    up = np.where(finite, np.maximum(up, 0.0), 0.0).astype(np.float32)
-    return cv2.erode(up, np.ones((3, 3), np.uint8))
+    return np.float32(cam.fx), np.float32(cam.fy), _read_only(x), _read_only(y), tuple(np.float32(v) for v in R)
+
+
+@lru_cache(maxsize=16)
+def _ground_rays(camera: Camera, k: int) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """World x and y of each ray of ``subsampled_camera(camera, k)`` per metre of z-depth, (h, w)
+    float32 each, and the camera's world x, y."""
+    x, y = normalized_coords(subsampled_camera(camera, k))
+    T = camera.world_from_camera().astype(np.float32)
+    X, Y = ((T[i, 0] * x + T[i, 1] * y + T[i, 2]) for i in range(2))
+    return _read_only(X), _read_only(Y), float(T[0, 3]), float(T[1, 3])
 
 
 def ground_pattern(depth: np.ndarray, camera: Camera, texture: np.ndarray, cell_m: float, k: int = 4,
-                   octaves: int = 2) -> np.ndarray:
+                   octaves: int = 2, first_row: int = 0) -> np.ndarray:
     """A texture (h, w) laid on the world's ground plane, tiled, one texel per ``cell_m`` metres,
     as seen on every k-th pixel of ``depth`` (like ``upward_normal``): patches of puddles or snow
-    that shrink with distance as real ones do. One or two octaves (cell, cell / 4), 0..1 float32."""
-    low = depth[::k, ::k]
-    z = np.where(np.isfinite(low), low, np.float32(0.0)).astype(np.float32)
-    x, y = normalized_coords(subsampled_camera(camera, k))
-    T = camera.world_from_camera().astype(np.float32)
-    X, Y = ((T[i, 0] * x + T[i, 1] * y + T[i, 2]) * z + T[i, 3] for i in range(2))  # world x, y; z is not needed
-    out = np.zeros(z.shape, np.float32)
+    that shrink with distance as real ones do. One or two octaves (cell, cell / 4), 0..1 float32.
+    Only the rows from ``first_row`` (of the result) down."""
+    low = depth[k * first_row::k, ::k]
+    z = np.where(np.isfinite(low), low, np.float32(0.0)).astype(np.float32, copy=False)
+    rx, ry, x0, y0 = _ground_rays(camera, k)
+    X = rx[first_row:] * z  # world x, y; z is not needed
+    X += np.float32(x0)
+    Y = ry[first_row:] * z
+    Y += np.float32(y0)
+    th, tw = texture.shape
+    # the tiling done here (coordinates modulo the texture, one wrapped texel of margin), not by
+    # OpenCV's BORDER_WRAP, which is several times slower than the rest of the pass
+    tiled = np.empty((th + 1, tw + 1), texture.dtype)
+    tiled[:th, :tw] = texture
+    tiled[th, :tw] = texture[0]
+    tiled[:, tw] = tiled[:, 0]
+    out = None
     for scale_m, weight in ((cell_m, 0.7 if octaves > 1 else 1.0), (cell_m / 4.0, 0.3))[:octaves]:
-        mx, my = (X / np.float32(scale_m)).astype(np.float32), (Y / np.float32(scale_m)).astype(np.float32)
-        out += np.float32(weight) * cv2.remap(texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
-    return np.clip(out, 0.0, 1.0, out=out)
+        mx, my = _wrapped(X, 1.0 / (scale_m * tw), tw), _wrapped(Y, 1.0 / (scale_m * th), th)
+        layer = cv2.remap(tiled, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if weight != 1.0:
+            layer *= np.float32(weight)
+        out = layer if out is None else np.add(out, layer, out=out)
+    return clip_(out, 0.0, 1.0, out=out)
+
+
+def _wrapped(v: np.ndarray, inv_period: float, n: int) -> np.ndarray:
+    """``n (v inv_period mod 1)``: coordinates in [0, n] of a texture n texels across."""
+    a = v * np.float32(inv_period)
+    a -= np.floor(a)
+    a *= np.float32(n)
+    return a
+
+
+def clip_(a: np.ndarray, lo, hi, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.clip`` without its Python-level dispatch (several microseconds a call, which adds
+    up over the dozens of small arrays an effect clips per frame)."""
+    r = np.maximum(a, lo, out=out)
+    return np.minimum(r, hi, out=r)
+
+
+def every_kth(image: np.ndarray, k: int) -> np.ndarray:
+    """``image[::k, ::k]`` as a new contiguous array, by OpenCV's nearest-neighbour resize where
+    it picks exactly those pixels (several times faster than numpy's strided copy of a frame)."""
+    H, W = image.shape[:2]
+    h, w = H // k, W // k
+    if h == 0 or w == 0:
+        return np.ascontiguousarray(image[::k, ::k])
+    out = np.empty((-(-H // k), -(-W // k), *image.shape[2:]), image.dtype)
+    cv2.resize(image[:h * k, :w * k], (w, h), dst=out[:h, :w], interpolation=cv2.INTER_NEAREST)
+    if out.shape[0] > h:
+        out[h:] = image[h * k::k, ::k]
+    if out.shape[1] > w:
+        out[:h, w:] = image[:h * k:k, w * k::k]
+    return out
 
 
 def upsample(low: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

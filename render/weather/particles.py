@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from longtail.render.weather.geometry import blend, peak, ray_scale, upsample
+from longtail.render.weather.geometry import clip_, peak, ray_scale, scratch, subsampled_camera
 from longtail.worlds.scene import Camera
 
 MAX_ALPHA = 0.9
@@ -59,33 +59,119 @@ def particle_alpha(depth: np.ndarray, layers: tuple[ParticleLayer, ...], slant: 
     Drawn at half resolution (a quarter of the work; particles are motion- and defocus-blurred
     anyway) with each particle's light preserved, then upsampled.
     """
+    return _alpha(depth, layers, slant, np.empty(depth.shape, np.float32))
+
+
+def _alpha(depth: np.ndarray, layers: tuple[ParticleLayer, ...], slant: float, out: np.ndarray) -> np.ndarray:
+    """``particle_alpha`` into ``out`` (H, W) float32."""
+    half = _half_res_alpha(depth, layers, slant)
+    clip_(half, 0.0, MAX_ALPHA, out=half)  # before the (convex) upsampling: a quarter of the pixels
+    return cv2.resize(half, (out.shape[1], out.shape[0]), dst=out, interpolation=cv2.INTER_LINEAR)
+
+
+def _half_res_alpha(depth: np.ndarray, layers: tuple[ParticleLayer, ...], slant: float) -> np.ndarray:
+    """``particle_alpha`` before the upsampling and the cap: (ceil(H/2), ceil(W/2)) float32, a
+    work buffer.
+
+    Every particle is a box (streak width x length) of its light on an unsheared canvas with
+    margins, the wind's lean applied to the whole canvas at the end. The boxes of all layers are
+    drawn at once as the 2D prefix sum of their four corner impulses (one ``cv2.integral`` for any
+    number and size of boxes); points go straight onto the canvas; the few layers with a
+    Gaussian spread (near flakes) get their own blurred canvas.
+    """
     H, W = depth.shape
     h, w = -(-H // 2), -(-W // 2)
     lean = math.tan(slant)
     # the canvas has margins: particles centred outside the image still reach into it
     P = int(math.ceil(abs(lean) * h / 2.0)) + 1
     Q = max((layer.length_px for layer in layers), default=0) // 4 + 1
-    acc = np.zeros((h + 2 * Q, w + 2 * P), np.float32)
-    seeds, spread = np.empty_like(acc), np.empty_like(acc)
-    for layer in layers:
-        if layer.x.size == 0:
-            continue
-        u = np.rint(layer.x + lean * (layer.y - H / 2.0)).astype(np.int64)  # where the centre lands
-        v = np.rint(layer.y).astype(np.int64)
-        visible = depth[np.clip(v, 0, H - 1), np.clip(u, 0, W - 1)] > layer.z_m
-        rows = np.clip((layer.y[visible] * 0.5).astype(np.int64) + Q, 0, h + 2 * Q - 1)
-        cols = np.clip((layer.x[visible] * 0.5).astype(np.int64) + P, 0, w + 2 * P - 1)
-        seeds.fill(0.0)
-        seeds[rows, cols] = layer.value[visible] * np.float32(0.25)  # a half-res pixel covers four
-        kw, kl = max(1, layer.width_px // 2), max(1, layer.length_px // 2)
-        out = cv2.blur(seeds, (kw, kl), dst=spread, borderType=cv2.BORDER_CONSTANT) if kw * kl > 1 else seeds
-        if layer.sigma_px >= 0.7:
-            out = cv2.GaussianBlur(out, (0, 0), layer.sigma_px / 2.0, dst=spread, borderType=cv2.BORDER_CONSTANT)
-        acc += out
+    Hc, Wc = h + 2 * Q, w + 2 * P
+    acc = None  # the canvas: the boxes' prefix sum where there are boxes, else zeros
+    # every layer's particles in one set of array operations; the layers sorted by how they are
+    # drawn (points, boxes, blurred), so each kind is one slice
+    kind = lambda layer: (2 if layer.sigma_px >= 0.7 else  # noqa: E731
+                          0 if max(1, layer.width_px // 2) * max(1, layer.length_px // 2) == 1 else 1)
+    live = sorted((layer for layer in layers if layer.x.size), key=kind)
+    if live:
+        counts = [layer.x.size for layer in live]
+        start = np.cumsum([0] + counts)
+        x = np.concatenate([layer.x for layer in live])
+        y = np.concatenate([layer.y for layer in live])
+        u = y - np.float32(H / 2.0)
+        u *= np.float32(lean)
+        u += x  # where the centre lands
+        # the depth at each centre, the nearest pixel, clamped to the image (a remap is a gather
+        # without the rounding, casting and clipping passes)
+        seen = cv2.remap(depth, u.reshape(1, -1), y.reshape(1, -1), cv2.INTER_NEAREST,
+                         borderMode=cv2.BORDER_REPLICATE).reshape(-1)
+        visible = np.flatnonzero(seen > np.repeat(np.asarray([layer.z_m for layer in live], np.float32), counts))
+        x, y = x[visible], y[visible]
+        value = np.concatenate([layer.value for layer in live])[visible]
+        value *= np.float32(0.25)  # a half-res pixel covers four
+        rows = clip_(y * np.float32(0.5) + np.float32(Q), 0, Hc - 1).astype(np.int32)
+        cols = clip_(x * np.float32(0.5) + np.float32(P), 0, Wc - 1).astype(np.int32)
+        ends = np.searchsorted(visible, start)  # each layer's slice of the visible particles
+        kinds = [kind(layer) for layer in live]
+        boxes = [j for j, kd in enumerate(kinds) if kd == 1]
+        if boxes:
+            # box [r0, r1) x [c0, c1) placed as cv2.blur's of (kw, kl) would spread a seed, its
+            # light spread evenly: four corner impulses, then the 2D prefix sum
+            sl = slice(ends[boxes[0]], ends[boxes[-1] + 1])
+            sizes = np.diff(ends[boxes[0]:boxes[-1] + 2])
+            kw = np.repeat(np.asarray([max(1, live[j].width_px // 2) for j in boxes], np.int32), sizes)
+            kl = np.repeat(np.asarray([max(1, live[j].length_px // 2) for j in boxes], np.int32), sizes)
+            r0 = rows[sl] - (kl - 1) // 2
+            c0 = cols[sl] - (kw - 1) // 2
+            r1 = r0 + kl
+            c1 = c0 + kw
+            val = value[sl] / (kw * kl).astype(np.float32)
+            for a, top in ((r0, Hc), (r1, Hc), (c0, Wc), (c1, Wc)):
+                clip_(a, 0, top, out=a)
+            r0 *= Wc + 1
+            r1 *= Wc + 1
+            impulses = scratch("particles.impulses", (Hc + 1, Wc + 1), np.float32)
+            impulses.fill(0.0)
+            flat = impulses.reshape(-1)
+            np.add.at(flat, r0 + c0, val)
+            np.add.at(flat, r1 + c1, val)
+            np.negative(val, out=val)
+            np.add.at(flat, r0 + c1, val)
+            np.add.at(flat, r1 + c0, val)
+            integral = cv2.integral(impulses, sum=scratch("particles.integral", (Hc + 2, Wc + 2), np.float32),
+                                    sdepth=cv2.CV_32F)
+            acc = integral[1:Hc + 1, 1:Wc + 1]
+        else:
+            acc = scratch("particles.acc", (Hc, Wc), np.float32)
+            acc.fill(0.0)
+        if 0 in kinds:  # points: straight onto the canvas
+            sl = slice(0, ends[kinds.index(1) if 1 in kinds else kinds.index(2) if 2 in kinds else len(live)])
+            np.add.at(acc, (rows[sl], cols[sl]), value[sl])
+        for j in (j for j, kd in enumerate(kinds) if kd == 2):  # near flakes: seeds, box, Gaussian
+            layer, sl = live[j], slice(ends[j], ends[j + 1])
+            seeds = scratch("particles.seeds", (Hc, Wc), np.float32)
+            spread = scratch("particles.spread", (Hc, Wc), np.float32)
+            seeds.fill(0.0)
+            seeds[rows[sl], cols[sl]] = value[sl]
+            kw, kl = max(1, layer.width_px // 2), max(1, layer.length_px // 2)
+            out = cv2.blur(seeds, (kw, kl), dst=spread, borderType=cv2.BORDER_CONSTANT) if kw * kl > 1 else seeds
+            acc += cv2.GaussianBlur(out, (0, 0), layer.sigma_px / 2.0, dst=spread, borderType=cv2.BORDER_CONSTANT)
+    if acc is None:
+        acc = scratch("particles.acc", (Hc, Wc), np.float32)
+        acc.fill(0.0)
     M = np.float32([[1, lean, -P - lean * (h / 2.0 + Q)], [0, 1, -Q]])
-    acc = cv2.warpAffine(acc, M, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    full = upsample(acc, depth.shape)
-    return np.minimum(full, np.float32(MAX_ALPHA), out=full)
+    return cv2.warpAffine(acc, M, (w, h), dst=scratch("particles.half", (h, w), np.float32), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT)
+
+
+def ambient_small(small: np.ndarray, floor, shape: tuple[int, ...]) -> np.ndarray:
+    """``ambient_light`` before its upsampling to ``shape`` (H, W, ...), from ``small``: every 4th
+    pixel of the image (``image[::4, ::4]``, possibly changed by the surface effects):
+    (H // 16, W // 16, 3) of the image's dtype, never darker than the airlight ``floor``."""
+    size = (max(int(shape[1]) // 16, 1), max(int(shape[0]) // 16, 1))
+    # 4 x 4 averages of every 4th pixel: the 16 x 16 means without reading the whole frame
+    low = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
+    low = cv2.GaussianBlur(low, (0, 0), 1.5)
+    return np.maximum(low, (np.asarray(floor, np.float32) * np.float32(peak(low))).astype(low.dtype))
 
 
 def ambient_light(image: np.ndarray, floor) -> np.ndarray:
@@ -93,11 +179,118 @@ def ambient_light(image: np.ndarray, floor) -> np.ndarray:
     or flake gathers a wide cone of the scene, so a heavily blurred image, never darker than the
     airlight ``floor`` (3,) in 0..1; near a lamp at night it glows. Same dtype as ``image``."""
     H, W = image.shape[:2]
-    # every 4th pixel, then 4 x 4 averages: the 16 x 16 means without reading the whole frame
-    small = cv2.resize(image[::4, ::4], (max(W // 16, 1), max(H // 16, 1)), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), 1.5)
-    small = np.maximum(small, (np.asarray(floor, np.float32) * np.float32(peak(image))).astype(image.dtype))
-    return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(ambient_small(image[::4, ::4], floor, image.shape), (W, H), interpolation=cv2.INTER_LINEAR)
+
+
+def transmission(depth: np.ndarray, camera: Camera, beta: float, layers: tuple[ParticleLayer, ...] = (),
+                 slant: float = 0.0) -> np.ndarray:
+    """``t (1 - a)``: the share of the surface light that reaches the camera through haze of
+    extinction ``beta`` (1/m) and the particles of ``layers`` (``particle_alpha``), at half
+    resolution ((ceil(H/2), ceil(W/2)) float32, a work buffer for ``composite``), where the
+    particles are drawn: it is smooth but for silhouettes against the sky, which the
+    upsampling in ``composite`` softens by a pixel."""
+    T = _haze(np.ascontiguousarray(depth[::2, ::2]), subsampled_camera(camera, 2), beta, "particles.t_half")
+    if layers:
+        a = _half_res_alpha(depth, layers, slant)
+        clip_(a, 0.0, MAX_ALPHA, out=a)
+        T *= np.subtract(np.float32(1.0), a, out=a)
+    return T
+
+
+def _haze(depth: np.ndarray, camera: Camera, beta: float, name: str) -> np.ndarray:
+    """Haze transmission ``exp(-beta distance)`` (H, W) for a z-depth map of ``camera`` into the
+    work buffer ``name`` (inf = sky: 0 for beta > 0)."""
+    t = scratch(name, depth.shape, np.float32)
+    if beta > 0:
+        cv2.multiply(depth, ray_scale(camera), dst=t, scale=-float(beta))
+        # exp(-80) ~ 2e-35 is 0 to any image, and OpenCV's exp is slow on -inf (sky) and several
+        # times slower still where results turn denormal (below exp(-87)): clamp first
+        cv2.max(t, -80.0, dst=t)
+        cv2.exp(t, dst=t)
+    else:
+        t.fill(1.0)
+    return t
+
+
+def _weight3(w: np.ndarray, dtype, name: str, invert: bool = False) -> np.ndarray:
+    """(H, W) weights 0..1 (``1 - w`` if ``invert``) as an (H, W, 3) multiplier for an image of
+    ``dtype`` in the work buffer ``name``; for uint8 in 8-bit fixed point (1/255 steps, below
+    what 8-bit output resolves): a quarter of the float32 map, and OpenCV's uint8 products are
+    cheap (``blendLinear`` costs several times more)."""
+    if dtype == np.uint8:
+        one = scratch(name + ".1", w.shape, np.uint8)
+        cv2.convertScaleAbs(w, one, alpha=-255.0 if invert else 255.0, beta=255.0 if invert else 0.0)
+    else:
+        one = np.subtract(np.float32(1.0), w, out=scratch(name + ".1", w.shape, np.float32)) if invert else w
+    return cv2.cvtColor(one, cv2.COLOR_GRAY2RGB, dst=scratch(name, (*w.shape, 3), dtype))
+
+
+def weighted(image: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``image weight`` for an (h, w, 3) image of either dtype and (h, w) float32 weights 0..1."""
+    if image.dtype == np.uint8:
+        w = cv2.cvtColor(cv2.convertScaleAbs(weight, alpha=255.0), cv2.COLOR_GRAY2RGB)
+        return cv2.multiply(image, w, scale=1.0 / 255.0)
+    return cv2.multiply(image, cv2.cvtColor(weight, cv2.COLOR_GRAY2RGB))
+
+
+def mix_small(small: np.ndarray, r0: int, keep: np.ndarray, other: np.ndarray, weight: np.ndarray) -> None:
+    """``small[r0:] = small keep + other weight`` in place, at low resolution (for the ambient)."""
+    band = small[r0:]
+    cv2.add(weighted(band, keep), weighted(other, weight), dst=band)
+
+
+def composite(image: np.ndarray, T: np.ndarray, ambient: np.ndarray, r0: int = 0, keep: np.ndarray | None = None,
+              add: np.ndarray | None = None, white: np.ndarray | None = None,
+              white_weight: np.ndarray | None = None) -> np.ndarray:
+    """``J T + E (1 - T)``, the surface light ``J`` through transmission ``T`` plus the scattered
+    ambient light ``E``, with the surface changes of the rows from r0 down (wet road, snow)
+    folded in: ``J = image keep + add / T + white white_weight``.
+
+    Everything but the image's own detail is smooth and worked out at the resolution of ``T``
+    (half), then upsampled: the frame sees two products and two resizes.
+
+    Args:
+        image: (H, W, 3) uint8 or float32 0..1.
+        T: (h, w) float32 transmission at half resolution (``transmission``); overwritten.
+        ambient: ``ambient_small`` of the scene: the scattered light E.
+        r0: first row of ``T`` (half resolution) the surface arrays below start at.
+        keep: (h - r0, w) float32 share of the surface's own light left, or None.
+        add: (h - r0, w, 3) light added as it is (a reflection, already attenuated), or None.
+        white: (H - r0 H / h, W) single-channel image of ``image``'s dtype (a snow level) laid
+            over the surface with ``white_weight`` (h - r0, w) float32 (the rest of the surface
+            keeps ``1 - white_weight``), or None.
+
+    Returns:
+        A new image of ``image``'s dtype; uint8 goes through 8-bit fixed-point products.
+    """
+    H, W = image.shape[:2]
+    h, w = T.shape
+    dt = image.dtype
+    scale = 1.0 / 255.0 if dt == np.uint8 else 1.0
+    low = cv2.resize(ambient, (w, h), interpolation=cv2.INTER_LINEAR)
+    cv2.multiply(low, _weight3(T, dt, "particles.w3_half", invert=True), dst=low, scale=scale)  # E (1 - T)
+    if add is not None:
+        band = low[r0:]
+        cv2.add(band, add, dst=band)
+    out = cv2.resize(low, (W, H), interpolation=cv2.INTER_LINEAR)
+    Tb = T[r0:]
+    if white is not None:
+        R0 = H - white.shape[0]
+        ww = np.multiply(Tb, white_weight, out=scratch("particles.ww", Tb.shape, np.float32))
+        Tb -= ww  # the surface keeps 1 - white_weight of its light
+        up = cv2.resize(ww, (W, H - R0), dst=scratch("particles.ww_up", (H - R0, W), np.float32))
+        if dt == np.uint8:
+            lit = cv2.multiply(white, cv2.convertScaleAbs(up, alpha=255.0), scale=1.0 / 255.0)
+        else:
+            lit = cv2.multiply(white, up)
+        band = out[R0:]
+        cv2.add(band, cv2.cvtColor(lit, cv2.COLOR_GRAY2RGB), dst=band)
+    if keep is not None:
+        np.multiply(Tb, keep, out=Tb)
+    Tf = cv2.resize(T, (W, H), dst=scratch("particles.T", (H, W), np.float32), interpolation=cv2.INTER_LINEAR)
+    prod = cv2.multiply(image, _weight3(Tf, dt, "particles.w3"), dst=scratch("particles.prod", image.shape, dt),
+                        scale=scale)
+    return cv2.add(out, prod, dst=out)
 
 
 def scatter_composite(image: np.ndarray, depth: np.ndarray, camera: Camera, beta: float, alpha: np.ndarray,
@@ -105,10 +298,8 @@ def scatter_composite(image: np.ndarray, depth: np.ndarray, camera: Camera, beta
     """``I = J t (1 - a) + E (1 - t (1 - a))``: haze of extinction ``beta`` (1/m) and particle
     opacity ``alpha`` (H, W) over ``image`` (either dtype), both lit by ``ambient_light``.
     ``alpha`` is overwritten."""
-    keep = np.multiply(depth, ray_scale(camera))
-    keep *= np.float32(-beta)
-    cv2.exp(keep, dst=keep)  # transmission t
-    np.subtract(np.float32(1.0), alpha, out=alpha)
-    keep *= alpha  # in place: fresh frame-sized buffers cost more than the arithmetic
-    np.subtract(np.float32(1.0), keep, out=alpha)
-    return blend(image, ambient_light(image, airlight), keep, alpha)
+    T = _haze(depth, camera, beta, "particles.t_full")
+    T *= np.subtract(np.float32(1.0), alpha, out=alpha)
+    H, W = depth.shape
+    T = cv2.resize(T, (-(-W // 2), -(-H // 2)), interpolation=cv2.INTER_AREA)
+    return composite(image, T, ambient_small(image[::4, ::4], airlight, image.shape))

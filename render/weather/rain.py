@@ -26,10 +26,10 @@ import cv2
 import numpy as np
 
 from longtail.render.weather.fog import DEFAULT_AIRLIGHT, koschmieder_beta
-from longtail.render.weather.geometry import (blend, clean_depth, clip_float, ground_pattern, ray_up, reflected_pixels,
-                                              scale_, subsampled_camera, upsample, upward_normal)
-from longtail.render.weather.particles import (ParticleLayer, frustum_volume, particle_alpha, scatter,
-                                               scatter_composite)
+from longtail.render.weather.geometry import (blend, clean_depth, clip_, clip_float, every_kth, ground_pattern,
+                                              ray_scale, ray_up, reflected_pixels, subsampled_camera, upward_normal)
+from longtail.render.weather.particles import (ParticleLayer, ambient_small, composite, frustum_volume, mix_small,
+                                               scatter, transmission, weighted)
 from longtail.worlds.scene import Camera
 
 LAYER_EDGES_M = (0.5, 1.0, 2.0, 4.0, 8.0)  # streaks are drawn for drops in these slabs
@@ -41,6 +41,7 @@ STREAK_GAIN = 5.0  # streak light relative to the drop's projected area x time o
 DEFOCUS_PX_M = 1.5  # blur diameter (pixels) x distance (m) of a camera focused far away
 WET_DARKENING = 0.45  # a soaked road's albedo drops by about half (water fills its texture)
 WATER_R0 = 0.02  # Fresnel reflectance of water at normal incidence, ((1.33 - 1) / (1.33 + 1))^2
+SURFACE_K = 4  # wetness, its reflection and the ambient light are worked out on every 4th pixel
 FULL_INTENSITY_MM_H = 50.0  # the rain rate a scene's weather intensity 1 stands for (violent rain)
 
 
@@ -145,7 +146,7 @@ def sample_rain(camera: Camera, rate_mm_h: float, rng: np.random.Generator, slan
 def fresnel_water(cos_incidence: np.ndarray) -> np.ndarray:
     """Schlick's approximation of the reflectance of water for the cosine of the angle between
     the view ray and the surface normal."""
-    x = 1.0 - np.clip(cos_incidence, 0.0, 1.0).astype(np.float32)
+    x = 1.0 - clip_(cos_incidence, 0.0, 1.0).astype(np.float32)
     x2 = x * x
     return np.float32(WATER_R0) + np.float32(1.0 - WATER_R0) * (x2 * x2 * x)  # (1 - c)^5, no pow
 
@@ -154,12 +155,59 @@ def mirror_image(image: np.ndarray, camera: Camera, rows: slice, k: int = 4) -> 
     """The scene mirrored in the ground plane, seen at image ``rows`` (``rows.start`` to the
     bottom): built at 1/k resolution and blurred along the vertical (ripples stretch it)."""
     H, W = image.shape[:2]
-    small = np.ascontiguousarray(image[::k, ::k])  # every k-th pixel: the blur below hides the aliasing
-    mx, my = reflected_pixels(subsampled_camera(camera, k))
     r0 = rows.start // k
-    refl = cv2.remap(small, mx[r0:], my[r0:], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    refl = cv2.blur(refl, (1, 5))
+    refl = _mirror_small(np.ascontiguousarray(image[::k, ::k]), camera, r0, k)
     return cv2.resize(refl, (W, H - k * r0), interpolation=cv2.INTER_LINEAR)[rows.start - k * r0:]
+
+
+def _mirror_small(small: np.ndarray, camera: Camera, r0: int, k: int) -> np.ndarray:
+    """``mirror_image`` at 1/k resolution from ``small`` = ``image[::k, ::k]``, rows r0 on."""
+    mx, my = reflected_pixels(subsampled_camera(camera, k))
+    # every k-th pixel: the blur below hides the aliasing
+    refl = cv2.remap(small, mx[r0:], my[r0:], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.blur(refl, (1, 5))
+
+
+def wet_weights(small: np.ndarray, depth: np.ndarray, camera: Camera, wetness: float, puddles: np.ndarray,
+                k: int = 4) -> tuple[int, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The wet road at 1/k resolution: ``(r0, keep, F, mirror)`` for the rows of ``small`` =
+    ``image[::k, ::k]`` from r0 down (the first holding a horizontal surface), with ``keep``
+    the share of the surface's own light left (darkened, less what is reflected), ``F`` the
+    Fresnel reflectance and ``mirror`` the mirrored scene; None where nothing is wet. The wet
+    image is ``image keep + mirror F`` (``wet_surfaces``)."""
+    if wetness <= 0:
+        return None
+    nz = upward_normal(depth, camera, k)
+    rows = np.flatnonzero(nz.max(axis=1) > 0.6)
+    if rows.size == 0:
+        return None
+    r0 = int(rows[0])  # only rows holding horizontal surfaces need work
+    nz = nz[r0:]
+    flat = clip_((nz - np.float32(0.6)) / np.float32(0.3), 0.0, 1.0)  # 0 on walls, 1 on the road
+    patch = ground_pattern(depth, camera, puddles, 1.5, k, octaves=1, first_row=r0)
+    wet = clip_(np.float32(0.4) + np.float32(0.8) * patch, 0.0, 1.0, out=patch)
+    wet *= flat
+    wet *= np.float32(wetness)
+    F = fresnel_water(-ray_up(subsampled_camera(camera, k))[r0:] * nz)
+    F *= wet
+    keep = np.float32(1.0) - np.float32(WET_DARKENING) * wet
+    keep *= np.float32(1.0) - F
+    return r0, keep, F, _mirror_small(small, camera, r0, k)
+
+
+def _half_res_surface(T: np.ndarray, r0: int, k: int, **maps: np.ndarray) -> dict:
+    """``composite``'s surface arguments from maps made on the 1/k grid from its row r0: each
+    resized to the half-resolution rows of ``T`` they cover."""
+    h, w = T.shape
+    rh = r0 * k // 2
+    return {"r0": rh, **{name: cv2.resize(m, (w, h - rh), interpolation=cv2.INTER_LINEAR) for name, m in maps.items()}}
+
+
+def _low_res_transmission(depth: np.ndarray, camera: Camera, beta: float, r0: int, k: int) -> np.ndarray:
+    """Haze transmission on every k-th pixel of ``depth`` from row r0 (of the 1/k grid) down."""
+    t = cv2.multiply(np.ascontiguousarray(depth[k * r0::k, ::k]), ray_scale(subsampled_camera(camera, k))[r0:],
+                     scale=-float(beta))
+    return cv2.exp(cv2.max(t, -80.0, dst=t), dst=t)  # (see particles.transmission)
 
 
 def wet_surfaces(image: np.ndarray, depth: np.ndarray, camera: Camera, wetness: float,
@@ -175,31 +223,24 @@ def wet_surfaces(image: np.ndarray, depth: np.ndarray, camera: Camera, wetness: 
         k: the per-pixel weights are computed on every k-th pixel (they are smooth).
 
     Returns:
-        A new image of the same dtype.
+        A new image of the same dtype. (``rain`` folds this into its one composite.)
     """
-    if wetness <= 0:
+    wet = wet_weights(every_kth(image, k), clean_depth(depth), camera, wetness, puddles, k)
+    if wet is None:
         return image.copy()
-    H, W = depth.shape
-    nz = upward_normal(depth, camera, k)
-    rows = np.flatnonzero(nz.max(axis=1) > 0.6)
-    if rows.size == 0:
-        return image.copy()
-    r0 = int(rows[0])
-    band = slice(r0 * k, H)  # only rows holding horizontal surfaces need work
-    nz = nz[r0:]
-    flat = np.clip((nz - 0.6) / 0.3, 0.0, 1.0)  # 0 on walls, 1 on the road
-    patch = ground_pattern(depth, camera, puddles, 1.5, k, octaves=1)[r0:]
-    wet = np.float32(wetness) * flat * np.clip(0.4 + 0.8 * patch, 0.0, 1.0)
-    F = fresnel_water(-ray_up(subsampled_camera(camera, k))[r0:] * nz) * wet
-    keep = (1.0 - WET_DARKENING * wet) * (1.0 - F)
-    out = np.empty_like(image)
-    out[:band.start] = image[:band.start]
-    shape = (H - band.start, W)
-    keep, F = upsample(keep, shape), upsample(F, shape)
-    # J keep + M F as one normalised blend, then times (keep + F) <= 1: fewer passes over the frame
-    wet_band = blend(image[band], mirror_image(image, camera, band, k), keep, F)
-    out[band] = scale_(wet_band, np.add(keep, F, out=keep))
-    return out
+    r0, keep, F, mirror = wet
+    # no haze: T = 1, so the ambient term vanishes
+    T = np.ones((-(-depth.shape[0] // 2), -(-depth.shape[1] // 2)), np.float32)
+    return composite(image, T, np.zeros((1, 1, 3), image.dtype),
+                     **_half_res_surface(T, r0, k, keep=keep, add=weighted(mirror, F)))
+
+
+def _soft(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian-like blur of ``sigma`` pixels: OpenCV's stack blur (a triangle filter of the
+    same variance, ``((r + 1)^2 - 1) / 6`` for a kernel of 2 r + 1), whose cost does not grow
+    with sigma as ``GaussianBlur``'s does."""
+    r = max(1, int(round(math.sqrt(6.0 * sigma * sigma + 1.0) - 1.0)))
+    return cv2.stackBlur(image, (2 * r + 1, 2 * r + 1))
 
 
 def lens_drops(image: np.ndarray, drops: tuple[LensDrop, ...]) -> np.ndarray:
@@ -212,13 +253,15 @@ def lens_drops(image: np.ndarray, drops: tuple[LensDrop, ...]) -> np.ndarray:
         u1, v1 = min(int(d.u + r + 3), W), min(int(d.v + r + 3), H)
         if u1 <= u0 or v1 <= v0:
             continue
-        uu, vv = np.meshgrid(np.arange(u0, u1, dtype=np.float32), np.arange(v0, v1, dtype=np.float32))
-        du, dv = uu - d.u, vv - d.v
-        rr = np.sqrt(du * du + dv * dv) / r
-        bend = d.zoom * (1.0 + 0.5 * rr * rr)  # a ball lens bends more towards its rim
-        view = cv2.remap(image, d.u + du * bend, d.v + dv * bend, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        view = cv2.GaussianBlur(view, (0, 0), max(r / 6.0, 0.8))
-        alpha = np.clip((1.0 - rr) * 4.0, 0.0, 1.0) * np.float32(0.9)
+        du = (np.arange(u0, u1, dtype=np.float32) - np.float32(d.u))[None, :]
+        dv = (np.arange(v0, v1, dtype=np.float32) - np.float32(d.v))[:, None]
+        r2 = (du * du + dv * dv) * np.float32(1.0 / (r * r))
+        bend = np.float32(d.zoom) * (np.float32(1.0) + np.float32(0.5) * r2)  # bends more towards its rim
+        view = cv2.remap(image, np.float32(d.u) + du * bend, np.float32(d.v) + dv * bend, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REFLECT)
+        view = _soft(view, max(r / 6.0, 0.8))
+        rr = np.sqrt(r2, out=r2)
+        alpha = clip_((1.0 - rr) * 4.0, 0.0, 1.0) * np.float32(0.9)
         roi = image[v0:v1, u0:u1]
         roi[...] = blend(roi, view, 1.0 - alpha, alpha)
     return image
@@ -245,8 +288,19 @@ def rain(image: np.ndarray, depth: np.ndarray, camera: Camera, sample: RainSampl
         The rainy image, same shape and dtype.
     """
     depth = clean_depth(depth)
-    out = wet_surfaces(image, depth, camera, wetness, sample.puddles)
+    # wet surfaces, extinction and streaks in one composite: J T + E (1 - T), T = t (1 - a), with
+    # the wet J = image keep + mirror F; the ambient E is lit by the wet scene at 1/4 resolution
+    small = every_kth(image, SURFACE_K)
     beta = rain_extinction_beta(sample.rate_mm_h) + (koschmieder_beta(visibility_m) if visibility_m else 0.0)
-    alpha = particle_alpha(depth, sample.layers, sample.slant)
-    out = scatter_composite(out, depth, camera, beta, alpha, airlight)
+    T = transmission(depth, camera, beta, sample.layers, sample.slant)
+    wet = wet_weights(small, depth, camera, wetness, sample.puddles, SURFACE_K)
+    surface = {}
+    if wet is not None:
+        r0, keep, F, mirror = wet
+        # the reflection is smooth (blurred by ripples, weighted by a smooth Fresnel term): made
+        # at 1/k resolution and attenuated by the haze there (the streaks over it are ignored)
+        reflected = weighted(mirror, F * _low_res_transmission(depth, camera, beta, r0, SURFACE_K))
+        surface = _half_res_surface(T, r0, SURFACE_K, keep=keep, add=reflected)
+        mix_small(small, r0, keep, mirror, F)
+    out = composite(image, T, ambient_small(small, airlight, image.shape), **surface)
     return clip_float(lens_drops(out, sample.drops))

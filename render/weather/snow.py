@@ -22,10 +22,9 @@ import cv2
 import numpy as np
 
 from longtail.render.weather.fog import DEFAULT_AIRLIGHT, koschmieder_beta
-from longtail.render.weather.geometry import (blend, clean_depth, clip_float, ground_pattern, peak, upsample,
-                                              upward_normal)
-from longtail.render.weather.particles import (ParticleLayer, frustum_volume, particle_alpha, scatter,
-                                               scatter_composite)
+from longtail.render.weather.geometry import clean_depth, clip_, clip_float, every_kth, ground_pattern, upward_normal
+from longtail.render.weather.particles import (ParticleLayer, ambient_small, composite, frustum_volume, mix_small,
+                                               scatter, transmission)
 from longtail.worlds.scene import Camera
 
 LAYER_EDGES_M = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -33,6 +32,7 @@ FLAKES_PER_M3 = 800.0  # drawn flakes per m^3 at intensity 1 (about 1 m away; th
 FALL_SPEED_M_S = 1.0
 DEFOCUS_PX_M = 1.5  # blur diameter (pixels) x distance (m) of a camera focused far away
 SNOW_ALBEDO_RATIO = 2.5  # fresh snow (~0.85) over a typical road or roof (~0.3)
+SURFACE_K = 4  # the cover and the ambient light are worked out on every 4th pixel
 
 
 def snow_visibility_m(intensity: float) -> float:
@@ -86,6 +86,42 @@ def sample_snow(camera: Camera, intensity: float, rng: np.random.Generator, drif
     return SnowSample(intensity, drift, tuple(layers), patches)
 
 
+def cover_weights(depth: np.ndarray, camera: Camera, cover: float, patches: np.ndarray, k: int = 4
+                  ) -> tuple[int, np.ndarray] | None:
+    """Where snow lies, at 1/k resolution: ``(r0, m)`` with ``m`` the 0..1 cover of the rows of
+    ``depth[::k, ::k]`` from r0 down (the first holding an upward-facing surface), or None where
+    nothing is covered (``snow_cover``)."""
+    if cover <= 0:
+        return None
+    nz = upward_normal(depth, camera, k)
+    rows = np.flatnonzero(nz.max(axis=1) > 0.5)
+    if rows.size == 0:
+        return None
+    r0 = int(rows[0])
+    patch = ground_pattern(depth, camera, patches, 0.8, k, first_row=r0)
+    # flat surfaces hold snow first; steeper ones only in heavier falls; patches melt through
+    hold = clip_((nz[r0:] - np.float32(0.95 - 0.45 * cover)) / np.float32(0.15), 0.0, 1.0)
+    m = clip_(np.float32(3.0) * (np.float32(1.3 * cover) - patch), 0.0, 1.0, out=patch)
+    m *= hold
+    return r0, m
+
+
+def snow_level(image: np.ndarray, sky_level: float) -> np.ndarray:
+    """The brightness of snow lying on ``image``'s surfaces, one channel (neutral: the haze over
+    it brings the sky's tint): the surface's luminance scaled by snow's albedo over a road's,
+    never darker than the sky light ``sky_level`` 0..1. (H, W) of ``image``'s dtype."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if image.dtype == np.uint8:  # 8-bit all the way: saturating scale, then the floor
+        return np.maximum(cv2.convertScaleAbs(grey, alpha=SNOW_ALBEDO_RATIO),
+                          np.uint8(min(255, round(sky_level * 255.0))), out=grey)
+    return np.minimum(np.maximum(grey * np.float32(SNOW_ALBEDO_RATIO), np.float32(sky_level)), np.float32(1.0))
+
+
+def snow_white(image: np.ndarray, sky_level: float) -> np.ndarray:
+    """``snow_level`` as an RGB image: the colour of snow lying on ``image``'s surfaces."""
+    return cv2.cvtColor(snow_level(image, sky_level), cv2.COLOR_GRAY2RGB)
+
+
 def snow_cover(image: np.ndarray, depth: np.ndarray, camera: Camera, cover: float, patches: np.ndarray,
                sky_level: float, k: int = 4) -> np.ndarray:
     """Whiten upward-facing surfaces.
@@ -100,33 +136,22 @@ def snow_cover(image: np.ndarray, depth: np.ndarray, camera: Camera, cover: floa
         k: the cover weights are computed on every k-th pixel (they are smooth).
 
     Returns:
-        A new image of the same dtype.
+        A new image of the same dtype. (``snow`` folds this into its one composite.)
     """
-    out = image.copy()
-    if cover <= 0:
-        return out
-    H, W = depth.shape
-    nz = upward_normal(depth, camera, k)
-    rows = np.flatnonzero(nz.max(axis=1) > 0.5)
-    if rows.size == 0:
-        return out
-    r0 = int(rows[0])
-    band = slice(r0 * k, H)
-    patch = ground_pattern(depth, camera, patches, 0.8, k)[r0:]
-    # flat surfaces hold snow first; steeper ones only in heavier falls; patches melt through
-    hold = np.clip((nz[r0:] - (0.95 - 0.45 * cover)) / 0.15, 0.0, 1.0)
-    m = hold * np.clip(3.0 * (1.3 * cover - patch), 0.0, 1.0)
-    m = upsample(m.astype(np.float32), (H - band.start, W))
-    below = image[band]
-    grey = cv2.cvtColor(below, cv2.COLOR_RGB2GRAY)
-    pk = peak(image)
-    if image.dtype == np.uint8:  # 8-bit all the way: saturating scale, then the floor
-        level = np.maximum(cv2.convertScaleAbs(grey, alpha=SNOW_ALBEDO_RATIO), np.uint8(min(255, round(sky_level * pk))))
-    else:
-        level = np.minimum(np.maximum(grey * np.float32(SNOW_ALBEDO_RATIO), np.float32(sky_level)), np.float32(1.0))
-    white = cv2.cvtColor(level, cv2.COLOR_GRAY2RGB)  # neutral: the haze over it brings the sky's tint
-    out[band] = blend(below, white, 1.0 - m, m)
-    return out
+    weights = cover_weights(clean_depth(depth), camera, cover, patches, k)
+    if weights is None:
+        return image.copy()
+    # no haze: T = 1, so the ambient term vanishes
+    T = np.ones((-(-depth.shape[0] // 2), -(-depth.shape[1] // 2)), np.float32)
+    return composite(image, T, np.zeros((1, 1, 3), image.dtype), **_surface(image, T, *weights, sky_level, k))
+
+
+def _surface(image: np.ndarray, T: np.ndarray, r0: int, m: np.ndarray, sky_level: float, k: int) -> dict:
+    """``particles.composite``'s surface arguments for the cover ``m`` from row r0 of the 1/k grid."""
+    h, w = T.shape
+    rh = r0 * k // 2
+    return {"r0": rh, "white": snow_level(image[2 * rh:], sky_level),
+            "white_weight": cv2.resize(m, (w, h - rh), interpolation=cv2.INTER_LINEAR)}
 
 
 def snow(image: np.ndarray, depth: np.ndarray, camera: Camera, sample: SnowSample, cover: float | None = None,
@@ -149,7 +174,15 @@ def snow(image: np.ndarray, depth: np.ndarray, camera: Camera, sample: SnowSampl
     depth = clean_depth(depth)
     cover = sample.intensity if cover is None else cover
     sky_level = 1.05 * float(np.dot(np.asarray(airlight, np.float64), (0.2126, 0.7152, 0.0722)))
-    out = snow_cover(image, depth, camera, cover, sample.patches, sky_level)
+    # cover, haze and flakes in one composite: J T + E (1 - T), T = t (1 - a), with the covered
+    # J = image (1 - m) + white m; the ambient E is lit by the covered scene at 1/4 resolution
+    small = every_kth(image, SURFACE_K)
     vis = snow_visibility_m(sample.intensity) if visibility_m is None else visibility_m
-    alpha = particle_alpha(depth, sample.layers, sample.drift)
-    return clip_float(scatter_composite(out, depth, camera, koschmieder_beta(vis), alpha, airlight))
+    T = transmission(depth, camera, koschmieder_beta(vis), sample.layers, sample.drift)
+    weights = cover_weights(depth, camera, cover, sample.patches, SURFACE_K)
+    surface = {}
+    if weights is not None:
+        r0, m = weights
+        surface = _surface(image, T, r0, m, sky_level, SURFACE_K)
+        mix_small(small, r0, np.float32(1.0) - m, snow_white(small[r0:], sky_level), m)
+    return clip_float(composite(image, T, ambient_small(small, airlight, image.shape), **surface))
