@@ -19,7 +19,7 @@ from longtail._pybullet import p
 from longtail.render.camera import linearize_depth, projection_matrix, view_matrix, world_xyz
 from longtail.render.lighting import casts_shadows, night_shading, pybullet_light, scene_lights, sun_vector
 from longtail.render.look import bloom, cast_shadows, caster_boxes, edge_antialias, emission, texture_gain
-from longtail.render.plate import contact_shadows, match_to_plate
+from longtail.render.plate import composite
 from longtail.worlds.plates import load_plate_cached
 from longtail.render.sky import sky_colors, sky_image
 from longtail.render.weather.glare import sun_pixel
@@ -235,16 +235,23 @@ class Renderer:
         around each actor, contact shadows on the ground; then night and weather as usual."""
         plate = load_plate_cached(scene.layout.plate)
         cam = scene.camera
-        actor = (instance > 0) & (depth < plate.depth) & (depth < plate.occluder_depth)
-        instance = np.where(actor, instance, 0).astype(np.uint16)
-        semantic = np.where(actor, semantic, 0).astype(np.uint8)  # the photo is "unlabeled"
-        depth = np.where(actor, depth, plate.depth).astype(np.float32)
-        background = contact_shadows(plate.image_f, plate.ground_xy, scene.actors, cam)
-        img = np.where(actor[..., None], match_to_plate(img, instance, plate.image_f), background)
+        untouched = self._untouched(scene)  # no night, no weather: away from the actors the frame is the plate
+        # night and weather work on the whole image (and visibility labels compare its pixels): bit for bit
+        comp = composite(plate, img, depth, instance, semantic, scene.actors, cam, whole=not untouched)
+        instance, semantic, depth = comp.instance, comp.semantic, comp.depth
         clock.lap("composite")
+        if untouched:  # finish (anti-alias) only around the actors and their shadows
+            rgb = comp.finish(plate)
+            clock.lap("antialias")
+            alone = self._render_alone(scene)
+            visibility = _visibility(rgb, rgb, instance, [a.id for a in scene.actors if a.id in alone])
+            clock.lap("alone")
+            return Buffers(rgb=rgb, depth=depth, instance=instance, semantic=semantic, alone=alone,
+                           visibility=visibility)
+        img = comp.image
         daylit = img
         if scene.is_night:
-            glow = emission(rgb8) * actor[..., None]
+            glow = emission(rgb8) * (instance > 0)[..., None]
             lights = scene_lights(scene, world.lamps)
             img = night_shading(img, depth, cam, lights, ambient=PLATE_NIGHT_AMBIENT) + glow + bloom(glow)
             clock.lap("night")
@@ -257,6 +264,16 @@ class Renderer:
         clock.lap("alone")
         return Buffers(rgb=rgb, depth=depth, instance=instance, semantic=semantic, alone=alone,
                        visibility=visibility)
+
+    @staticmethod
+    def _untouched(scene: Scene) -> bool:
+        """True when neither night nor ``_weather`` (no weather, no low sun's glare in view)
+        changes the frame."""
+        if scene.is_night or scene.weather.kind != "clear":
+            return False
+        e = math.degrees(scene.sun.elevation)
+        return not 0.0 < e < GLARE_MAX_ELEVATION_DEG or sun_pixel(
+            scene.camera, e, math.degrees(scene.sun.azimuth - scene.camera.yaw)) is None
 
     @staticmethod
     def _weather(scene: Scene, img: np.ndarray, depth: np.ndarray, airlight: np.ndarray | None = None) -> np.ndarray:

@@ -518,3 +518,134 @@ def test_plate_contact_sheet_artifact(pets, pets_plate_dir):
     out = Path(__file__).resolve().parents[1] / "test-artifacts" / "plates_contact_sheet.png"
     out.parent.mkdir(exist_ok=True)
     Image.fromarray(sheet).resize((1152, 864)).save(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# compositing only where the actors are: the same frames as compositing the whole image
+
+
+def _reference_contact_shadows(background, ground_xy, actors, camera):
+    """render.plate.contact_shadows as it was written first, over the whole frame."""
+    out = background.copy()
+    H, W = ground_xy.shape[:2]
+    for a in actors:
+        l, w, _ = a.size
+        reach = 1.8 * (0.5 * max(l, w) + 0.25)
+        ring = np.array([[a.position[0] + dx, a.position[1] + dy, 0.0] for dx in (-reach, reach) for dy in (-reach, reach)])
+        uv, z = camera.project(ring)
+        if np.any(z <= camera.near):
+            u0, v0, u1, v1 = 0, 0, W, H
+        else:
+            u0, v0 = max(int(uv[:, 0].min()), 0), max(int(uv[:, 1].min()), 0)
+            u1, v1 = min(int(uv[:, 0].max()) + 2, W), min(int(uv[:, 1].max()) + 2, H)
+        if u1 <= u0 or v1 <= v0:
+            continue
+        g = ground_xy[v0:v1, u0:u1]
+        c, s = np.cos(a.yaw), np.sin(a.yaw)
+        dx, dy = g[..., 0] - a.position[0], g[..., 1] - a.position[1]
+        along, across = c * dx + s * dy, -s * dx + c * dy
+        r2 = (along / (0.5 * l + 0.25)) ** 2 + (across / (0.5 * w + 0.25)) ** 2
+        shade = np.nan_to_num(np.exp(-r2), nan=0.0).astype(np.float32)
+        out[v0:v1, u0:u1] *= (1.0 - 0.45 * shade)[..., None]
+    return out
+
+
+def _reference_composite(plate, img, depth, instance, semantic, actors, cam):
+    """The whole-frame composite (depth test, contact shadows, light matching, anti-aliasing)."""
+    from longtail.render.capture import to_uint8
+    from longtail.render.look import edge_antialias
+    from longtail.render.plate import match_to_plate
+
+    actor = (instance > 0) & (depth < plate.depth) & (depth < plate.occluder_depth)
+    instance = np.where(actor, instance, 0).astype(np.uint16)
+    semantic = np.where(actor, semantic, 0).astype(np.uint8)
+    depth = np.where(actor, depth, plate.depth).astype(np.float32)
+    background = _reference_contact_shadows(plate.image_f, plate.ground_xy, actors, cam)
+    img = np.where(actor[..., None], match_to_plate(img, instance, plate.image_f), background)
+    return img, to_uint8(edge_antialias(img, instance, semantic, depth)), instance, semantic, depth
+
+
+def test_windowed_composites_match_the_whole_frame(pets_plate_dir, tmp_path, monkeypatch):
+    from longtail.render import capture
+    from longtail.pipeline import engines
+    from longtail.render.plate import composite, contact_shadows
+    from longtail.worlds.sampler import sample
+
+    poles = tmp_path / "plate_with_poles"
+    shutil.copytree(pets_plate_dir, poles)
+    mask = np.zeros((576, 768), np.uint8)
+    mask[:, 300:308] = 255
+    Image.fromarray(mask).save(poles / "occluders.png")
+    calls = []
+    monkeypatch.setattr(capture, "composite", lambda *a, **kw: calls.append(a) or composite(*a, **kw))
+    with engines() as eng:
+        for plate_dir, distance in ((pets_plate_dir, (6, 45)), (pets_plate_dir, (6, 20)), (poles, (8, 45))):
+            sc = _plate_scenario(plate_dir, distance=distance)
+            for i in range(3):
+                eng.renderer.render(sample(sc, 4, i, eng.physics))
+    assert len(calls) == 9
+    for plate, img, depth, instance, semantic, actors, cam in calls:
+        ref_img, ref_rgb, ref_inst, ref_sem, ref_depth = _reference_composite(plate, img, depth, instance, semantic,
+                                                                              actors, cam)
+        np.testing.assert_array_equal(contact_shadows(plate.image_f, plate.ground_xy, actors, cam),
+                                      _reference_contact_shadows(plate.image_f, plate.ground_xy, actors, cam))
+        exact = composite(plate, img, depth, instance, semantic, actors, cam, whole=True)
+        fast = composite(plate, img, depth, instance, semantic, actors, cam, whole=False)
+        for c in (exact, fast):  # labels: exactly the whole frame's
+            np.testing.assert_array_equal(c.instance, ref_inst)
+            np.testing.assert_array_equal(c.semantic, ref_sem)
+            np.testing.assert_array_equal(c.depth, ref_depth)
+            assert c.instance.dtype == np.uint16 and c.semantic.dtype == np.uint8 and c.depth.dtype == np.float32
+        np.testing.assert_array_equal(exact.image, ref_img)  # night and weather start from this
+        np.testing.assert_array_equal(exact.finish(plate), ref_rgb)  # windowed anti-aliasing: exact
+        diff = np.abs(fast.finish(plate).astype(int) - ref_rgb.astype(int))
+        assert diff.max() <= 1 and np.count_nonzero(diff) <= 100, "summed-area means: float32 rounding apart"
+        assert (ref_inst > 0).sum() > 500  # actors were there
+    # a plate with edges of its own (depth steps every few rows): anti-aliased where shadows fall too
+    import dataclasses
+
+    plate, img, depth, instance, semantic, actors, cam = calls[0]
+    stepped = plate.depth.copy()
+    stepped[::7] *= 0.8
+    plate = dataclasses.replace(plate, depth=stepped)
+    ref_img, ref_rgb = _reference_composite(plate, img, depth, instance, semantic, actors, cam)[:2]
+    exact = composite(plate, img, depth, instance, semantic, actors, cam, whole=True)
+    np.testing.assert_array_equal(exact.image, ref_img)
+    np.testing.assert_array_equal(exact.finish(plate), ref_rgb)
+    diff = np.abs(composite(plate, img, depth, instance, semantic, actors, cam, whole=False).finish(plate).astype(int)
+                  - ref_rgb.astype(int))
+    assert diff.max() <= 1 and np.count_nonzero(diff) <= 100
+
+
+def test_plate_frames_are_deterministic(pets_plate_dir):
+    from longtail.pipeline import compute_frame, engines
+
+    sc = _plate_scenario(pets_plate_dir)
+    frames = []
+    for _ in range(2):
+        with engines() as eng:
+            frames.append(compute_frame(sc, 9, 1, eng))
+    for key in ("rgb", "instance", "semantic"):
+        assert frames[0].images[key].tobytes() == frames[1].images[key].tobytes()
+    assert frames[0].record["objects"] == frames[1].record["objects"]
+
+
+def test_frames_left_to_the_plate_are_those_night_and_weather_leave_alone(pets_plate_dir):
+    """Renderer._untouched picks the windowed finish: it must agree with what _weather does."""
+    from longtail.pipeline import engines
+    from longtail.render.capture import Renderer
+    from longtail.worlds.sampler import sample
+
+    img = np.zeros((576, 768, 3), np.float32)
+    depth = np.full((576, 768), 10.0, np.float32)
+    seen = set()
+    with engines() as eng:
+        for hour in (7, 12, 17, 19, 23):
+            sc = _plate_scenario(pets_plate_dir, hour=(hour, hour + 1))
+            fog = sc.model_copy(update={"weather": sc.weather.model_copy(update={"kind": "fog",
+                                                                                 "visibility_m_range": (70.0, 70.0)})})
+            for s in (sample(sc, 1, 0, eng.physics), sample(fog, 1, 0, eng.physics)):
+                untouched = not s.is_night and Renderer._weather(s, img, depth) is img
+                assert Renderer._untouched(s) == untouched
+                seen.add(untouched)
+    assert seen == {True, False}
