@@ -209,15 +209,31 @@ class Ema:
     def __init__(self, model: nn.Module, decay: float, state: dict | None = None):
         self.decay = decay
         self.state = {k: v.detach().clone() for k, v in (state or model.state_dict()).items()}
+        self._pairs: tuple | None = None  # (model, float EMA, float live, other EMA, other live)
+
+    def _tensors(self, model: nn.Module) -> tuple:
+        # state_dict() tensors share storage with the parameters and buffers, which the optimizer
+        # updates in place: gathered once, they stay current (rebuilding them each step cost
+        # ~14 ms on a 19M-parameter model)
+        if self._pairs is None or self._pairs[0] is not model:
+            live = model.state_dict()
+            floats = [k for k, v in live.items() if v.dtype.is_floating_point]
+            others = [k for k in live if k not in set(floats)]
+            self._pairs = (model, [self.state[k] for k in floats], [live[k].detach() for k in floats],
+                           [self.state[k] for k in others], [live[k] for k in others])
+        return self._pairs[1:]
 
     @torch.no_grad()
     def update(self, model: nn.Module, updates: int) -> None:
         d = min(self.decay, (1 + updates) / (10 + updates))
-        for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
-                self.state[k].lerp_(v.detach().to(self.state[k].device), 1 - d)
-            else:
-                self.state[k].copy_(v)
+        ema_f, live_f, ema_o, live_o = self._tensors(model)
+        if ema_f and ema_f[0].device == live_f[0].device:
+            torch._foreach_lerp_(ema_f, live_f, 1 - d)
+        else:
+            for e, v in zip(ema_f, live_f):
+                e.lerp_(v.to(e.device), 1 - d)
+        for e, v in zip(ema_o, live_o):
+            e.copy_(v)
 
 
 @contextlib.contextmanager
