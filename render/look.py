@@ -124,12 +124,9 @@ def bloom(emitted: np.ndarray, radius: int = 4, strength: float = 0.35) -> np.nd
 TENT = [(dr, dc, (2 - abs(dr)) * (2 - abs(dc)) / 16.0) for dr in (-1, 0, 1) for dc in (-1, 0, 1)]
 
 
-def edge_antialias(img: np.ndarray, instance: np.ndarray, semantic: np.ndarray, depth: np.ndarray) -> np.ndarray:
-    """Soften jagged silhouettes: where a pixel borders another object, class or a depth jump,
-    blend it with its 3x3 neighbourhood (a tent filter). Labels are untouched.
-
-    img: (H, W, 3) float32; instance, semantic: (H, W) ids; depth: (H, W) metres (inf = sky).
-    """
+def edges(instance: np.ndarray, semantic: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels ``edge_antialias`` blends (bordering another object, class or a
+    depth jump of more than 5 %)."""
     d = np.where(np.isfinite(depth), depth, 1e4)
     edge = np.zeros(instance.shape, bool)
     for a in (instance, semantic):
@@ -142,7 +139,16 @@ def edge_antialias(img: np.ndarray, instance: np.ndarray, semantic: np.ndarray, 
     jump = np.abs(d[1:, :] - d[:-1, :]) > 0.05 * np.minimum(d[1:, :], d[:-1, :])
     edge[1:, :] |= jump
     edge[:-1, :] |= jump
-    rows, cols = np.nonzero(edge)
+    return edge
+
+
+def edge_antialias(img: np.ndarray, instance: np.ndarray, semantic: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Soften jagged silhouettes: where a pixel borders another object, class or a depth jump,
+    blend it with its 3x3 neighbourhood (a tent filter). Labels are untouched.
+
+    img: (H, W, 3) float32; instance, semantic: (H, W) ids; depth: (H, W) metres (inf = sky).
+    """
+    rows, cols = np.nonzero(edges(instance, semantic, depth))
     if rows.size == 0:
         return img
     H, W = edge.shape

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from longtail.render.look import TENT, edge_antialias
+from longtail.render.look import TENT, edge_antialias, edges
 from longtail.worlds.scene import Actor
 
 REFERENCE_LUMA = 0.5  # what PyBullet's sun-lit render of a mid-grey surface comes out at
@@ -115,24 +115,6 @@ def contact_shadows(background: np.ndarray, ground_xy: np.ndarray, actors, camer
 
 # ----------------------------------------------------------------------------------------------
 # whole frames
-
-
-def edges(instance: np.ndarray, semantic: np.ndarray, depth: np.ndarray) -> np.ndarray:
-    """(H, W) bool: the pixels ``edge_antialias`` blends (bordering another object, class or a
-    depth jump)."""
-    d = np.where(np.isfinite(depth), depth, 1e4)
-    edge = np.zeros(instance.shape, bool)
-    for a in (instance, semantic):
-        e = a[1:, :] != a[:-1, :]
-        edge[1:, :] |= e
-        edge[:-1, :] |= e
-        e = a[:, 1:] != a[:, :-1]
-        edge[:, 1:] |= e
-        edge[:, :-1] |= e
-    jump = np.abs(d[1:, :] - d[:-1, :]) > 0.05 * np.minimum(d[1:, :], d[:-1, :])
-    edge[1:, :] |= jump
-    edge[:-1, :] |= jump
-    return edge
 
 
 @dataclass(frozen=True)
