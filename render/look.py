@@ -151,7 +151,7 @@ def edge_antialias(img: np.ndarray, instance: np.ndarray, semantic: np.ndarray, 
     rows, cols = np.nonzero(edges(instance, semantic, depth))
     if rows.size == 0:
         return img
-    H, W = edge.shape
+    H, W = instance.shape
     out = img.copy()
     acc = np.zeros((rows.size, img.shape[2]), np.float32)
     for dr, dc, wgt in TENT:  # only edge pixels: a small share of the image

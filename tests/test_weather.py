@@ -386,3 +386,76 @@ def test_rain_and_snow_in_threads_match_serial(frame):
         threaded = list(pool.map(lambda m: m()(image=rgb, depth=depth)["image"], make * 3))
     for i, out in enumerate(threaded):
         assert np.array_equal(out, serial[i % len(make)])
+
+
+def test_airlight_estimate_fast_path_matches_the_strided_reference(frame):
+    """The sky mask read through ``every_kth`` picks what ``depth[::4, ::4]`` does, whatever marks
+    the sky (inf, 0, negative, nan) and whatever the depth's dtype."""
+    rgb, depth, _ = frame
+
+    def reference(image, depth, overcast=False):
+        img = image[::4, ::4]
+        sky = ~(depth[::4, ::4] > 0) | ~np.isfinite(depth[::4, ::4])
+        rows = np.flatnonzero(sky.any(axis=1))
+        low = rows[int(0.9 * (rows.size - 1)):]
+        color = img[low[0]:low[-1] + 1][sky[low[0]:low[-1] + 1]].reshape(-1, 3).mean(axis=0) / 255.0
+        grey = float(np.dot(color, (0.2126, 0.7152, 0.0722)))
+        mix = 1.0 if overcast else 0.5
+        return tuple(float(np.clip(c + mix * (grey - c), 0.0, 1.0)) for c in color)
+
+    odd = depth.copy()
+    odd[:5, :7] = np.nan
+    odd[5:9] = -1.0
+    odd[9:12] = 0.0
+    for d in (depth, odd, odd.astype(np.float64), odd[:-3, :-5], np.ascontiguousarray(odd[:, 1:])):
+        img = rgb[:d.shape[0], -d.shape[1]:] if d.shape[1] != W else rgb[:d.shape[0], :d.shape[1]]
+        for overcast in (False, True):
+            assert estimate_airlight(img, d, overcast) == reference(img, d, overcast)
+
+
+def test_snow_points_and_blurred_flakes_conserve_light():
+    """Far flakes splat as points (by flat index), near ones through a Gaussian: each visible
+    flake's light lands on the canvas."""
+    cam = default_camera(W, H)
+    sample = sample_snow(cam, 0.8, np.random.default_rng(5))
+    assert any(layer.length_px <= 3 for layer in sample.layers) and any(lay.sigma_px >= 0.7 for lay in sample.layers)
+    sky = np.full((H, W), np.inf, np.float32)
+    from longtail.render.weather.particles import _half_res_alpha
+    canvas = _half_res_alpha(sky, sample.layers, 0.0)
+    inside = [(lay.x >= 0) & (lay.x < W) & (lay.y >= 0) & (lay.y < H) for lay in sample.layers]
+    light = sum(float(lay.value[m].sum()) for lay, m in zip(sample.layers, inside))
+    assert 4.0 * float(canvas.sum()) == pytest.approx(light, rel=0.1)  # a half-res pixel covers four
+
+
+def test_snow_cover_at_half_resolution_keeps_the_look(frame):
+    """The white of lying snow is folded into the half-resolution layer (2 x 2 means of the
+    luminance): on a frame without pixel-sized texture (the synthetic road is white noise) it
+    differs from the white laid at full resolution by about a grey level on average."""
+    import cv2
+    from longtail.render.weather.particles import composite
+    from longtail.render.weather.snow import _surface, cover_weights, snow_cover
+    rgb, depth, _ = frame
+    rgb = cv2.GaussianBlur(rgb, (0, 0), 2.0)
+    cam = default_camera(W, H)
+    patches = np.random.default_rng(3).random((32, 32), dtype=np.float32)
+    fast = snow_cover(rgb, depth, cam, 0.8, patches, 0.8)
+    r0, m = cover_weights(clean_depth(depth), cam, 0.8, patches, 4)
+    T = np.ones((H // 2, W // 2), np.float32)
+    surface = _surface(rgb, T, r0, m, 0.8, 4)
+    from longtail.render.weather.snow import snow_level
+    surface["white"] = snow_level(rgb[2 * surface["r0"]:], 0.8)  # the full-resolution white
+    full = composite(rgb, T, np.zeros((1, 1, 3), np.uint8), **surface)
+    assert not np.array_equal(fast, rgb)
+    assert np.abs(fast.astype(int) - full).mean() < 1.5
+
+
+def test_uint8_fog_clamps_before_exp_and_keeps_the_sky(frame):
+    rgb, depth, _ = frame
+    cam = default_camera(W, H)
+    out = depth_fog(rgb, depth, cam, 30.0, (0.8, 0.8, 0.8))
+    sky = ~np.isfinite(depth)
+    assert np.all(np.abs(out[sky].astype(int) - 204) <= 1)
+    ref = (rgb.astype(np.float32) / 255.0)
+    t = np.exp(-koschmieder_beta(30.0) * render_ray_distance(depth, cam))[..., None]
+    expect = (ref * t + 0.8 * (1 - t)) * 255.0
+    assert np.abs(out.astype(np.float32) - expect).max() <= 1.5

@@ -125,8 +125,8 @@ class CompareConfig:
 # model still scores ~0). ``cpu`` gives numbers that mean something at one seed in ~35 minutes;
 # ``full`` is for a GPU: three seeds, three real fractions, many more steps.
 PRESETS: dict[str, CompareConfig] = {
-    "smoke": CompareConfig(steps=40, batch=4, img_size=(256, 341), real_fractions=(0.1,), seeds=1,
-                           test_images=24, robustness=("dense_fog", "night"), severities=(0.5,), warmup_steps=10),
+    "smoke": CompareConfig(steps=32, batch=4, img_size=(256, 341), real_fractions=(0.1,), seeds=1,
+                           test_images=20, robustness=("dense_fog", "night"), severities=(0.5,), warmup_steps=10),
     "cpu": CompareConfig(steps=250, batch=4, img_size=(320, 427), real_fractions=(0.1,), seeds=1,
                          test_images=60, robustness=("dense_fog", "night", "heavy_rain"), severities=(0.5,),
                          warmup_steps=50),

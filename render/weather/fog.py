@@ -15,7 +15,7 @@ import math
 import cv2
 import numpy as np
 
-from longtail.render.weather.geometry import blend, clean_depth, ray_scale, ray_up, solid
+from longtail.render.weather.geometry import blend, clean_depth, every_kth, ray_scale, ray_up, solid
 from longtail.worlds.scene import Camera
 
 CONTRAST_THRESHOLD = 0.05
@@ -84,8 +84,11 @@ def estimate_airlight(image: np.ndarray, depth: np.ndarray | None, overcast: boo
     brightness, so a night frame gets a dark airlight."""
     pk = 255.0 if image.dtype == np.uint8 else 1.0
     img = image[::4, ::4]  # a colour estimate: every 16th pixel is plenty
-    sky = None if depth is None else ~(depth[::4, ::4] > 0) | ~np.isfinite(depth[::4, ::4])
-    if sky is not None and sky.mean() > 0.002:
+    sky = None
+    if depth is not None:
+        d = every_kth(depth, 4) if depth.ndim == 2 and depth.dtype == np.float32 else depth[::4, ::4]
+        sky = ~((d > 0) & (d < np.inf))  # 0, negative, nan or inf: no surface
+    if sky is not None and np.count_nonzero(sky) > 0.002 * sky.size:
         rows = np.flatnonzero(sky.any(axis=1))
         low = rows[int(0.9 * (rows.size - 1)):]
         band = sky[low[0]:low[-1] + 1]
@@ -139,5 +142,7 @@ def depth_fog(image: np.ndarray, depth: np.ndarray, camera: Camera, visibility_m
     """
     tau = optical_depth(depth, camera, visibility_m, scale_height_m)
     # OpenCV's exp is faster; float frames keep numpy's so the renderer's bytes do not change
-    t = cv2.exp(np.negative(tau, out=tau)) if image.dtype == np.uint8 else np.exp(-tau)
+    # (uint8: OpenCV's exp is slow on -inf (sky) and on results that turn denormal: clamp first;
+    # exp(-80) is 0 to any 8-bit image)
+    t = cv2.exp(cv2.max(np.negative(tau, out=tau), -80.0, dst=tau)) if image.dtype == np.uint8 else np.exp(-tau)
     return attenuate(scatter_blur(image, t, blur_px), t, airlight)

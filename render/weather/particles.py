@@ -140,18 +140,24 @@ def _half_res_alpha(depth: np.ndarray, layers: tuple[ParticleLayer, ...], slant:
             integral = cv2.integral(impulses, sum=scratch("particles.integral", (Hc + 2, Wc + 2), np.float32),
                                     sdepth=cv2.CV_32F)
             acc = integral[1:Hc + 1, 1:Wc + 1]
+            base, first = integral.reshape(-1), Wc + 3  # acc[r, c] = base[first + r (Wc + 2) + c]
         else:
             acc = scratch("particles.acc", (Hc, Wc), np.float32)
             acc.fill(0.0)
+            base, first = acc.reshape(-1), 0
         if 0 in kinds:  # points: straight onto the canvas
             sl = slice(0, ends[kinds.index(1) if 1 in kinds else kinds.index(2) if 2 in kinds else len(live)])
-            np.add.at(acc, (rows[sl], cols[sl]), value[sl])
+            # by flat index: numpy's add.at is several times faster on one index array than on two
+            at = rows[sl] * np.int32(acc.strides[0] // acc.itemsize)
+            at += cols[sl]
+            at += np.int32(first)
+            np.add.at(base, at, value[sl])
         for j in (j for j, kd in enumerate(kinds) if kd == 2):  # near flakes: seeds, box, Gaussian
             layer, sl = live[j], slice(ends[j], ends[j + 1])
             seeds = scratch("particles.seeds", (Hc, Wc), np.float32)
             spread = scratch("particles.spread", (Hc, Wc), np.float32)
             seeds.fill(0.0)
-            seeds[rows[sl], cols[sl]] = value[sl]
+            seeds.reshape(-1)[rows[sl] * np.int32(Wc) + cols[sl]] = value[sl]
             kw, kl = max(1, layer.width_px // 2), max(1, layer.length_px // 2)
             out = cv2.blur(seeds, (kw, kl), dst=spread, borderType=cv2.BORDER_CONSTANT) if kw * kl > 1 else seeds
             acc += cv2.GaussianBlur(out, (0, 0), layer.sigma_px / 2.0, dst=spread, borderType=cv2.BORDER_CONSTANT)
@@ -192,7 +198,8 @@ def transmission(depth: np.ndarray, camera: Camera, beta: float, layers: tuple[P
     T = _haze(np.ascontiguousarray(depth[::2, ::2]), subsampled_camera(camera, 2), beta, "particles.t_half")
     if layers:
         a = _half_res_alpha(depth, layers, slant)
-        clip_(a, 0.0, MAX_ALPHA, out=a)
+        # the clip as OpenCV's min and max (exact, and a few times faster than numpy's on a frame)
+        cv2.min(cv2.max(a, 0.0, dst=a), MAX_ALPHA, dst=a)
         T *= np.subtract(np.float32(1.0), a, out=a)
     return T
 
@@ -258,7 +265,8 @@ def composite(image: np.ndarray, T: np.ndarray, ambient: np.ndarray, r0: int = 0
         add: (h - r0, w, 3) light added as it is (a reflection, already attenuated), or None.
         white: (H - r0 H / h, W) single-channel image of ``image``'s dtype (a snow level) laid
             over the surface with ``white_weight`` (h - r0, w) float32 (the rest of the surface
-            keeps ``1 - white_weight``), or None.
+            keeps ``1 - white_weight``), or None. May also be given at the resolution of ``T``,
+            (h - r0, w): then it is folded in before the upsampling (a smooth layer, as ``add``).
 
     Returns:
         A new image of ``image``'s dtype; uint8 goes through 8-bit fixed-point products.
@@ -272,12 +280,22 @@ def composite(image: np.ndarray, T: np.ndarray, ambient: np.ndarray, r0: int = 0
     if add is not None:
         band = low[r0:]
         cv2.add(band, add, dst=band)
-    out = cv2.resize(low, (W, H), interpolation=cv2.INTER_LINEAR)
     Tb = T[r0:]
+    ww = None
     if white is not None:
-        R0 = H - white.shape[0]
         ww = np.multiply(Tb, white_weight, out=scratch("particles.ww", Tb.shape, np.float32))
         Tb -= ww  # the surface keeps 1 - white_weight of its light
+        if white.shape == Tb.shape:  # a half-resolution white: added before the upsampling, as ``add``
+            if dt == np.uint8:
+                lit = cv2.multiply(white, cv2.convertScaleAbs(ww, alpha=255.0), scale=1.0 / 255.0)
+            else:
+                lit = cv2.multiply(white, ww)
+            band = low[r0:]
+            cv2.add(band, cv2.cvtColor(lit, cv2.COLOR_GRAY2RGB), dst=band)
+            white = None
+    out = cv2.resize(low, (W, H), interpolation=cv2.INTER_LINEAR)
+    if white is not None:
+        R0 = H - white.shape[0]
         up = cv2.resize(ww, (W, H - R0), dst=scratch("particles.ww_up", (H - R0, W), np.float32))
         if dt == np.uint8:
             lit = cv2.multiply(white, cv2.convertScaleAbs(up, alpha=255.0), scale=1.0 / 255.0)
@@ -287,9 +305,16 @@ def composite(image: np.ndarray, T: np.ndarray, ambient: np.ndarray, r0: int = 0
         cv2.add(band, cv2.cvtColor(lit, cv2.COLOR_GRAY2RGB), dst=band)
     if keep is not None:
         np.multiply(Tb, keep, out=Tb)
-    Tf = cv2.resize(T, (W, H), dst=scratch("particles.T", (H, W), np.float32), interpolation=cv2.INTER_LINEAR)
-    prod = cv2.multiply(image, _weight3(Tf, dt, "particles.w3"), dst=scratch("particles.prod", image.shape, dt),
-                        scale=scale)
+    if dt == np.uint8:
+        # to 8-bit fixed point before the upsampling: a quarter of the pixels to convert, and
+        # OpenCV resizes one 8-bit channel faster than float
+        t8 = cv2.convertScaleAbs(T, dst=scratch("particles.t8", (h, w), np.uint8), alpha=255.0)
+        T8 = cv2.resize(t8, (W, H), dst=scratch("particles.T8", (H, W), np.uint8), interpolation=cv2.INTER_LINEAR)
+        w3 = cv2.cvtColor(T8, cv2.COLOR_GRAY2RGB, dst=scratch("particles.w3", (H, W, 3), np.uint8))
+    else:
+        Tf = cv2.resize(T, (W, H), dst=scratch("particles.T", (H, W), np.float32), interpolation=cv2.INTER_LINEAR)
+        w3 = _weight3(Tf, dt, "particles.w3")
+    prod = cv2.multiply(image, w3, dst=scratch("particles.prod", image.shape, dt), scale=scale)
     return cv2.add(out, prod, dst=out)
 
 

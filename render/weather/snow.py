@@ -106,11 +106,14 @@ def cover_weights(depth: np.ndarray, camera: Camera, cover: float, patches: np.n
     return r0, m
 
 
-def snow_level(image: np.ndarray, sky_level: float) -> np.ndarray:
+def snow_level(image: np.ndarray, sky_level: float, size: tuple[int, int] | None = None) -> np.ndarray:
     """The brightness of snow lying on ``image``'s surfaces, one channel (neutral: the haze over
     it brings the sky's tint): the surface's luminance scaled by snow's albedo over a road's,
-    never darker than the sky light ``sky_level`` 0..1. (H, W) of ``image``'s dtype."""
+    never darker than the sky light ``sky_level`` 0..1. (H, W) of ``image``'s dtype, or of
+    ``size`` (w, h): the luminance averaged down to it first."""
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if size is not None and size != (grey.shape[1], grey.shape[0]):
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
     if image.dtype == np.uint8:  # 8-bit all the way: saturating scale, then the floor
         return np.maximum(cv2.convertScaleAbs(grey, alpha=SNOW_ALBEDO_RATIO),
                           np.uint8(min(255, round(sky_level * 255.0))), out=grey)
@@ -150,7 +153,9 @@ def _surface(image: np.ndarray, T: np.ndarray, r0: int, m: np.ndarray, sky_level
     """``particles.composite``'s surface arguments for the cover ``m`` from row r0 of the 1/k grid."""
     h, w = T.shape
     rh = r0 * k // 2
-    return {"r0": rh, "white": snow_level(image[2 * rh:], sky_level),
+    # the snow's brightness at half resolution (2 x 2 means of the luminance, so thin bright
+    # lines stay lines), folded in before the composite's upsampling
+    return {"r0": rh, "white": snow_level(image[2 * rh:], sky_level, (w, h - rh)),
             "white_weight": cv2.resize(m, (w, h - rh), interpolation=cv2.INTER_LINEAR)}
 
 
