@@ -253,3 +253,14 @@ def test_train_with_weather_on_the_fly_and_evaluate_robustness(synthetic, tmp_pa
     assert main(["train", "--data", str(synthetic), "--steps", "2", "--out", str(tmp_path / "r2"), "--augment",
                  "smog", *small]) == 2
     assert "unknown weather preset 'smog'" in capsys.readouterr().err
+
+
+def test_convergence_reads_the_ap_before_the_loss():
+    from longtail.train.compare import convergence
+
+    falling = [{"loss": 2.0 - 0.01 * k} for k in range(100)]
+    rising = [{"loss": 1.0 + 0.01 * k} for k in range(100)]
+    assert "not detecting yet" in convergence(falling, 0.01)["verdict"]
+    assert "falling" in convergence(falling, 0.4)["verdict"] and convergence(falling, 0.4)["trend"] < 0
+    assert "still early" in convergence(rising, 0.4)["verdict"]
+    assert convergence(rising[:4], 0.4)["verdict"] == "too few steps to judge"
