@@ -599,7 +599,8 @@ def test_windowed_composites_match_the_whole_frame(pets_plate_dir, tmp_path, mon
         np.testing.assert_array_equal(exact.image, ref_img)  # night and weather start from this
         np.testing.assert_array_equal(exact.finish(plate), ref_rgb)  # windowed anti-aliasing: exact
         diff = np.abs(fast.finish(plate).astype(int) - ref_rgb.astype(int))
-        assert diff.max() <= 1 and np.count_nonzero(diff) <= 100, "summed-area means: float32 rounding apart"
+        # summed-area means: float32 rounding apart, one level on at most 0.05 % of the values
+        assert diff.max() <= 1 and np.count_nonzero(diff) <= 0.0005 * diff.size
         assert (ref_inst > 0).sum() > 500  # actors were there
     # a plate with edges of its own (depth steps every few rows): anti-aliased where shadows fall too
     import dataclasses
@@ -614,7 +615,7 @@ def test_windowed_composites_match_the_whole_frame(pets_plate_dir, tmp_path, mon
     np.testing.assert_array_equal(exact.finish(plate), ref_rgb)
     diff = np.abs(composite(plate, img, depth, instance, semantic, actors, cam, whole=False).finish(plate).astype(int)
                   - ref_rgb.astype(int))
-    assert diff.max() <= 1 and np.count_nonzero(diff) <= 100
+    assert diff.max() <= 1 and np.count_nonzero(diff) <= 0.0005 * diff.size
 
 
 def test_plate_frames_are_deterministic(pets_plate_dir):

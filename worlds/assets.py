@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Callable, Literal
 
 import numpy as np
@@ -106,28 +107,229 @@ def _bus(size, color, variant) -> list[Part]:
     return parts + _wheels(l, w, 0.5, [l / 2 - 2.5, -l / 2 + 3.0])
 
 
-def _person(size, color, variant) -> list[Part]:
-    """Standing (variant 0), mid-stride (1) or arms raised (2); ``size`` height sets proportions."""
-    _, w, h = size
-    head_r = 0.065 * h
-    leg_h = 0.47 * h
-    torso_h = 0.33 * h
-    pants = _shade(color, 0.35)
-    stride = 0.18 * h * (1 if variant == 1 else 0) * 0.35
-    leg_w = 0.28 * w
-    parts = [
-        box(stride, 0.12 * w + leg_w / 2 - 0.05, 0, 0.13 * h * 0.8, leg_w, leg_h, pants),
-        box(-stride, -0.12 * w - leg_w / 2 + 0.05, 0, 0.13 * h * 0.8, leg_w, leg_h, pants),
-        box(0, 0, leg_h, 0.12 * h, 0.62 * w, torso_h, _rgba(color)),
-        Part("sphere", (head_r, 0, 0), (0, 0, leg_h + torso_h + 0.02 * h + head_r), SKIN),
-    ]
-    arm_len = 0.34 * h
+# ---- people ------------------------------------------------------------------------------------
+# A person is built in units of its height (top of the head at 1, soles at 0) from joints and
+# limbs, then fitted into its (l, w, h) box: arm spread and shoulder width shrink to fit w, the
+# gait shrinks to fit l, and the whole figure is scaled so that its top is exactly h.
+
+SKIN_TONES = ((0.87, 0.70, 0.59), (0.80, 0.62, 0.50), (0.72, 0.54, 0.42), (0.60, 0.43, 0.31),
+              (0.46, 0.32, 0.22), (0.32, 0.22, 0.15))
+HAIR = ((0.05, 0.04, 0.04), (0.05, 0.04, 0.04), (0.16, 0.10, 0.06), (0.28, 0.18, 0.10), (0.58, 0.45, 0.26),
+        (0.50, 0.50, 0.50), (0.36, 0.16, 0.07))
+TROUSERS = ((0.16, 0.21, 0.33), (0.16, 0.21, 0.33), (0.10, 0.12, 0.19), (0.06, 0.06, 0.07), (0.06, 0.06, 0.07),
+            (0.20, 0.20, 0.21), (0.36, 0.35, 0.34), (0.45, 0.40, 0.30), (0.26, 0.19, 0.13))
+SHOES = ((0.04, 0.04, 0.04), (0.04, 0.04, 0.04), (0.18, 0.11, 0.07), (0.80, 0.80, 0.78), (0.30, 0.30, 0.32))
+HATS = ((0.08, 0.08, 0.09), (0.12, 0.14, 0.22), (0.45, 0.10, 0.10))
+
+
+def _rot(rpy) -> np.ndarray:
+    """Rotation matrix of roll/pitch/yaw as PyBullet applies them (Rz(yaw) Ry(pitch) Rx(roll))."""
+    r, p_, y = rpy
+    cr, sr, cp, sp, cy, sy = math.cos(r), math.sin(r), math.cos(p_), math.sin(p_), math.cos(y), math.sin(y)
+    return np.array([[cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
+                     [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
+                     [-sp, cp * sr, cp * cr]])
+
+
+def part_bounds(pt: Part) -> tuple[np.ndarray, np.ndarray]:
+    """Exact axis-aligned bounds (lo, hi) of a part in its parent frame."""
+    c = np.asarray(pt.pos, float)
+    R = _rot(pt.rpy)
+    if pt.shape == "sphere":
+        return c - pt.dims[0], c + pt.dims[0]
+    if pt.shape == "box":
+        ext = np.abs(R) @ np.asarray(pt.dims, float)
+        return c - ext, c + ext
+    r0, r1, ln = (pt.dims[0], pt.dims[0], pt.dims[1]) if pt.shape == "cylinder" else pt.dims
+    axis = R[:, 2]
+    disc = np.sqrt(np.clip(1.0 - axis * axis, 0.0, 1.0))  # extent of a unit disc normal to the axis
+    a, b = c - axis * ln / 2, c + axis * ln / 2
+    lo = np.minimum(a - r0 * disc, b - r1 * disc)
+    hi = np.maximum(a + r0 * disc, b + r1 * disc)
+    return lo, hi
+
+
+def parts_bounds(parts: list[Part]) -> tuple[np.ndarray, np.ndarray]:
+    b = [part_bounds(pt) for pt in parts]
+    return np.min([lo for lo, _ in b], 0), np.max([hi for _, hi in b], 0)
+
+
+def _limb(a, b, r_a: float, r_b: float, rgba: RGBA, over_a: float = 0.0, over_b: float = 0.0) -> Part:
+    """A frustum from point a (radius r_a) to point b (radius r_b), lengthened by ``over_*`` past
+    each end so that joints close."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    d = (b - a) / np.linalg.norm(b - a)
+    a, b = a - d * over_a, b + d * over_b
+    roll, pitch = -math.asin(float(np.clip(d[1], -1, 1))), math.atan2(float(d[0]), float(d[2]))
+    return Part("frustum", (float(r_a), float(r_b), float(np.linalg.norm(b - a))), tuple(float(v) for v in (a + b) / 2),
+                rgba, (roll, pitch, 0.0))
+
+
+def _ball(c, r: float, rgba: RGBA) -> Part:
+    return Part("sphere", (float(r), 0.0, 0.0), tuple(float(v) for v in c), rgba)
+
+
+def _dir(fwd: float, out: float, side: int, up: bool = False) -> np.ndarray:
+    """Unit vector of a limb swung ``fwd`` radians forward (about y) and ``out`` radians away
+    from the body's mid-plane; pointing down (or up)."""
+    s = 1.0 if up else -1.0
+    return np.array([math.sin(fwd) * math.cos(out), side * math.sin(out), s * math.cos(fwd) * math.cos(out)])
+
+
+def _ik(s, w, l1: float, l2: float, bend) -> np.ndarray:
+    """Middle joint (elbow, knee) of a two-link chain from s to w, bent towards ``bend``."""
+    s, w, bend = np.asarray(s, float), np.asarray(w, float), np.asarray(bend, float)
+    d = float(np.linalg.norm(w - s))
+    u = (w - s) / d
+    if d >= l1 + l2:
+        return s + u * l1 * d / (l1 + l2)
+    a = (l1 * l1 - l2 * l2 + d * d) / (2 * d)
+    n = bend - u * float(bend @ u)
+    n /= np.linalg.norm(n)
+    return s + u * a + n * math.sqrt(max(l1 * l1 - a * a, 0.0))
+
+
+def _outfit(color, variant: int) -> dict:
+    """Clothes, skin and hair drawn from the colour and variant (a pure function of them)."""
+    key = [int(round(float(c) * 4093)) for c in tuple(color)[:3]]
+    rng = np.random.default_rng([key[0], key[1], key[2], int(variant), 7])
+    top = np.asarray(color[:3], float)
+    hat = rng.random() < 0.12
+    return {
+        "top": _rgba(top), "sleeve": _rgba(top),
+        "legs": _rgba(TROUSERS[int(rng.integers(len(TROUSERS)))]),
+        "shoes": _rgba(SHOES[int(rng.integers(len(SHOES)))]),
+        "skin": _rgba(np.asarray(SKIN_TONES[int(rng.integers(len(SKIN_TONES)))]) * rng.uniform(0.95, 1.05)),
+        "hair": _rgba(HATS[int(rng.integers(len(HATS)))] if hat else HAIR[int(rng.integers(len(HAIR)))]),
+        "hat": hat,
+        "hem": float(rng.choice([0.47, 0.47, 0.44, 0.40])),  # jacket / coat length (fraction of height)
+        "build": float(rng.uniform(0.92, 1.08)),  # slim .. broad
+    }
+
+
+def _fit(build, size, recentre: bool = True) -> list[Part]:
+    """Fit the figure ``build(lat, swing)`` (top of the head near 1) into ``size``: the largest
+    lateral spread and swing that fit w and l, the figure then scaled so its top is at h."""
+    l, w, h = size
+
+    def layout(lat, swing):
+        parts = build(lat, swing)
+        lo, hi = parts_bounds(parts)
+        k = h / (hi[2] - lo[2])
+        cx = (lo[0] + hi[0]) / 2 if recentre else 0.0
+        cy = (lo[1] + hi[1]) / 2 if recentre else 0.0
+        over_x = k * max(hi[0] - cx, cx - lo[0]) - l / 2
+        over_y = k * max(hi[1] - cy, cy - lo[1]) - w / 2
+        return parts, (cx, cy, lo[2]), k, over_x, over_y
+
+    def search(f, lo_v=0.0):  # the largest v in [lo_v, 1] with f(v) <= 0 (f falls with v)
+        if f(1.0) <= 0:
+            return 1.0
+        lo_, hi_ = lo_v, 1.0
+        for _ in range(10):
+            mid = (lo_ + hi_) / 2
+            lo_, hi_ = (mid, hi_) if f(mid) <= 0 else (lo_, mid)
+        return lo_
+
+    lat = search(lambda v: layout(v, 0.0)[4], 0.3)
+    swing = search(lambda v: max(layout(lat, v)[3:]))
+    parts, (cx, cy, z0), k, over_x, over_y = layout(lat, swing)
+    if over_x > 1e-9 or over_y > 1e-9:  # last resort: the whole figure smaller than h
+        lo, hi = parts_bounds(parts)
+        k = min(k, (l / 2) / max(hi[0] - cx, cx - lo[0]), (w / 2) / max(hi[1] - cy, cy - lo[1]))
+    out = []
+    for pt in parts:
+        x, y, z = pt.pos
+        out.append(replace(pt, pos=(k * (x - cx), k * (y - cy), k * (z - z0)), dims=tuple(k * d for d in pt.dims)))
+    return out
+
+
+def _person_unit(lat: float, swing: float, variant: int, o: dict, head_frac: float) -> list[Part]:
+    """A standing (0), walking (1) or arms-raised (2) person, top of the head at 1 (if arms are
+    down), facing +x; ``lat`` scales the lateral spread, ``swing`` the gait."""
+    k = (1.0 - head_frac) / (1.0 - 1 / 7.5)  # the body below the chin (children: bigger heads)
+    b = o["build"]
+    top, sleeve, legs, skin = o["top"], o["sleeve"], o["legs"], o["skin"]
+    # legs: hip pivots, knees, ankles; walking plants both feet, the rear one on its toes
+    th, sh, foot_h, foot_l = 0.225 * k, 0.225 * k, 0.05 * k, 0.145 * k
+    hip_y = 0.05 * k * lat * b
+    a_front, b_front = math.radians(20) * swing, math.radians(10) * swing
+    a_rear, b_rear, toe = -math.radians(12) * swing, -math.radians(34) * swing, math.radians(28) * swing
+    if variant != 1:
+        a_front = b_front = a_rear = b_rear = toe = 0.0
+    hip_z = foot_h + th * math.cos(a_front) + sh * math.cos(b_front)
+    hip_x = -0.01 * k
+    parts = []
+    for side, a, bb, pitch in ((1, a_front, b_front, 0.0), (-1, a_rear, b_rear, toe)):
+        hip = np.array([hip_x, side * hip_y, hip_z])
+        knee = hip + th * np.array([math.sin(a), -side * 0.06 * lat, -math.cos(a)])
+        off = np.array([-0.0375, 0.0, 0.025]) * k  # the ankle in the shoe's frame
+        ankle_z = 0.11 * k * math.sin(pitch) + 0.05 * k * math.cos(pitch)
+        drop = (knee[2] - ankle_z) / math.cos(bb)
+        ankle = knee + np.array([math.sin(bb) * drop, -side * 0.004 * lat, -(knee[2] - ankle_z)])
+        R = _rot((0.0, pitch, 0.0))
+        shoe_c = ankle - R @ off
+        parts.append(_limb(knee, hip, 0.034 * k * b, 0.052 * k * b, legs, 0.0, 0.02 * k))
+        parts.append(_limb(ankle, knee, 0.025 * k * b, 0.034 * k * b, legs, 0.0, 0.012 * k))
+        parts.append(Part("box", (foot_l / 2, 0.027 * k * b, 0.025 * k), tuple(float(v) for v in shoe_c), o["shoes"],
+                          (0.0, pitch, 0.0)))
+    lift = hip_z - 0.5 * k  # the upper body rides on the hips
+    z = lambda v: v * k + lift  # noqa: E731 a height of the standing figure, moved with the hips
+    # torso: two tapered halves (narrow at the hem, broad at the chest) and a core between them
+    waist_y, chest_y = 0.046 * k * lat * b, 0.05 * k * lat * b
+    hem_r = 0.058 * k * b * (1.1 if o["hem"] < 0.42 else 1.0)
     for side in (-1, 1):
-        if variant == 2:
-            parts.append(box(0, side * (0.31 * w + 0.04), leg_h + torso_h, 0.07 * h, 0.08, arm_len * 0.8, _rgba(color)))
+        parts.append(_limb((hip_x, side * waist_y, z(o["hem"])), (0.0, side * chest_y, z(0.835)), hem_r, 0.062 * k * b, top))
+    parts.append(Part("box", (waist_y, 0.05 * k * b, (0.835 - o["hem"]) * k / 2), (hip_x / 2, 0.0, z((0.835 + o["hem"]) / 2)),
+                      top))
+    sh_y, sh_z = 0.092 * k * lat * b, z(0.806)
+    # arms
+    lu, lf = 0.185 * k, 0.16 * k
+    if variant == 1:
+        arms = {1: (-math.radians(18) * swing, -math.radians(8) * swing), -1: (math.radians(16) * swing, math.radians(42) * swing)}
+    elif variant == 2:
+        arms = {1: (math.radians(12), math.radians(4)), -1: (math.radians(12), math.radians(4))}
+    else:
+        arms = {1: (math.radians(3), math.radians(10)), -1: (math.radians(3), math.radians(10))}
+    for side in (-1, 1):
+        shoulder = np.array([0.0, side * sh_y, sh_z])
+        fwd, fwd2 = arms[side]
+        if variant == 2:  # raised overhead, slightly forward and out
+            elbow = shoulder + lu * _dir(fwd, math.radians(14) * lat, side, up=True)
+            wrist = elbow + lf * _dir(fwd2, math.radians(6) * lat, side, up=True)
         else:
-            parts.append(box(-stride * side, side * (0.31 * w + 0.04), leg_h + torso_h - arm_len, 0.07 * h, 0.08, arm_len, _rgba(color)))
+            out = math.radians(8) * lat
+            elbow = shoulder + lu * _dir(fwd, out, side)
+            wrist = elbow + lf * _dir(fwd2, out * 0.7, side)
+        hand_dir = (wrist - elbow) / lf
+        parts.append(_ball(shoulder + np.array([0.0, 0.0, 0.004 * k]), 0.036 * k * b, top))
+        parts.append(_limb(elbow, shoulder, 0.026 * k * b, 0.031 * k * b, sleeve, 0.01 * k))
+        parts.append(_limb(wrist, elbow, 0.02 * k * b, 0.026 * k * b, sleeve, 0.0, 0.01 * k))
+        parts.append(_ball(wrist + hand_dir * 0.03 * k, 0.026 * k, skin))
+    # neck, head, hair (or a hat): top of the head at 1 + lift
+    head_r = head_frac * 0.4
+    head_c = np.array([0.012 * k, 0.0, 1.0 - head_frac + head_r * 1.02])
+    parts.append(Part("cylinder", (0.023 * k * b, 0.08 * k, 0.0), (0.004 * k, 0.0, z(0.85)), skin))
+    parts.append(_ball(head_c + np.array([0, 0, lift]), head_r, skin))
+    hair_r = head_r * (1.1 if o["hat"] else 1.06)
+    hair_c = head_c + np.array([-0.22 * head_r, 0.0, 0.0])
+    hair_c[2] = 1.0 - hair_r
+    parts.append(_ball(hair_c + np.array([0, 0, lift]), hair_r, o["hair"]))
     return parts
+
+
+def _person(size, color, variant) -> list[Part]:
+    """Standing (variant 0), walking (1) or arms raised (2); clothes, skin and hair follow from
+    the colour. Fills its box: soles at z = 0, the top (head, or raised hands) at h."""
+    return list(_person_cached(tuple(float(v) for v in size), tuple(float(c) for c in color), int(variant)))
+
+
+@lru_cache(maxsize=256)
+def _person_cached(size, color, variant) -> tuple[Part, ...]:
+    h = size[2]
+    head_frac = float(np.interp(h, (1.0, 1.5), (1 / 5.8, 1 / 7.5)))
+    o = _outfit(color, variant)
+    return tuple(_fit(lambda lat, swing: _person_unit(lat, swing, variant % 3, o, head_frac), size))
 
 
 def _quadruped(size, color, variant, neck_up: float) -> list[Part]:
@@ -250,20 +452,50 @@ def _motorcycle(size, color, variant) -> list[Part]:
     ]
 
 
-def _rider(size, color, variant) -> list[Part]:
-    """A person seated astride a two-wheeler, leaning forward; local origin on the ground."""
-    l, w, h = size  # h: top of the head above the ground
-    seat = 0.42 * h
-    torso = 0.3 * h
-    pants = _shade(color, 0.35)
-    parts = [box(0.05, s * 0.12, 0.05, 0.12, 0.12, seat, pants) for s in (-1, 1)]
-    parts.append(Part("box", (0.09 * h, 0.2, torso / 2), (0.05, 0.0, seat + torso / 2), _rgba(color), (0.0, 0.35, 0.0)))
-    parts.append(Part("sphere", (0.065 * h, 0, 0), (0.05 + 0.35 * torso * 0.5 + 0.05, 0.0, seat + torso + 0.06 * h),
-                      SKIN if variant % 2 else (0.15, 0.15, 0.17, 1.0)))  # bare head or helmet
+def _rider_unit(lat: float, reach: float, helmet: bool, o: dict) -> list[Part]:
+    """A person astride a two-wheeler, leaning forward, hands forward on the bars; top near 1."""
+    top, legs, skin = o["top"], o["legs"], o["skin"]
+    parts = []
+    hip_z, hip_x = 0.45, -0.08
     for side in (-1, 1):
-        parts.append(Part("box", (0.2 * h / 2, 0.04, 0.04), (0.25, side * 0.2, seat + torso * 0.75), _rgba(color),
-                          (0.0, 0.5, 0.0)))
+        hip = np.array([hip_x, side * 0.055 * lat, hip_z])
+        ankle = np.array([0.02 + 0.04 * reach, side * 0.08 * lat, 0.1])
+        knee = _ik(hip, ankle, 0.225, 0.25, (1.0, side * 0.3, 0.2))
+        parts.append(_limb(knee, hip, 0.034, 0.052, legs, 0.0, 0.02))
+        parts.append(_limb(ankle, knee, 0.025, 0.034, legs, 0.0, 0.012))
+        parts.append(Part("box", (0.07, 0.027, 0.025), (float(ankle[0]) + 0.03, float(ankle[1]), 0.075), o["shoes"]))
+    lean = math.radians(22)
+    axis = np.array([math.sin(lean), 0.0, math.cos(lean)])
+    base = np.array([hip_x, 0.0, hip_z - 0.02])
+    neck = base + axis * 0.34
+    for side in (-1, 1):
+        parts.append(_limb(base + np.array([0, side * 0.046 * lat, 0]), neck + np.array([0, side * 0.05 * lat, -0.03]),
+                           0.058, 0.062, top))
+    parts.append(Part("cylinder", (0.023, 0.08, 0.0), tuple(float(v) for v in neck + np.array([0.01, 0, 0.02])), skin,
+                      (0.0, lean, 0.0)))
+    for side in (-1, 1):
+        shoulder = neck + np.array([-0.01, side * 0.092 * lat, -0.03])
+        hand = np.array([0.1 + 0.12 * reach, side * 0.12 * lat, 0.6])
+        elbow = _ik(shoulder, hand, 0.185, 0.16, (-0.2, side * 0.35, -1.0))
+        parts.append(_ball(shoulder, 0.036, top))
+        parts.append(_limb(elbow, shoulder, 0.026, 0.031, top, 0.01))
+        parts.append(_limb(hand, elbow, 0.02, 0.026, top, 0.0, 0.01))
+        parts.append(_ball(hand + (hand - elbow) / 0.16 * 0.02, 0.026, skin))
+    head_c = neck + np.array([0.05, 0.0, 0.1])
+    parts.append(_ball(head_c, 0.053, skin))
+    if helmet:
+        parts.append(_ball(head_c + np.array([-0.008, 0.0, 0.012]), 0.064, o["helmet"]))
+    else:
+        parts.append(_ball(head_c + np.array([-0.012, 0.0, 0.0035 + 0.053 - 0.056]) + np.array([0, 0, 0.02]), 0.056, o["hair"]))
     return parts
+
+
+def _rider(size, color, variant) -> list[Part]:
+    """A person seated astride a two-wheeler, leaning forward (variant 0 helmeted, 1 bare-headed);
+    local origin on the ground under the seat; the top of the head at h."""
+    o = dict(_outfit(color, variant))
+    o["helmet"] = _rgba(HATS[int(round(float(color[0]) * 4093)) % len(HATS)] if variant % 2 == 0 else (0.15, 0.15, 0.17))
+    return _fit(lambda lat, reach: _rider_unit(lat, reach, variant % 2 == 0, o), tuple(size), recentre=False)
 
 
 def _horse(size, color, variant) -> list[Part]:
@@ -302,7 +534,10 @@ class AssetDef:
 
 CAR_PAINT = ((0.8, 0.8, 0.8), (0.1, 0.1, 0.12), (0.55, 0.05, 0.05), (0.1, 0.2, 0.45), (0.45, 0.47, 0.5),
              (0.9, 0.9, 0.92), (0.2, 0.3, 0.2), (0.7, 0.55, 0.2))
-CLOTHES = ((0.15, 0.2, 0.45), (0.5, 0.1, 0.1), (0.2, 0.2, 0.2), (0.7, 0.7, 0.65), (0.3, 0.45, 0.25), (0.8, 0.6, 0.1))
+# Street clothing: mostly dark and muted (coats, jackets), a few bright tops; repeats weight the draw
+CLOTHES = ((0.08, 0.08, 0.09), (0.08, 0.08, 0.09), (0.12, 0.15, 0.30), (0.12, 0.15, 0.30), (0.22, 0.22, 0.23),
+           (0.45, 0.45, 0.45), (0.62, 0.55, 0.42), (0.40, 0.08, 0.08), (0.30, 0.33, 0.18), (0.35, 0.24, 0.15),
+           (0.70, 0.12, 0.10), (0.45, 0.60, 0.80), (0.85, 0.85, 0.82), (0.85, 0.70, 0.10))
 
 ASSETS: Registry[AssetDef] = Registry("asset")
 
