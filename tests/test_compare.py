@@ -260,7 +260,7 @@ def test_convergence_reads_the_ap_before_the_loss():
 
     falling = [{"loss": 2.0 - 0.01 * k} for k in range(100)]
     rising = [{"loss": 1.0 + 0.01 * k} for k in range(100)]
-    assert "not detecting yet" in convergence(falling, 0.01)["verdict"]
+    assert "not detecting" in convergence(falling, 0.01)["verdict"]
     assert "falling" in convergence(falling, 0.4)["verdict"] and convergence(falling, 0.4)["trend"] < 0
     assert "still early" in convergence(rising, 0.4)["verdict"]
     assert convergence(rising[:4], 0.4)["verdict"] == "too few steps to judge"

@@ -355,8 +355,9 @@ def convergence(metrics: list[dict], ap50: float | None = None) -> dict:
         out.update(first_loss=losses[0], last_loss=last, trend=(last - third) / abs(third) if third else 0.0)
     trend = out["trend"]
     if ap50 is not None and ap50 < 0.05:
-        verdict = ("not detecting yet (clear AP50 < 5): far from converged; from scratch on a CPU AP moves "
-                   "after ~250 steps of 4 images (shared/REFERENCES.md)")
+        verdict = ("not detecting the test images (clear AP50 < 5): either untrained (from scratch on a CPU, "
+                   "AP moves after ~250 steps of 4 images, shared/REFERENCES.md) or what it learned does not "
+                   "transfer to them")
     elif trend is None:
         verdict = "too few steps to judge"
     elif trend < -0.10:
@@ -364,7 +365,8 @@ def convergence(metrics: list[dict], ap50: float | None = None) -> dict:
     elif trend < -0.02:
         verdict = "loss still falling"
     elif trend > 0.05:
-        verdict = "loss rising while AP grows (the RoI head sees more positives): still early"
+        verdict = ("loss rising, as Faster R-CNN's does early on (its RoI head sees more positives as the "
+                   "proposals improve): still early")
     else:
         verdict = "loss flat: near a plateau at this learning rate"
     out["verdict"] = verdict
