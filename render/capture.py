@@ -242,22 +242,17 @@ class Renderer:
         clock.lap("composite")
         if untouched:  # finish (anti-alias) only around the actors and their shadows
             rgb = comp.finish(plate)
-            clock.lap("antialias")
-            alone = self._render_alone(scene)
-            visibility = _visibility(rgb, rgb, instance, [a.id for a in scene.actors if a.id in alone])
-            clock.lap("alone")
-            return Buffers(rgb=rgb, depth=depth, instance=instance, semantic=semantic, alone=alone,
-                           visibility=visibility)
-        img = comp.image
-        daylit = img
-        if scene.is_night:
-            glow = emission(rgb8) * (instance > 0)[..., None]
-            lights = scene_lights(scene, world.lamps)
-            img = night_shading(img, depth, cam, lights, ambient=PLATE_NIGHT_AMBIENT) + glow + bloom(glow)
-            clock.lap("night")
-        weathered = self._weather(scene, img, depth, airlight=np.asarray(plate.airlight, np.float32))
-        clock.lap("weather")
-        rgb = to_uint8(edge_antialias(weathered, instance, semantic, depth))
+            daylit = weathered = rgb
+        else:
+            img = daylit = comp.image
+            if scene.is_night:
+                glow = emission(rgb8) * (instance > 0)[..., None]
+                lights = scene_lights(scene, world.lamps)
+                img = night_shading(img, depth, cam, lights, ambient=PLATE_NIGHT_AMBIENT) + glow + bloom(glow)
+                clock.lap("night")
+            weathered = self._weather(scene, img, depth, airlight=np.asarray(plate.airlight, np.float32))
+            clock.lap("weather")
+            rgb = to_uint8(edge_antialias(weathered, instance, semantic, depth))
         clock.lap("antialias")
         alone = self._render_alone(scene)
         visibility = _visibility(daylit, weathered, instance, [a.id for a in scene.actors if a.id in alone])
