@@ -8,7 +8,7 @@ import pytest
 
 from longtail.errors import InputError
 from longtail.worlds.sampler import sample
-from longtail.worlds.scenario import list_scenarios, parse_scenario
+from longtail.worlds.scenario import parse_scenario
 
 
 def make(events, traffic=()):
@@ -37,11 +37,6 @@ def test_pinning_one_actor_leaves_the_others_draws_alone():
     pinned = sample(make(pinned_spec, traffic), 9, 0)
     assert [a.model_dump() for a in pinned.actors[1:]] == [a.model_dump() for a in free.actors[1:]]
     assert pinned.actors[0].position[:2] == pytest.approx(deer.position[:2])
-
-
-def test_catalog_has_no_placement_and_samples_as_before():
-    for sc in list_scenarios():
-        assert all(spec.at is None for spec in sc.events + sc.traffic)
 
 
 @pytest.mark.parametrize("spec, words", [
