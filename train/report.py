@@ -55,6 +55,8 @@ def summarize(runs: list[dict], cfg) -> dict:
     for r in runs:
         grouped[(r["arm"], r["fraction"])].append(r)
     fractions = sorted({f for f in (r["fraction"] for r in runs) if f is not None})
+    if runs and not fractions:  # only arms without real frames (synthetic alone): one table, "0"
+        fractions = [0.0]
     tests = list(runs[0]["tests"]) if runs else []
     table: dict = {}
     for test in tests:
