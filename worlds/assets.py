@@ -318,9 +318,14 @@ def _person_unit(lat: float, swing: float, variant: int, o: dict, head_frac: flo
     return parts
 
 
+# The pose of each of a person's variants, as often as people on a street hold it: a third stand,
+# most walk, one in twelve raises the arms (waving, hailing; the box then reaches the hands)
+PERSON_POSES = (0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 2)
+
+
 def _person(size, color, variant) -> list[Part]:
-    """Standing (variant 0), walking (1) or arms raised (2); clothes, skin and hair follow from
-    the colour. Fills its box: soles at z = 0, the top (head, or raised hands) at h."""
+    """Standing, walking or arms raised (``PERSON_POSES[variant]``: 0, 1, 2); clothes, skin and
+    hair follow from the colour. Fills its box: soles at z = 0, the top (head, or raised hands) at h."""
     return list(_person_cached(tuple(float(v) for v in size), tuple(float(c) for c in color), int(variant)))
 
 
@@ -329,7 +334,8 @@ def _person_cached(size, color, variant) -> tuple[Part, ...]:
     h = size[2]
     head_frac = float(np.interp(h, (1.0, 1.5), (1 / 5.8, 1 / 7.5)))
     o = _outfit(color, variant)
-    return tuple(_fit(lambda lat, swing: _person_unit(lat, swing, variant % 3, o, head_frac), size))
+    pose = PERSON_POSES[variant % len(PERSON_POSES)]
+    return tuple(_fit(lambda lat, swing: _person_unit(lat, swing, pose, o, head_frac), size))
 
 
 def _quadruped(size, color, variant, neck_up: float) -> list[Part]:
@@ -558,8 +564,10 @@ _register(AssetDef("truck", "truck", ((7.0, 10.0), (2.4, 2.55), (3.0, 3.8)),
                    ((0.8, 0.8, 0.8), (0.2, 0.3, 0.6), (0.7, 0.1, 0.1), (0.9, 0.6, 0.1)), _truck, 2, ("vehicle",)))
 _register(AssetDef("bus", "bus", ((11.0, 13.0), (2.5, 2.55), (3.0, 3.3)),
                    ((0.9, 0.75, 0.1), (0.8, 0.1, 0.1), (0.2, 0.4, 0.7), (0.9, 0.9, 0.9)), _bus, 1, ("vehicle",)))
-_register(AssetDef("pedestrian", "person", ((0.35, 0.5), (0.5, 0.6), (1.55, 1.95)), CLOTHES, _person, 3, ("person",)))
-_register(AssetDef("child", "person", ((0.25, 0.35), (0.35, 0.45), (1.0, 1.35)), CLOTHES, _person, 3, ("person",)))
+_register(AssetDef("pedestrian", "person", ((0.35, 0.5), (0.5, 0.6), (1.55, 1.95)), CLOTHES, _person, len(PERSON_POSES),
+                   ("person",)))
+_register(AssetDef("child", "person", ((0.25, 0.35), (0.35, 0.45), (1.0, 1.35)), CLOTHES, _person, len(PERSON_POSES),
+                   ("person",)))
 _register(AssetDef("deer", "animal", ((1.4, 1.9), (0.35, 0.45), (1.3, 1.7)),
                    ((0.45, 0.3, 0.18), (0.55, 0.38, 0.22), (0.4, 0.28, 0.2)),
                    lambda s, c, v: _quadruped(s, c, v, 1.0), groups=("animal",)))
