@@ -65,6 +65,11 @@ def add_commands(sub, positive_int, seed) -> None:
     c.add_argument("--classes", metavar="A,B", help="classes to train and score (default: those the real data labels)")
     c.add_argument("--pretrained", action="store_true",
                    help="ImageNet backbone weights, only from the local torch cache (never downloaded)")
+    c.add_argument("--synthetic-share", type=float, metavar="S",
+                   help="share of rendered images in each batch of the mixed and real+plates arms (default 0.5)")
+    c.add_argument("--sensor-augment", action="store_true",
+                   help="randomise the camera of rendered frames while training (exposure, white balance, blur, "
+                   "noise, JPEG): domain randomisation against the renderer's clean look")
     c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     c.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -210,7 +215,8 @@ def cmd_compare(args) -> int:
                         img_size=tuple(args.img_size) if args.img_size else None, arms=arms,
                         real_fractions=_floats(args.real_fractions, "--real-fractions"), seeds=args.seeds,
                         robustness=_names(args.robustness), severities=_floats(args.severities, "--severities"),
-                        pretrained=args.pretrained or None)
+                        pretrained=args.pretrained or None, synthetic_share=args.synthetic_share,
+                        sensor_augment=args.sensor_augment or None)
     bar = None
 
     def step_progress(done: int, total: int, line: dict) -> None:

@@ -21,6 +21,7 @@ from longtail.train.datasets import open_dataset  # noqa: E402
 from longtail.train.engine import SampledBatches  # noqa: E402
 from longtail.train.models import ModelSpec, cached_backbone_weights, weights_file  # noqa: E402
 from longtail.train.report import summarize  # noqa: E402
+from longtail.train.sensor import SensorAugment  # noqa: E402
 from longtail.train.weather import GroundPrior, Weathered, WeatherAugment, load_camera  # noqa: E402
 from longtail.worlds.plates import ground_depth  # noqa: E402
 from longtail.worlds.scenario import load_scenario  # noqa: E402
@@ -85,6 +86,24 @@ def test_weather_augment_is_reproducible_and_only_touches_its_source(synthetic):
         WeatherAugment(("no_such_weather",))
     with pytest.raises(InputError):
         WeatherAugment(("dense_fog",), p=0.0)
+
+
+def test_sensor_augment_varies_the_camera_reproducibly_and_only_on_rendered_frames(synthetic):
+    ds = open_dataset(f"longtail:{synthetic}")
+    fx = SensorAugment()
+    image = ds.image(0)
+    outs = [fx(image, ds.entries[0], np.random.default_rng(s))[0] for s in (1, 1, 2)]
+    assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], outs[2])
+    assert all(o.shape == image.shape and o.dtype == torch.uint8 and not torch.equal(o, image) for o in outs)
+    # a camera change, not a new picture: the image stays close to the render (normalised correlation)
+    a, b = image.float().flatten(), outs[0].float().flatten()
+    assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.7
+    cfg = CompareConfig(arms=("real", "synthetic", "mixed"), sensor_augment=True)
+    assert SampledBatches.mixed({"synthetic": ds}, {"synthetic": 1.0}, 2, 2, 0, {"synthetic": fx}).describe()[
+        "augment"] == {"synthetic": {"sensor": {"p": 1.0}}}
+    assert cfg.to_json()["sensor_augment"] is True
+    with pytest.raises(InputError):
+        SensorAugment(p=0.0)
 
 
 def test_weathered_test_set_is_fixed_per_image_and_keeps_the_labels(synthetic):
@@ -153,6 +172,9 @@ def test_summary_mpc_rpc_and_verdicts_need_the_seeds():
     assert texts[("synthetic", "clear")]["ratio_to_real"] == pytest.approx(0.25 / 0.51)
     one = summarize([r for r in runs if r["seed"] == 0], CompareConfig(arms=("real", "mixed"), seeds=1))
     assert all(v["supported"] is None and "single seed" in v["text"] for v in one["verdicts"])
+    alone = summarize([r for r in runs if r["arm"] == "synthetic"], CompareConfig(arms=("synthetic",), seeds=3))
+    assert alone["tests"]["t"]["0"]["synthetic"]["conditions"]["clear"]["mean"] == pytest.approx(0.25)
+    assert alone["verdicts"] == []  # nothing to compare with, but its table is there
 
 
 # --- pretrained weights: local cache only --------------------------------------------------------

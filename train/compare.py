@@ -44,6 +44,7 @@ from longtail.train.evaluate import evaluate
 from longtail.train.models import ModelSpec, check_model_name
 from longtail.train.sample import DetectionDataset
 from longtail.train.sampler import two_stage
+from longtail.train.sensor import SensorAugment
 from longtail.train.weather import GroundPrior, Weathered, WeatherAugment, check_presets, load_camera
 
 ARMS = ("real", "synthetic", "mixed", "pretrain-finetune", "real+weather", "real+plates")
@@ -75,6 +76,7 @@ class CompareConfig:
         train_weather: presets of the ``real+weather`` arm.
         warmup_steps: learning-rate warm-up.
         pretrained: start from torchvision's ImageNet backbone weights (local cache only).
+        sensor_augment: camera randomisation (``train.sensor``) on the rendered frames of every arm.
     """
 
     model: str = "fasterrcnn_mobilenet_v3_large_320_fpn"
@@ -94,6 +96,7 @@ class CompareConfig:
     train_weather: tuple[str, ...] = ("light_fog", "dense_fog", "night", "heavy_rain", "heavy_snow", "dusk")
     warmup_steps: int = 50
     pretrained: bool = False
+    sensor_augment: bool = False
 
     def __post_init__(self):
         check_model_name(self.model)
@@ -300,19 +303,20 @@ def arm_batches(key: RunKey, inputs: Inputs, cfg: CompareConfig) -> tuple[Sample
         real = subset(inputs.real_train, evenly_spaced(n, k), f"{k} of {n} frames")
     steps, batch, seed = cfg.steps, cfg.batch, key.seed
     share = {"synthetic": cfg.synthetic_share, "real": 1 - cfg.synthetic_share}
+    rendered = {"synthetic": SensorAugment()} if cfg.sensor_augment else None
     if key.arm == "real":
         data = SampledBatches.mixed({"real": real}, {"real": 1.0}, steps, batch, seed)
     elif key.arm == "synthetic":
-        data = SampledBatches.mixed({"synthetic": inputs.synthetic}, {"synthetic": 1.0}, steps, batch, seed)
+        data = SampledBatches.mixed({"synthetic": inputs.synthetic}, {"synthetic": 1.0}, steps, batch, seed, rendered)
     elif key.arm == "mixed":
-        data = SampledBatches.mixed({"real": real, "synthetic": inputs.synthetic}, share, steps, batch, seed)
+        data = SampledBatches.mixed({"real": real, "synthetic": inputs.synthetic}, share, steps, batch, seed, rendered)
     elif key.arm == "real+plates":
-        data = SampledBatches.mixed({"real": real, "synthetic": inputs.plates}, share, steps, batch, seed)
+        data = SampledBatches.mixed({"real": real, "synthetic": inputs.plates}, share, steps, batch, seed, rendered)
     elif key.arm == "pretrain-finetune":
         sets = {"synthetic": inputs.synthetic, "real": real}
         pre = max(1, min(steps - 1, int(round(cfg.pretrain_share * steps))))
         data = SampledBatches(sets, two_stage({k: len(v) for k, v in sets.items()}, "synthetic", "real", pre, steps,
-                                              batch, seed))
+                                              batch, seed), rendered)
     elif key.arm == "real+weather":
         augment = WeatherAugment(cfg.train_weather, p=0.5, strength=(0.3, 1.0), prior=inputs.prior)
         data = SampledBatches.mixed({"real": real}, {"real": 1.0}, steps, batch, seed, {"real": augment})
@@ -427,8 +431,11 @@ def _clear_ap50(run: dict) -> float | None:
 
 
 def _describe_sources(data: SampledBatches) -> str:
-    return ", ".join(f"{name} ({len(ds)} images{', weather on the fly' if name in data.augment else ''})"
-                     for name, ds in data.datasets.items())
+    def extra(name: str) -> str:
+        fx = data.augment.get(name)
+        return "" if fx is None else ", camera randomised" if isinstance(fx, SensorAugment) else ", weather on the fly"
+
+    return ", ".join(f"{name} ({len(ds)} images{extra(name)})" for name, ds in data.datasets.items())
 
 
 def _open_report_dir(out: Path, record: dict) -> None:
