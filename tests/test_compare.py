@@ -170,6 +170,11 @@ def test_summary_mpc_rpc_and_verdicts_need_the_seeds():
         texts[("mixed", "clear")]["text"]
     assert texts[("mixed", "dense_fog")]["supported"] is False  # +0.5 +- 1: within the noise
     assert texts[("synthetic", "clear")]["ratio_to_real"] == pytest.approx(0.25 / 0.51)
+    assert "49% of real-only (51.0" in texts[("synthetic", "clear")]["text"]
+    above = summarize([_run("real", 0, 0.10, 0.0), _run("synthetic", 0, 0.25, 0.1)],
+                      CompareConfig(arms=("real", "synthetic"), robustness=("dense_fog",), severities=(0.5, 0.75)))
+    said = {v["condition"]: v["text"] for v in above["verdicts"]}
+    assert "more than real-only (10.0" in said["clear"] and "finds next to nothing" in said["dense_fog"]
     one = summarize([r for r in runs if r["seed"] == 0], CompareConfig(arms=("real", "mixed"), seeds=1))
     assert all(v["supported"] is None and "single seed" in v["text"] for v in one["verdicts"])
     alone = summarize([r for r in runs if r["arm"] == "synthetic"], CompareConfig(arms=("synthetic",), seeds=3))

@@ -126,10 +126,14 @@ def verdicts(table: dict) -> list[dict]:
                     if real_mean is None or syn_mean is None:
                         continue
                     ratio = syn_mean / real_mean if real_mean > 0 else None
-                    text = (f"synthetic-only reaches {100 * syn_mean:.1f} AP50 on {cond}"
-                            + (f", {100 * ratio:.0f}% of real-only ({100 * real_mean:.1f}) trained on {frac} of "
-                               "the real frames" if ratio is not None else
-                               f"; real-only ({frac} of the real frames) scores 0 there"))
+                    real_text = f"real-only ({100 * real_mean:.1f}, trained on {frac} of the real frames)"
+                    if real_mean < 0.01:  # a share of next to nothing says nothing
+                        tail = f"; {real_text} finds next to nothing there"
+                    elif syn_mean > real_mean:
+                        tail = f", more than {real_text}"
+                    else:
+                        tail = f", {100 * ratio:.0f}% of {real_text}"
+                    text = f"synthetic-only reaches {100 * syn_mean:.1f} AP50 on {cond}{tail}"
                     out.append({"test": test, "fraction": frac, "arm": "synthetic", "condition": cond,
                                 "ratio_to_real": ratio, "supported": None, "text": text})
     return out
