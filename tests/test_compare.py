@@ -15,7 +15,8 @@ from longtail.cli import main  # noqa: E402
 from longtail.errors import InputError  # noqa: E402
 from longtail.pipeline import render_dataset  # noqa: E402
 from longtail.train.compare import (  # noqa: E402
-    CompareConfig, block_split, dataset_digest, evenly_spaced, preset_config, run_compare, subset,
+    CompareConfig, Inputs, RunKey, arm_batches, block_split, dataset_digest, evenly_spaced, preset_config, run_compare,
+    subset,
 )
 from longtail.train.datasets import open_dataset  # noqa: E402
 from longtail.train.engine import SampledBatches  # noqa: E402
@@ -98,10 +99,14 @@ def test_sensor_augment_varies_the_camera_reproducibly_and_only_on_rendered_fram
     # a camera change, not a new picture: the image stays close to the render (normalised correlation)
     a, b = image.float().flatten(), outs[0].float().flatten()
     assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.7
-    cfg = CompareConfig(arms=("real", "synthetic", "mixed"), sensor_augment=True)
-    assert SampledBatches.mixed({"synthetic": ds}, {"synthetic": 1.0}, 2, 2, 0, {"synthetic": fx}).describe()[
-        "augment"] == {"synthetic": {"sensor": {"p": 1.0}}}
-    assert cfg.to_json()["sensor_augment"] is True
+    # the comparison gives every arm's rendered source the randomised camera, and only that source
+    inputs = Inputs(real_train=ds, synthetic=ds, plates=ds, tests={}, split=None, prior=GroundPrior(), classes=("person",))
+    for arm in ("synthetic", "mixed", "pretrain-finetune", "real+plates", "real"):
+        for on in (True, False):
+            cfg = CompareConfig(arms=(arm,), steps=4, batch=2, sensor_augment=on)
+            data, _ = arm_batches(RunKey(arm, None if arm == "synthetic" else 1.0, 0), inputs, cfg)
+            expect = {"synthetic": {"sensor": {"p": 1.0}}} if on and arm != "real" else None
+            assert data.describe().get("augment") == expect, (arm, on)
     with pytest.raises(InputError):
         SensorAugment(p=0.0)
 
@@ -251,6 +256,7 @@ def test_compare_on_real_pets_frames_writes_a_complete_resumable_report(pets, sy
     (["--arms", "real,real+plates"], "--plates"),
     (["--robustness", "smog"], "unknown weather preset 'smog'"),
     (["--preset", "huge"], "unknown preset 'huge'"),
+    (["--synthetic-share", "1.5"], "--synthetic-share"),
 ])
 def test_compare_bad_input_is_one_line_and_writes_nothing(synthetic, tmp_path, capsys, argv, problem):
     out = tmp_path / "r"

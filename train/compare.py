@@ -112,7 +112,7 @@ class CompareConfig:
         for name, v in (("--steps", self.steps), ("--batch", self.batch), ("--seeds", self.seeds)):
             if v < 1:
                 raise InputError(name, None, f"expected a positive integer, got {v}")
-        for name, v in (("synthetic_share", self.synthetic_share), ("pretrain_share", self.pretrain_share),
+        for name, v in (("--synthetic-share", self.synthetic_share), ("pretrain_share", self.pretrain_share),
                         ("--test-share", self.test_share)):
             if not 0 < v < 1:
                 raise InputError(name, None, f"expected a share strictly between 0 and 1, got {v}")
