@@ -286,23 +286,12 @@ def composite(image: np.ndarray, T: np.ndarray, ambient: np.ndarray, r0: int = 0
         ww = np.multiply(Tb, white_weight, out=scratch("particles.ww", Tb.shape, np.float32))
         Tb -= ww  # the surface keeps 1 - white_weight of its light
         if white.shape == Tb.shape:  # a half-resolution white: added before the upsampling, as ``add``
-            if dt == np.uint8:
-                lit = cv2.multiply(white, cv2.convertScaleAbs(ww, alpha=255.0), scale=1.0 / 255.0)
-            else:
-                lit = cv2.multiply(white, ww)
-            band = low[r0:]
-            cv2.add(band, cv2.cvtColor(lit, cv2.COLOR_GRAY2RGB), dst=band)
+            _add_white(low[r0:], white, ww)
             white = None
     out = cv2.resize(low, (W, H), interpolation=cv2.INTER_LINEAR)
     if white is not None:
         R0 = H - white.shape[0]
-        up = cv2.resize(ww, (W, H - R0), dst=scratch("particles.ww_up", (H - R0, W), np.float32))
-        if dt == np.uint8:
-            lit = cv2.multiply(white, cv2.convertScaleAbs(up, alpha=255.0), scale=1.0 / 255.0)
-        else:
-            lit = cv2.multiply(white, up)
-        band = out[R0:]
-        cv2.add(band, cv2.cvtColor(lit, cv2.COLOR_GRAY2RGB), dst=band)
+        _add_white(out[R0:], white, cv2.resize(ww, (W, H - R0), dst=scratch("particles.ww_up", (H - R0, W), np.float32)))
     if keep is not None:
         np.multiply(Tb, keep, out=Tb)
     if dt == np.uint8:
@@ -316,6 +305,16 @@ def composite(image: np.ndarray, T: np.ndarray, ambient: np.ndarray, r0: int = 0
         w3 = _weight3(Tf, dt, "particles.w3")
     prod = cv2.multiply(image, w3, dst=scratch("particles.prod", image.shape, dt), scale=scale)
     return cv2.add(out, prod, dst=out)
+
+
+def _add_white(band: np.ndarray, white: np.ndarray, weight: np.ndarray) -> None:
+    """``band += white weight`` in place: a single-channel ``white`` of ``band``'s dtype laid over
+    its three channels with (h, w) float32 weights 0..1 (uint8 in 8-bit fixed point)."""
+    if white.dtype == np.uint8:
+        lit = cv2.multiply(white, cv2.convertScaleAbs(weight, alpha=255.0), scale=1.0 / 255.0)
+    else:
+        lit = cv2.multiply(white, weight)
+    cv2.add(band, cv2.cvtColor(lit, cv2.COLOR_GRAY2RGB), dst=band)
 
 
 def scatter_composite(image: np.ndarray, depth: np.ndarray, camera: Camera, beta: float, alpha: np.ndarray,
