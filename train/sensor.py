@@ -57,7 +57,8 @@ class SensorAugment:
             x *= gain.astype(np.float32)
             grey = x.mean(axis=2, keepdims=True)
             x = grey + np.float32(saturation) * (x - grey)  # saturation about each pixel's grey
-            x = np.float32(x.mean()) + np.float32(contrast) * (x - np.float32(x.mean()))
+            mean = np.float32(x.mean())
+            x = mean + np.float32(contrast) * (x - mean)
             np.clip(x, 0.0, 1.0, out=x)
             x **= np.float32(gamma)
             img = (x * 255.0 + 0.5).astype(np.uint8)
@@ -70,7 +71,7 @@ class SensorAugment:
             n = np.random.default_rng(noise_seed).normal(0.0, noise_sigma, img.shape).astype(np.float32)
             img = np.clip(img.astype(np.float32) + n, 0, 255).astype(np.uint8)
         if jpeg:
-            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+            _, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
             img = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).contiguous(), "sensor"
 
