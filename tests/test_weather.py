@@ -459,3 +459,91 @@ def test_uint8_fog_clamps_before_exp_and_keeps_the_sky(frame):
     t = np.exp(-koschmieder_beta(30.0) * render_ray_distance(depth, cam))[..., None]
     expect = (ref * t + 0.8 * (1 - t)) * 255.0
     assert np.abs(out.astype(np.float32) - expect).max() <= 1.5
+
+
+@pytest.mark.parametrize("shape", [(96, 160), (75, 124), (7, 10)])
+def test_fused_blend_is_the_bilinear_composite(shape):
+    """The compiled last step of the composite (``image T + low``, both upsampled from half
+    resolution) equals OpenCV's bilinear upsampling and the product in float64, rounded and
+    saturated, within one 8-bit level: at even and odd heights and at the borders."""
+    import cv2
+    from longtail.render.weather.fused import blend_upsampled
+    Hs, Ws = shape
+    h, w = -(-Hs // 2), Ws // 2
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (Hs, Ws, 3), dtype=np.uint8)
+    low = rng.integers(0, 200, (h, w, 3), dtype=np.uint8)
+    T = rng.random((h, w), dtype=np.float32)
+    out = blend_upsampled(image, low, T)
+    assert out is not None and out.dtype == np.uint8 and out.shape == image.shape
+    up = lambda a: cv2.resize(a.astype(np.float64), (Ws, Hs), interpolation=cv2.INTER_LINEAR)  # noqa: E731
+    expect = np.minimum(np.floor(image * up(T)[..., None] + up(low) + 0.5), 255)
+    assert np.abs(out.astype(int) - expect).max() <= 1
+    assert np.abs(out.astype(int) - expect).mean() < 0.01
+    assert not np.shares_memory(out, image)
+
+
+def test_fused_blend_leaves_other_frames_to_opencv():
+    """Odd widths, float frames and non-contiguous views are not the fused pass's (None): the
+    composite then takes OpenCV's passes, which agree with it within two 8-bit levels."""
+    from longtail.render.weather import fused
+    from longtail.render.weather.particles import composite
+    rng = np.random.default_rng(6)
+    T = rng.random((48, 80), dtype=np.float32)
+    low = rng.integers(0, 200, (48, 80, 3), dtype=np.uint8)
+    image = rng.integers(0, 256, (96, 160, 3), dtype=np.uint8)
+    assert fused.blend_upsampled(image[:, :159], low, T) is None  # odd width: not exactly 2x
+    assert fused.blend_upsampled(image.astype(np.float32) / 255, low, T) is None
+    assert fused.blend_upsampled(image[:, ::-1], low, T) is None
+    ambient = rng.integers(0, 256, (6, 10, 3), dtype=np.uint8)
+    fast = composite(image, T.copy(), ambient)
+    fused.ENABLED = False  # as on a machine without numba
+    try:
+        slow = composite(image, T.copy(), ambient)
+    finally:
+        fused.ENABLED = True
+    assert np.abs(fast.astype(int) - slow).max() <= 2
+    assert not np.array_equal(fast, image)
+
+
+@pytest.mark.parametrize("slant_deg", [-25.0, 0.0, 12.0])
+def test_compiled_particles_are_the_opencv_drawing(slant_deg):
+    """Rain streaks drawn by the compiled loop (depth test, boxes, the wind's lean) equal the
+    array-and-OpenCV drawing (prefix sum of box corners, affine warp): on a frame with a road
+    and a box in front, where the depth test hides some of them."""
+    from longtail.render.weather import fused
+    from longtail.render.weather.particles import particle_alpha
+    _, depth, _ = synthetic_frame()
+    cam = default_camera(W, H)
+    layers = sample_rain(cam, 40.0, np.random.default_rng(2), slant_deg).layers
+    fast = particle_alpha(clean_depth(depth), layers, math.radians(slant_deg))
+    fused.ENABLED = False
+    try:
+        slow = particle_alpha(clean_depth(depth), layers, math.radians(slant_deg))
+    finally:
+        fused.ENABLED = True
+    open_sky = particle_alpha(np.full((H, W), np.inf, np.float32), layers, math.radians(slant_deg))
+    assert fast.max() > 0.05 and open_sky.sum() > fast.sum() * 1.05  # the depth test hid some
+    assert np.abs(fast - slow).max() <= 1e-3 * fast.max()
+
+
+def test_compiled_normals_are_the_numpy_ones():
+    """The surface normals' world-z component, compiled, equals the numpy arithmetic it replaces
+    (same operations in the same order): on the synthetic road with its box and sky, and on it
+    roughened, with holes of sky, for a pitched camera."""
+    from longtail.render.weather import fused
+    from longtail.render.weather.geometry import upward_normal
+    _, depth, _ = synthetic_frame()
+    rng = np.random.default_rng(8)
+    rough = clean_depth(depth) * (1.0 + 0.02 * rng.random((H, W))).astype(np.float32)
+    rough[rng.random((H, W)) < 0.05] = np.inf
+    cases = [(clean_depth(depth), default_camera(W, H)), (rough, default_camera(W, H, pitch_deg=3.0))]
+    for d, cam in cases:
+        fast = upward_normal(d, cam, 4)
+        fused.ENABLED = False
+        try:
+            slow = upward_normal(d, cam, 4)
+        finally:
+            fused.ENABLED = True
+        assert fast.max() > 0.5
+        np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-6)

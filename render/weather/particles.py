@@ -17,10 +17,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from longtail.render.weather.fused import blend_upsampled, shear_rows, splat
 from longtail.render.weather.geometry import clip_, peak, ray_scale, scratch, subsampled_camera
 from longtail.worlds.scene import Camera
 
 MAX_ALPHA = 0.9
+_AMBIENT_KERNEL = cv2.getGaussianKernel(11, 1.5, cv2.CV_32F)
 
 
 @dataclass(frozen=True)
@@ -42,14 +44,26 @@ def frustum_volume(camera: Camera, z0: float, z1: float) -> float:
     return (camera.width / camera.fx) * (camera.height / camera.fy) * (z1**3 - z0**3) / 3.0
 
 
-def scatter(rng: np.random.Generator, n: int, camera: Camera, slant: float, length_px: int
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` uniform particle centres (x, y) before the wind shear of angle ``slant`` (radians),
-    covering every position whose streak can reach the image."""
+def scatter(rng: np.random.Generator, counts: np.ndarray, camera: Camera, slant: float, lengths_px
+            ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Uniform particle centres (x, y), (n,) float32 each, before the wind shear of angle
+    ``slant`` (radians), for layers of ``counts`` particles with streaks ``lengths_px`` long:
+    every position whose streak can reach the image. All layers in two draws."""
+    counts = np.asarray(counts, np.int64)
     pad = abs(math.tan(slant)) * camera.height / 2.0
-    x = rng.uniform(-pad, camera.width + pad, n).astype(np.float32)
-    y = rng.uniform(-length_px / 2.0, camera.height + length_px / 2.0, n).astype(np.float32)
-    return x, y
+    x = rng.uniform(-pad, camera.width + pad, int(counts.sum())).astype(np.float32)
+    reach = np.repeat(np.asarray(lengths_px, np.float64) / 2.0, counts)
+    y = rng.random(x.size)  # uniform on [-reach, height + reach): numpy's uniform is slow with array bounds
+    y *= camera.height + 2.0 * reach
+    y -= reach
+    y = y.astype(np.float32)
+    return list(zip(split(x, counts), split(y, counts)))
+
+
+def split(a: np.ndarray, counts) -> list[np.ndarray]:
+    """``a`` cut into consecutive views of ``counts`` elements (``np.split`` costs several times more)."""
+    ends = np.cumsum(counts).tolist()
+    return [a[s:e] for s, e in zip([0] + ends[:-1], ends)]
 
 
 def particle_alpha(depth: np.ndarray, layers: tuple[ParticleLayer, ...], slant: float) -> np.ndarray:
@@ -69,9 +83,11 @@ def _alpha(depth: np.ndarray, layers: tuple[ParticleLayer, ...], slant: float, o
     return cv2.resize(half, (out.shape[1], out.shape[0]), dst=out, interpolation=cv2.INTER_LINEAR)
 
 
-def _half_res_alpha(depth: np.ndarray, layers: tuple[ParticleLayer, ...], slant: float) -> np.ndarray:
+def _half_res_alpha(depth: np.ndarray, layers: tuple[ParticleLayer, ...], slant: float,
+                    through: np.ndarray | None = None) -> np.ndarray:
     """``particle_alpha`` before the upsampling and the cap: (ceil(H/2), ceil(W/2)) float32, a
-    work buffer.
+    work buffer; or, given a transmission ``through`` of that shape, ``through (1 - a)`` with
+    ``a`` capped at ``MAX_ALPHA``, in place.
 
     Every particle is a box (streak width x length) of its light on an unsheared canvas with
     margins, the wind's lean applied to the whole canvas at the end. The boxes of all layers are
@@ -92,6 +108,18 @@ def _half_res_alpha(depth: np.ndarray, layers: tuple[ParticleLayer, ...], slant:
     kind = lambda layer: (2 if layer.sigma_px >= 0.7 else  # noqa: E731
                           0 if max(1, layer.width_px // 2) * max(1, layer.length_px // 2) == 1 else 1)
     live = sorted((layer for layer in layers if layer.x.size), key=kind)
+    if live and kind(live[-1]) < 2:  # no blurred layer: one compiled loop draws them all
+        acc = scratch("particles.acc", (Hc, Wc), np.float32)
+        acc.fill(0.0)
+        start = np.cumsum([0] + [layer.x.size for layer in live])
+        sizes = lambda n: np.asarray([max(1, n(layer) // 2) for layer in live], np.int32)  # noqa: E731
+        if splat(depth, np.concatenate([layer.x for layer in live]), np.concatenate([layer.y for layer in live]),
+                 np.concatenate([layer.value for layer in live]), start,
+                 np.asarray([layer.z_m for layer in live], np.float32), sizes(lambda la: la.width_px),
+                 sizes(lambda la: la.length_px), lean, Q, P, acc) is not None:
+            live = []
+        else:
+            acc = None
     if live:
         counts = [layer.x.size for layer in live]
         start = np.cumsum([0] + counts)
@@ -164,9 +192,18 @@ def _half_res_alpha(depth: np.ndarray, layers: tuple[ParticleLayer, ...], slant:
     if acc is None:
         acc = scratch("particles.acc", (Hc, Wc), np.float32)
         acc.fill(0.0)
+    half = scratch("particles.half", (h, w), np.float32)
+    done = shear_rows(acc, P, lean, h / 2.0, Q, half, through, MAX_ALPHA)  # compiled: a row shift each
+    if done is not None:
+        return done
     M = np.float32([[1, lean, -P - lean * (h / 2.0 + Q)], [0, 1, -Q]])
-    return cv2.warpAffine(acc, M, (w, h), dst=scratch("particles.half", (h, w), np.float32), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT)
+    a = cv2.warpAffine(acc, M, (w, h), dst=half, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    if through is None:
+        return a
+    # the clip as OpenCV's min and max (exact, and a few times faster than numpy's on a frame)
+    cv2.min(cv2.max(a, 0.0, dst=a), MAX_ALPHA, dst=a)
+    through *= np.subtract(np.float32(1.0), a, out=a)
+    return through
 
 
 def ambient_small(small: np.ndarray, floor, shape: tuple[int, ...]) -> np.ndarray:
@@ -176,7 +213,8 @@ def ambient_small(small: np.ndarray, floor, shape: tuple[int, ...]) -> np.ndarra
     size = (max(int(shape[1]) // 16, 1), max(int(shape[0]) // 16, 1))
     # 4 x 4 averages of every 4th pixel: the 16 x 16 means without reading the whole frame
     low = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
-    low = cv2.GaussianBlur(low, (0, 0), 1.5)
+    # GaussianBlur's sigma 1.5 (its 11 taps) at a third of its set-up cost on so small an image
+    low = cv2.sepFilter2D(low, -1, _AMBIENT_KERNEL, _AMBIENT_KERNEL)
     return np.maximum(low, (np.asarray(floor, np.float32) * np.float32(peak(low))).astype(low.dtype))
 
 
@@ -197,10 +235,7 @@ def transmission(depth: np.ndarray, camera: Camera, beta: float, layers: tuple[P
     upsampling in ``composite`` softens by a pixel."""
     T = _haze(np.ascontiguousarray(depth[::2, ::2]), subsampled_camera(camera, 2), beta, "particles.t_half")
     if layers:
-        a = _half_res_alpha(depth, layers, slant)
-        # the clip as OpenCV's min and max (exact, and a few times faster than numpy's on a frame)
-        cv2.min(cv2.max(a, 0.0, dst=a), MAX_ALPHA, dst=a)
-        T *= np.subtract(np.float32(1.0), a, out=a)
+        _half_res_alpha(depth, layers, slant, through=T)
     return T
 
 
@@ -254,7 +289,8 @@ def composite(image: np.ndarray, T: np.ndarray, ambient: np.ndarray, r0: int = 0
     folded in: ``J = image keep + add / T + white white_weight``.
 
     Everything but the image's own detail is smooth and worked out at the resolution of ``T``
-    (half), then upsampled: the frame sees two products and two resizes.
+    (half), then upsampled: ``image T_up + low_up``, one compiled pass for 8-bit frames of even
+    width (``fused``), OpenCV's resizes, product and sum otherwise.
 
     Args:
         image: (H, W, 3) uint8 or float32 0..1.
@@ -288,12 +324,24 @@ def composite(image: np.ndarray, T: np.ndarray, ambient: np.ndarray, r0: int = 0
         if white.shape == Tb.shape:  # a half-resolution white: added before the upsampling, as ``add``
             _add_white(low[r0:], white, ww)
             white = None
-    out = cv2.resize(low, (W, H), interpolation=cv2.INTER_LINEAR)
+    if keep is not None:
+        np.multiply(Tb, keep, out=Tb)
+    out = blend_upsampled(image, low, T)  # 8-bit frames of even width: the rest in one pass
+    if out is None:
+        out = cv2.resize(low, (W, H), interpolation=cv2.INTER_LINEAR)
+        cv2.add(out, _transmitted(image, T), dst=out)
     if white is not None:
         R0 = H - white.shape[0]
         _add_white(out[R0:], white, cv2.resize(ww, (W, H - R0), dst=scratch("particles.ww_up", (H - R0, W), np.float32)))
-    if keep is not None:
-        np.multiply(Tb, keep, out=Tb)
+    return out
+
+
+def _transmitted(image: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """``image T`` with the half-resolution ``T`` upsampled to the image, in a work buffer."""
+    H, W = image.shape[:2]
+    h, w = T.shape
+    dt = image.dtype
+    scale = 1.0 / 255.0 if dt == np.uint8 else 1.0
     if dt == np.uint8:
         # to 8-bit fixed point before the upsampling: a quarter of the pixels to convert, and
         # OpenCV resizes one 8-bit channel faster than float
@@ -303,8 +351,7 @@ def composite(image: np.ndarray, T: np.ndarray, ambient: np.ndarray, r0: int = 0
     else:
         Tf = cv2.resize(T, (W, H), dst=scratch("particles.T", (H, W), np.float32), interpolation=cv2.INTER_LINEAR)
         w3 = _weight3(Tf, dt, "particles.w3")
-    prod = cv2.multiply(image, w3, dst=scratch("particles.prod", image.shape, dt), scale=scale)
-    return cv2.add(out, prod, dst=out)
+    return cv2.multiply(image, w3, dst=scratch("particles.prod", image.shape, dt), scale=scale)
 
 
 def _add_white(band: np.ndarray, white: np.ndarray, weight: np.ndarray) -> None:

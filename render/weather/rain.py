@@ -27,9 +27,9 @@ import numpy as np
 
 from longtail.render.weather.fog import DEFAULT_AIRLIGHT, koschmieder_beta
 from longtail.render.weather.geometry import (blend, clean_depth, clip_, clip_float, every_kth, ground_pattern,
-                                              ray_scale, ray_up, reflected_pixels, subsampled_camera, upward_normal)
+                                              ray_scale, ray_up, reflected_maps, subsampled_camera, upward_normal)
 from longtail.render.weather.particles import (ParticleLayer, ambient_small, composite, frustum_volume, mix_small,
-                                               scatter, transmission, weighted)
+                                               scatter, split, transmission, weighted)
 from longtail.worlds.scene import Camera
 
 LAYER_EDGES_M = (0.5, 1.0, 2.0, 4.0, 8.0)  # streaks are drawn for drops in these slabs
@@ -123,22 +123,24 @@ def sample_rain(camera: Camera, rate_mm_h: float, rng: np.random.Generator, slan
     f = 0.5 * (camera.fx + camera.fy)
     slant = math.radians(slant_deg)
     lam = marshall_palmer_lambda(rate_mm_h)
-    layers = []
-    for z0, z1 in zip(LAYER_EDGES_M[:-1], LAYER_EDGES_M[1:]):
-        n = int(rng.poisson(streak_count(rate_mm_h, z0, z1, camera)))
-        z = float(math.sqrt(z0 * z1))
-        diam = MIN_DROP_MM + rng.exponential(1.0 / lam, n)  # Marshall-Palmer above the cut-off
-        d_px = diam * 1e-3 * f / z
-        typical = MIN_DROP_MM + math.log(2.0) / lam  # the median drop: sets the slab's streak size
-        length = max(1, int(round(float(fall_speed(typical)) * exposure_s * f / z)))
-        width = max(1, int(round(max(typical * 1e-3 * f / z, DEFOCUS_PX_M / z))))
-        # light of one drop: its projected area over the pixel for the time it crosses it
-        value = (STREAK_GAIN * np.minimum(d_px, width) * (1.0 + d_px)).astype(np.float32)
-        x, y = scatter(rng, n, camera, slant, length)
-        layers.append(ParticleLayer(z, width, length, 0.0, x, y, value))
-    drops = tuple(LensDrop(float(rng.uniform(0, W)), float(rng.uniform(0, H)),
-                           float(rng.uniform(0.02, 0.06) * H), float(rng.uniform(-0.9, -0.4)))
-                  for _ in range(lens_drops))
+    slabs = list(zip(LAYER_EDGES_M[:-1], LAYER_EDGES_M[1:]))
+    counts = rng.poisson([streak_count(rate_mm_h, z0, z1, camera) for z0, z1 in slabs])
+    diam = MIN_DROP_MM + rng.exponential(1.0 / lam, int(counts.sum()))  # Marshall-Palmer above the cut-off
+    typical = MIN_DROP_MM + math.log(2.0) / lam  # the median drop: sets each slab's streak size
+    z = [math.sqrt(z0 * z1) for z0, z1 in slabs]
+    fall_px = float(fall_speed(typical)) * exposure_s * f  # streak length x distance
+    lengths = [max(1, int(round(fall_px / zi))) for zi in z]
+    widths = [max(1, int(round(max(typical * 1e-3 * f / zi, DEFOCUS_PX_M / zi)))) for zi in z]
+    # light of one drop: its projected area over the pixel for the time it crosses it
+    d_px = diam * 1e-3 * f / np.repeat(z, counts)
+    value = (STREAK_GAIN * np.minimum(d_px, np.repeat(widths, counts)) * (1.0 + d_px)).astype(np.float32)
+    values = split(value, counts)
+    layers = [ParticleLayer(zi, wi, li, 0.0, x, y, v) for zi, wi, li, (x, y), v
+              in zip(z, widths, lengths, scatter(rng, counts, camera, slant, lengths), values)]
+    n = int(lens_drops)
+    drops = tuple(LensDrop(float(u), float(v), float(r), float(zoom)) for u, v, r, zoom in
+                  zip(rng.uniform(0, W, n), rng.uniform(0, H, n), rng.uniform(0.02, 0.06, n) * H,
+                      rng.uniform(-0.9, -0.4, n)))
     puddles = rng.random((32, 32), dtype=np.float32)
     return RainSample(rate_mm_h, slant, tuple(layers), drops, puddles)
 
@@ -162,9 +164,9 @@ def mirror_image(image: np.ndarray, camera: Camera, rows: slice, k: int = 4) -> 
 
 def _mirror_small(small: np.ndarray, camera: Camera, r0: int, k: int) -> np.ndarray:
     """``mirror_image`` at 1/k resolution from ``small`` = ``image[::k, ::k]``, rows r0 on."""
-    mx, my = reflected_pixels(subsampled_camera(camera, k))
+    m1, m2 = reflected_maps(subsampled_camera(camera, k))
     # every k-th pixel: the blur below hides the aliasing
-    refl = cv2.remap(small, mx[r0:], my[r0:], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    refl = cv2.remap(small, m1[r0:], m2[r0:], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return cv2.blur(refl, (1, 5))
 
 

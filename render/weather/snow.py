@@ -24,7 +24,7 @@ import numpy as np
 from longtail.render.weather.fog import DEFAULT_AIRLIGHT, koschmieder_beta
 from longtail.render.weather.geometry import clean_depth, clip_, clip_float, every_kth, ground_pattern, upward_normal
 from longtail.render.weather.particles import (ParticleLayer, ambient_small, composite, frustum_volume, mix_small,
-                                               scatter, transmission)
+                                               scatter, split, transmission)
 from longtail.worlds.scene import Camera
 
 LAYER_EDGES_M = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -69,19 +69,20 @@ def sample_snow(camera: Camera, intensity: float, rng: np.random.Generator, drif
     f = 0.5 * (camera.fx + camera.fy)
     drift = math.radians(drift_deg)
     mean_mm = 2.0 + 4.0 * intensity  # heavier snow falls in larger aggregates
-    layers = []
-    for z0, z1 in zip(LAYER_EDGES_M[:-1], LAYER_EDGES_M[1:]):
-        expected = FLAKES_PER_M3 * intensity * frustum_volume(camera, z0, z1) * min(1.0, 1.0 / (z0 * z1))
-        n = int(rng.poisson(expected))
-        z = math.sqrt(z0 * z1)
-        d_px = (1.0 + rng.exponential(mean_mm - 1.0, n)) * 1e-3 * f / z
-        typical_px = (1.0 + math.log(2.0) * (mean_mm - 1.0)) * 1e-3 * f / z  # the median flake
-        sigma = max(typical_px / 2.0, DEFOCUS_PX_M / (2.0 * z), 0.5)
-        length = max(1, int(round(FALL_SPEED_M_S * exposure_s * f / z)))
-        # a flake's light: its projected area (a Gaussian of sigma carries 2 pi sigma^2 at peak 1)
-        value = (1.8 * np.minimum(d_px * d_px + 0.3, 2.0 * math.pi * sigma * sigma)).astype(np.float32)
-        x, y = scatter(rng, n, camera, drift, length)
-        layers.append(ParticleLayer(z, 1, length, sigma, x, y, value))
+    slabs = list(zip(LAYER_EDGES_M[:-1], LAYER_EDGES_M[1:]))
+    counts = rng.poisson([FLAKES_PER_M3 * intensity * frustum_volume(camera, z0, z1) * min(1.0, 1.0 / (z0 * z1))
+                          for z0, z1 in slabs])
+    z = [math.sqrt(z0 * z1) for z0, z1 in slabs]
+    d_px = (1.0 + rng.exponential(mean_mm - 1.0, int(counts.sum()))) * 1e-3 * f / np.repeat(z, counts)
+    typical_px = [(1.0 + math.log(2.0) * (mean_mm - 1.0)) * 1e-3 * f / zi for zi in z]  # the median flake
+    sigma = [max(t / 2.0, DEFOCUS_PX_M / (2.0 * zi), 0.5) for t, zi in zip(typical_px, z)]
+    lengths = [max(1, int(round(FALL_SPEED_M_S * exposure_s * f / zi))) for zi in z]
+    # a flake's light: its projected area (a Gaussian of sigma carries 2 pi sigma^2 at peak 1)
+    area = 2.0 * math.pi * np.repeat(np.square(sigma), counts)
+    value = (1.8 * np.minimum(d_px * d_px + 0.3, area)).astype(np.float32)
+    layers = [ParticleLayer(zi, 1, li, si, x, y, v) for zi, li, si, (x, y), v
+              in zip(z, lengths, sigma, scatter(rng, counts, camera, drift, lengths),
+                     split(value, counts))]
     patches = rng.random((32, 32), dtype=np.float32)
     return SnowSample(intensity, drift, tuple(layers), patches)
 
