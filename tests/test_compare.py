@@ -89,6 +89,14 @@ def test_weather_augment_is_reproducible_and_only_touches_its_source(synthetic):
         WeatherAugment(("dense_fog",), p=0.0)
 
 
+def test_run_log_names_each_sources_augment():
+    from longtail.train.compare import _describe_sources
+    data = SampledBatches({"real": [0] * 4, "synthetic": [0] * 6, "plates": [0] * 2}, None,
+                          {"real": WeatherAugment(("dense_fog",)), "synthetic": SensorAugment()})
+    assert _describe_sources(data) == ("real (4 images, weather on the fly), synthetic (6 images, camera randomised), "
+                                       "plates (2 images)")
+
+
 def test_sensor_augment_varies_the_camera_reproducibly_and_only_on_rendered_frames(synthetic):
     ds = open_dataset(f"longtail:{synthetic}")
     fx = SensorAugment()

@@ -433,7 +433,7 @@ def _clear_ap50(run: dict) -> float | None:
 def _describe_sources(data: SampledBatches) -> str:
     def extra(name: str) -> str:
         fx = data.augment.get(name)
-        return "" if fx is None else ", camera randomised" if isinstance(fx, SensorAugment) else ", weather on the fly"
+        return "" if fx is None else f", {getattr(fx, 'label', 'augmented')}"
 
     return ", ".join(f"{name} ({len(ds)} images{extra(name)})" for name, ds in data.datasets.items())
 

@@ -20,6 +20,7 @@ per step and image), so a run is reproducible from its seed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -34,6 +35,7 @@ class SensorAugment:
     """Camera randomisation (see the module docstring); ``p`` scales every step's probability
     (1: blur or resolution loss half the time, noise half, JPEG half, colour always)."""
 
+    label: ClassVar[str] = "camera randomised"  # how a run's log describes a source with it
     p: float = 1.0
 
     def __post_init__(self):

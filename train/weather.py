@@ -24,7 +24,7 @@ import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -135,6 +135,7 @@ class WeatherAugment:
         prior: depth and camera of images without their own.
     """
 
+    label: ClassVar[str] = "weather on the fly"  # how a run's log describes a source with it
     presets: tuple[str, ...]
     p: float = 0.5
     strength: tuple[float, float] = (0.3, 1.0)
