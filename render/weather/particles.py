@@ -105,21 +105,12 @@ def _half_res_alpha(depth: np.ndarray, layers: tuple[ParticleLayer, ...], slant:
     acc = None  # the canvas: the boxes' prefix sum where there are boxes, else zeros
     # every layer's particles in one set of array operations; the layers sorted by how they are
     # drawn (points, boxes, blurred), so each kind is one slice
-    kind = lambda layer: (2 if layer.sigma_px >= 0.7 else  # noqa: E731
-                          0 if max(1, layer.width_px // 2) * max(1, layer.length_px // 2) == 1 else 1)
+    kind = lambda layer: 2 if layer.sigma_px >= 0.7 else 0 if math.prod(_box(layer)) == 1 else 1  # noqa: E731
     live = sorted((layer for layer in layers if layer.x.size), key=kind)
-    if live and kind(live[-1]) < 2:  # no blurred layer: one compiled loop draws them all
-        acc = scratch("particles.acc", (Hc, Wc), np.float32)
-        acc.fill(0.0)
-        start = np.cumsum([0] + [layer.x.size for layer in live])
-        sizes = lambda n: np.asarray([max(1, n(layer) // 2) for layer in live], np.int32)  # noqa: E731
-        if splat(depth, np.concatenate([layer.x for layer in live]), np.concatenate([layer.y for layer in live]),
-                 np.concatenate([layer.value for layer in live]), start,
-                 np.asarray([layer.z_m for layer in live], np.float32), sizes(lambda la: la.width_px),
-                 sizes(lambda la: la.length_px), lean, Q, P, acc) is not None:
+    if live and kind(live[-1]) < 2:  # no blurred layer: one compiled loop may draw them all
+        acc = _splat_compiled(depth, live, lean, Q, P, (Hc, Wc))
+        if acc is not None:
             live = []
-        else:
-            acc = None
     if live:
         counts = [layer.x.size for layer in live]
         start = np.cumsum([0] + counts)
@@ -146,8 +137,7 @@ def _half_res_alpha(depth: np.ndarray, layers: tuple[ParticleLayer, ...], slant:
             # light spread evenly: four corner impulses, then the 2D prefix sum
             sl = slice(ends[boxes[0]], ends[boxes[-1] + 1])
             sizes = np.diff(ends[boxes[0]:boxes[-1] + 2])
-            kw = np.repeat(np.asarray([max(1, live[j].width_px // 2) for j in boxes], np.int32), sizes)
-            kl = np.repeat(np.asarray([max(1, live[j].length_px // 2) for j in boxes], np.int32), sizes)
+            kw, kl = (np.repeat(np.asarray(k, np.int32), sizes) for k in zip(*(_box(live[j]) for j in boxes)))
             r0 = rows[sl] - (kl - 1) // 2
             c0 = cols[sl] - (kw - 1) // 2
             r1 = r0 + kl
@@ -186,7 +176,7 @@ def _half_res_alpha(depth: np.ndarray, layers: tuple[ParticleLayer, ...], slant:
             spread = scratch("particles.spread", (Hc, Wc), np.float32)
             seeds.fill(0.0)
             seeds.reshape(-1)[rows[sl] * np.int32(Wc) + cols[sl]] = value[sl]
-            kw, kl = max(1, layer.width_px // 2), max(1, layer.length_px // 2)
+            kw, kl = _box(layer)
             out = cv2.blur(seeds, (kw, kl), dst=spread, borderType=cv2.BORDER_CONSTANT) if kw * kl > 1 else seeds
             acc += cv2.GaussianBlur(out, (0, 0), layer.sigma_px / 2.0, dst=spread, borderType=cv2.BORDER_CONSTANT)
     if acc is None:
@@ -204,6 +194,23 @@ def _half_res_alpha(depth: np.ndarray, layers: tuple[ParticleLayer, ...], slant:
     cv2.min(cv2.max(a, 0.0, dst=a), MAX_ALPHA, dst=a)
     through *= np.subtract(np.float32(1.0), a, out=a)
     return through
+
+
+def _box(layer: ParticleLayer) -> tuple[int, int]:
+    """(width, length) of a particle's box of light on the half-resolution canvas."""
+    return max(1, layer.width_px // 2), max(1, layer.length_px // 2)
+
+
+def _splat_compiled(depth: np.ndarray, live: list[ParticleLayer], lean: float, Q: int, P: int,
+                    shape: tuple[int, int]) -> np.ndarray | None:
+    """The canvas of ``_half_res_alpha`` drawn by ``fused.splat`` (layers without a Gaussian
+    spread), a work buffer; None where the compiled loops are off."""
+    acc = scratch("particles.acc", shape, np.float32)
+    acc.fill(0.0)
+    kw, kl = (np.asarray(k, np.int32) for k in zip(*(_box(layer) for layer in live)))
+    return splat(depth, *(np.concatenate([getattr(layer, a) for layer in live]) for a in ("x", "y", "value")),
+                 np.cumsum([0] + [layer.x.size for layer in live]), np.asarray([la.z_m for la in live], np.float32),
+                 kw, kl, lean, Q, P, acc)
 
 
 def ambient_small(small: np.ndarray, floor, shape: tuple[int, ...]) -> np.ndarray:
