@@ -461,6 +461,17 @@ def test_uint8_fog_clamps_before_exp_and_keeps_the_sky(frame):
     assert np.abs(out.astype(np.float32) - expect).max() <= 1.5
 
 
+def without_compiled_loops(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` through the OpenCV/numpy paths the compiled loops replace (as on a
+    machine without numba)."""
+    from longtail.render.weather import fused
+    fused.ENABLED = False
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        fused.ENABLED = True
+
+
 @pytest.mark.parametrize("shape", [(96, 160), (75, 124), (7, 10)])
 def test_fused_blend_is_the_bilinear_composite(shape):
     """The compiled last step of the composite (``image T + low``, both upsampled from half
@@ -497,11 +508,7 @@ def test_fused_blend_leaves_other_frames_to_opencv():
     assert fused.blend_upsampled(image[:, ::-1], low, T) is None
     ambient = rng.integers(0, 256, (6, 10, 3), dtype=np.uint8)
     fast = composite(image, T.copy(), ambient)
-    fused.ENABLED = False  # as on a machine without numba
-    try:
-        slow = composite(image, T.copy(), ambient)
-    finally:
-        fused.ENABLED = True
+    slow = without_compiled_loops(composite, image, T.copy(), ambient)
     assert np.abs(fast.astype(int) - slow).max() <= 2
     assert not np.array_equal(fast, image)
 
@@ -510,28 +517,30 @@ def test_fused_blend_leaves_other_frames_to_opencv():
 def test_compiled_particles_are_the_opencv_drawing(slant_deg):
     """Rain streaks drawn by the compiled loop (depth test, boxes, the wind's lean) equal the
     array-and-OpenCV drawing (prefix sum of box corners, affine warp): on a frame with a road
-    and a box in front, where the depth test hides some of them."""
-    from longtail.render.weather import fused
-    from longtail.render.weather.particles import particle_alpha
+    and a box in front, where the depth test hides some of them; and so does the transmission
+    they are folded into (haze times one minus their capped opacity)."""
+    from longtail.render.weather.particles import particle_alpha, transmission
     _, depth, _ = synthetic_frame()
+    depth = clean_depth(depth)
     cam = default_camera(W, H)
-    layers = sample_rain(cam, 40.0, np.random.default_rng(2), slant_deg).layers
-    fast = particle_alpha(clean_depth(depth), layers, math.radians(slant_deg))
-    fused.ENABLED = False
-    try:
-        slow = particle_alpha(clean_depth(depth), layers, math.radians(slant_deg))
-    finally:
-        fused.ENABLED = True
-    open_sky = particle_alpha(np.full((H, W), np.inf, np.float32), layers, math.radians(slant_deg))
+    sample = sample_rain(cam, 40.0, np.random.default_rng(2), slant_deg)
+    slant = math.radians(slant_deg)
+    fast = particle_alpha(depth, sample.layers, slant)
+    slow = without_compiled_loops(particle_alpha, depth, sample.layers, slant)
+    open_sky = particle_alpha(np.full((H, W), np.inf, np.float32), sample.layers, slant)
     assert fast.max() > 0.05 and open_sky.sum() > fast.sum() * 1.05  # the depth test hid some
     assert np.abs(fast - slow).max() <= 1e-3 * fast.max()
+    beta = rain_extinction_beta(40.0)
+    t_fast = transmission(depth, cam, beta, sample.layers, slant).copy()  # a work buffer: copied
+    t_slow = without_compiled_loops(transmission, depth, cam, beta, sample.layers, slant)
+    assert t_fast.min() < 0.9 * t_fast.max()  # streaks took their share
+    assert np.abs(t_fast - t_slow).max() <= 1e-5
 
 
 def test_compiled_normals_are_the_numpy_ones():
     """The surface normals' world-z component, compiled, equals the numpy arithmetic it replaces
     (same operations in the same order): on the synthetic road with its box and sky, and on it
     roughened, with holes of sky, for a pitched camera."""
-    from longtail.render.weather import fused
     from longtail.render.weather.geometry import upward_normal
     _, depth, _ = synthetic_frame()
     rng = np.random.default_rng(8)
@@ -540,10 +549,6 @@ def test_compiled_normals_are_the_numpy_ones():
     cases = [(clean_depth(depth), default_camera(W, H)), (rough, default_camera(W, H, pitch_deg=3.0))]
     for d, cam in cases:
         fast = upward_normal(d, cam, 4)
-        fused.ENABLED = False
-        try:
-            slow = upward_normal(d, cam, 4)
-        finally:
-            fused.ENABLED = True
+        slow = without_compiled_loops(upward_normal, d, cam, 4)
         assert fast.max() > 0.5
         np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-6)
