@@ -297,8 +297,7 @@ class Renderer:
                 continue
             bodies = build_actor(actor, self.solo, meshes=self.backend == "tiny")
             _, _, seg = _get_image(self.solo, cam, crop, renderer=self.flag, shadow=0)
-            for b in bodies:
-                p.removeBody(b, physicsClientId=self.solo)
+            p.resetSimulation(physicsClientId=self.solo)
             mine = np.isin(seg, bodies)
             u0, v0, w, h = crop
             iu0, iv0 = max(0, -u0), max(0, -v0)

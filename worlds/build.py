@@ -8,6 +8,7 @@ renderer needs to turn PyBullet's segmentation buffer into label buffers.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -102,6 +103,52 @@ def _unit_round_mesh(shape: str, taper: float, height: float = 1.0) -> tuple[np.
     return np.concatenate(verts), np.concatenate(norms), np.concatenate(idx)
 
 
+class _PooledLists:
+    """Python lists handed to ``p.createVisualShape``, reused from call to call.
+
+    PyBullet 3.2.7's createVisualShape keeps two references to the ``vertices``, ``normals`` and
+    ``indices`` lists it is given and to every row of ``vertices`` and ``normals`` (it never
+    releases what ``PySequence_Fast`` / ``PySequence_GetItem`` return), so fresh lists from
+    ``ndarray.tolist()`` stay alive forever: ~9 MB a frame for a crowd of 20-part people. Filling
+    the same list objects in place each call leaks nothing: the stray references all point at
+    these few objects. (tests/test_memory.py checks that the count of live objects stays flat.)
+    The pool is per process, as the leak is; calls are serialised by a lock.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rows: list[list[float]] = []
+        self.vertices: list[list[float]] = []
+        self.normals: list[list[float]] = []
+        self.indices: list[int] = []
+
+    def _fill(self, outer: list, start: int, arr: np.ndarray) -> None:
+        n = len(arr)
+        while len(self.rows) < start + n:
+            self.rows.append([0.0, 0.0, 0.0])
+        rows = self.rows[start:start + n]
+        for row, values in zip(rows, arr.tolist()):
+            row[:] = values
+        outer[:] = rows
+
+    def create(self, client: int, verts: np.ndarray, norms: np.ndarray, idx: np.ndarray, rgba) -> int:
+        with self.lock:
+            self._fill(self.vertices, 0, verts)
+            self._fill(self.normals, len(verts), norms)
+            self.indices[:] = idx.tolist()
+            return p.createVisualShape(p.GEOM_MESH, vertices=self.vertices, indices=self.indices,
+                                       normals=self.normals, rgbaColor=list(rgba), specularColor=NO_SPECULAR,
+                                       physicsClientId=client)
+
+
+_POOL = _PooledLists()
+
+
+def _mesh_shape(client: int, verts: np.ndarray, norms: np.ndarray, idx: np.ndarray, rgba) -> int:
+    """A visual mesh shape (vertices, normals: (N, 3) float; idx: (M,) int triangle corners)."""
+    return _POOL.create(client, verts, norms, idx, rgba)
+
+
 def _native(pt: Part) -> tuple[int, list[float], float, float]:
     """PyBullet primitive (type, half extents, radius, length) for a part; cones as cylinders."""
     if pt.shape == "box":
@@ -152,8 +199,7 @@ def _bodies_from_parts(client: int, parts: list[Part], base_pos, base_yaw: float
         verts = np.concatenate([v for v, _, _ in items])
         norms = np.concatenate([nn for _, nn, _ in items])
         idx = np.concatenate([i + o for (_, _, i), o in zip(items, offsets)])
-        vs = p.createVisualShape(p.GEOM_MESH, vertices=verts.tolist(), indices=idx.tolist(), normals=norms.tolist(),
-                                 rgbaColor=list(rgba), specularColor=NO_SPECULAR, physicsClientId=client)
+        vs = _mesh_shape(client, verts, norms, idx, rgba)
         bodies.append(p.createMultiBody(0, -1, vs, list(base_pos), orn, physicsClientId=client))
     return bodies
 
