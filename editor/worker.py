@@ -147,10 +147,10 @@ def run_job(kind: str, *args) -> dict:
 
     try:
         return JOBS[kind](*args)
+    except SamplingError as e:  # an InputError too: listed first for its wording
+        return {"ok": False, "status": 422, "error": f"cannot sample this scenario: {e}"}
     except InputError as e:
         return {"ok": False, "status": 422, "error": str(e)}
-    except SamplingError as e:
-        return {"ok": False, "status": 422, "error": f"cannot sample this scenario: {e}"}
     except Exception as e:  # noqa: BLE001 - the page gets the message instead of a hung request
         return {"ok": False, "status": 500, "error": f"render failed: {type(e).__name__}: {e}"}
 

@@ -3,6 +3,19 @@
 from __future__ import annotations
 
 
+def printable(text: object) -> str:
+    """``text`` with every non-printable character (newlines, carriage returns, escapes) written
+    as its Python escape, so a name taken from a file stays on one line and visible."""
+    text = str(text)
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def one_line(text: object) -> str:
+    """A message on one printable line: runs of whitespace become one space, other control
+    characters their escapes."""
+    return printable(" ".join(str(text).split()))
+
+
 class LongtailError(Exception):
     """Root of every error longtail raises on purpose."""
 
@@ -14,6 +27,8 @@ class InputError(LongtailError):
     """
 
     def __init__(self, source: str, field: str | None, problem: str):
+        source, problem = printable(source), one_line(problem)
+        field = printable(field) if field is not None else None
         self.source = source
         self.field = field
         self.problem = problem
@@ -25,8 +40,9 @@ class DatasetError(InputError):
     """An output or input dataset directory that cannot be used as asked."""
 
 
-class SamplingError(LongtailError):
-    """A scenario requirement that no sample met within the allowed number of tries."""
+class SamplingError(InputError):
+    """A scenario requirement that no sample met within the allowed number of tries: the
+    scenario asks for what its world cannot hold, so it is bad input (exit 2) like a bad field."""
 
 
 class RenderError(LongtailError):

@@ -185,7 +185,7 @@ class _Placer:
                     continue
                 s, t_plate = point
             mid = (span.t0 + span.t1) / 2
-            t = mid + float(rng.normal(0.0, spec.lateral_jitter_m / 2)) if span.snap else _uniform(rng, (span.t0, span.t1))
+            t = mid + float(rng.normal(0.0, abs(spec.lateral_jitter_m) / 2)) if span.snap else _uniform(rng, (span.t0, span.t1))
             if span.road == "plate":
                 t = t_plate
             heading_offset = math.radians(_uniform(rng, spec.heading_deg_range))
@@ -300,8 +300,9 @@ def _draw(scenario: Scenario, seed: int, index: int, physics: Physics) -> Scene:
                 if not placed and role == "event":
                     why = ", ".join(f"{n} x {r}" for r, n in sorted(placer.rejections.items(), key=lambda kv: -kv[1]))
                     raise SamplingError(
-                        f"scenario {scenario.name!r}: events[{k}] ({spec.asset}): no sample met the requirements in "
-                        f"{scenario.max_tries} tries (seed {seed}, frame {index}); rejections: {why}")
+                        f"scenario {scenario.name!r}", f"events[{k}] ({spec.asset})",
+                        f"no sample met the requirements in {scenario.max_tries} tries (seed {seed}, frame {index}); "
+                        f"rejections: {why}")
     return Scene(scenario=scenario.name, seed=seed, index=index, event=scenario.event, layout=layout,
                  camera=camera, sun=sun, weather=weather, actors=tuple(placer.actors), ego_speed=ego_speed,
                  ego=ego)

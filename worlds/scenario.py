@@ -17,6 +17,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from longtail.errors import InputError
+from longtail.readers import load_yaml
+from longtail.readers import validation_message as _validation_message
 from longtail.worlds.assets import resolve_asset_names
 from longtail.worlds.layouts import REGIONS, get_layout, list_layouts
 
@@ -30,28 +32,41 @@ def _ordered(r):
 FloatRange = Annotated[tuple[float, float], AfterValidator(_ordered)]
 
 
-def range_at_least(low: float, unit: str):
-    """An ordered (low, high) range type whose low end must be >= ``low`` (in ``unit``)."""
+def range_within(low: float, high: float, unit: str):
+    """An ordered (low, high) range type inside [``low``, ``high``] (in ``unit``). Every range
+    has limits: a value the schema lets through must work downstream (no 1e300-metre roads)."""
     def check(r):
-        if r[0] < low:
-            raise ValueError(f"{r[0]} is not >= {low:g} ({unit})")
+        for v in r:
+            if v < low:
+                raise ValueError(f"{v} is not >= {low:g} ({unit})")
+            if v > high:
+                raise ValueError(f"{v} is not <= {high:g} ({unit})")
         return r
     return Annotated[tuple[float, float], AfterValidator(_ordered), AfterValidator(check)]
-IntRange = Annotated[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]], AfterValidator(_ordered)]
+
+
+def range_at_least(low: float, unit: str, high: float = 1e5):
+    """An ordered (low, high) range type whose low end must be >= ``low`` (in ``unit``)."""
+    return range_within(low, high, unit)
+
+
+MAX_COUNT = 100  # actors of one entry: a crowd; more would take minutes a frame to place
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+IntRange = Annotated[tuple[Count, Count], AfterValidator(_ordered)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class LayoutSpec(Strict):
     kind: str = "urban_street"
     lanes_choices: list[Annotated[int, Field(ge=1, le=8)]] = Field(default=[2], min_length=1)
-    lane_width_m_range: FloatRange = (3.2, 3.6)
+    lane_width_m_range: range_within(2.0, 6.0, "lane width in metres") = (3.2, 3.6)
     length_m: float = Field(default=180.0, ge=30.0, le=240.0)
     # curve: |radius| in metres (the bend's side is drawn); curve start or junction centre ahead
     radius_m_range: range_at_least(20, "curve radius in metres") | None = None
-    junction_m_range: range_at_least(5, "metres ahead of the ego") | None = None
+    junction_m_range: range_within(5, 240, "metres ahead of the ego") | None = None
 
     @field_validator("kind")
     @classmethod
@@ -65,7 +80,7 @@ class TimeSpec(Strict):
     hour_range: FloatRange = (10.0, 16.0)
     # where the sunlight comes from, relative to the road ahead (0 = from straight ahead, low sun
     # in the driver's eyes); None: from the hour and a random road bearing
-    sun_azimuth_deg_range: FloatRange | None = None
+    sun_azimuth_deg_range: range_within(-720, 720, "degrees") | None = None
 
     @field_validator("hour_range")
     @classmethod
@@ -78,7 +93,7 @@ class TimeSpec(Strict):
 class WeatherSpec(Strict):
     kind: Literal["clear", "fog", "rain", "snow"] = "clear"
     visibility_m_range: range_at_least(1, "visibility in metres") | None = None
-    intensity_range: FloatRange = (0.0, 0.0)
+    intensity_range: range_within(0, 1, "strength") = (0.0, 0.0)
 
 
 # Camera presets: values a preset fills in for the fields a scenario leaves out.
@@ -124,14 +139,14 @@ class CameraSpec(Strict):
     width: int = Field(default=640, ge=16, le=4096)
     height: int = Field(default=384, ge=16, le=4096)
     hfov_deg: float = Field(default=81.0, gt=10.0, lt=170.0)
-    fx: float | None = Field(default=None, gt=0)
-    fy: float | None = Field(default=None, gt=0)
-    cx: float | None = None
-    cy: float | None = None
+    fx: float | None = Field(default=None, gt=0, le=1e6)
+    fy: float | None = Field(default=None, gt=0, le=1e6)
+    cx: float | None = Field(default=None, ge=-20_000.0, le=20_000.0)
+    cy: float | None = Field(default=None, ge=-20_000.0, le=20_000.0)
     height_m: float = Field(default=1.65, gt=0.2, le=20.0)
-    pitch_deg_range: FloatRange = (0.0, 2.0)
-    yaw_deg_range: FloatRange = (0.0, 0.0)
-    roll_deg_range: FloatRange = (0.0, 0.0)
+    pitch_deg_range: range_within(-90, 90, "degrees down") = (0.0, 2.0)
+    yaw_deg_range: range_within(-180, 180, "degrees left") = (0.0, 0.0)
+    roll_deg_range: range_within(-180, 180, "degrees") = (0.0, 0.0)
     # more cameras rendered with every frame, each with all its buffers and labels: a list of
     # mounts, or a preset name ("front_sides": left and right cameras beside the front one)
     rig: list[RigMount] = []
@@ -139,7 +154,7 @@ class CameraSpec(Strict):
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data):
-        if isinstance(data, dict) and data.get("preset") in CAMERA_PRESETS:
+        if isinstance(data, dict) and isinstance(data.get("preset"), str) and data["preset"] in CAMERA_PRESETS:
             data = {**CAMERA_PRESETS[data["preset"]], **data}
         if isinstance(data, dict) and isinstance(data.get("rig"), str):
             if data["rig"] not in RIG_PRESETS:
@@ -184,16 +199,16 @@ class ActorSpec(Strict):
     asset: str
     count_range: IntRange = (1, 1)
     region: str = "same_direction"
-    distance_m_range: range_at_least(0, "metres ahead of the camera") = (8.0, 80.0)
-    heading_deg_range: FloatRange = (0.0, 0.0)
+    distance_m_range: range_within(0, 1000, "metres ahead of the camera") = (8.0, 80.0)
+    heading_deg_range: range_within(-720, 720, "degrees") = (0.0, 0.0)
     lateral_jitter_m: float = Field(default=0.3, ge=0.0, le=2.0)
-    speed_mps_range: FloatRange | None = None  # None: the asset's default (0 for parked/static)
+    speed_mps_range: range_within(-100, 100, "metres per second") | None = None  # None: the asset's default (0 for parked/static)
     in_view: bool = False  # requirement: the actor's centre projects inside the image
     # placement relative to the first actor of an earlier ``events`` entry, in that actor's frame
     # (s forward along its heading, t to its left); ``region`` and distance are then not used
     relative_to: int | None = Field(default=None, ge=0)
-    offset_s_m_range: FloatRange = (0.0, 0.0)
-    offset_t_m_range: FloatRange = (0.0, 0.0)
+    offset_s_m_range: range_within(-100, 100, "metres") = (0.0, 0.0)
+    offset_t_m_range: range_within(-100, 100, "metres") = (0.0, 0.0)
     # an exact spot instead of region, distance and jitter (None: drawn as above)
     at: Placement | None = None
 
@@ -241,7 +256,7 @@ class Scenario(Strict):
     time: TimeSpec = TimeSpec()
     weather: WeatherSpec = WeatherSpec()
     camera: CameraSpec = CameraSpec()
-    ego_speed_mps_range: FloatRange = (0.0, 0.0)
+    ego_speed_mps_range: range_within(-100, 100, "metres per second") = (0.0, 0.0)
     traffic: list[ActorSpec] = []
     events: list[ActorSpec] = []
     coverage: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = {}
@@ -310,23 +325,9 @@ class Scenario(Strict):
         return Scenario.model_validate({**self.model_dump(), "camera": cam.model_dump()})
 
 
-def _format_loc(loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def validation_message(source: str, err: ValidationError) -> InputError:
     """The first schema error as a one-line InputError (file, field path, value, expectation)."""
-    e = err.errors(include_url=False)[0]
-    loc = _format_loc(e["loc"]) or None
-    msg = e["msg"].removeprefix("Value error, ")
-    if e["type"] == "extra_forbidden":
-        msg = "unknown field (check the spelling; see `longtail scenario schema`)"
-    elif e["type"] != "missing" and loc is not None:  # whole-file checks name their field themselves
-        msg = f"{json.dumps(e.get('input'), default=str)}: {msg}"
-    return InputError(source, loc, msg)
+    return _validation_message(source, err, hint="check the spelling; see `longtail scenario schema`")
 
 
 def parse_scenario(data: object, source: str) -> Scenario:
@@ -340,17 +341,7 @@ def parse_scenario(data: object, source: str) -> Scenario:
 
 def load_scenario_file(path: Path) -> Scenario:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise InputError(str(path), None, f"cannot read scenario file ({e.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise InputError(str(path), None, f"not valid YAML: {where}{getattr(e, 'problem', e)}") from None
-    return parse_scenario(data, str(path))
+    return parse_scenario(load_yaml(path, "scenario file"), str(path))
 
 
 def _catalog_files() -> dict[str, resources.abc.Traversable]:

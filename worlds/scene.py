@@ -16,7 +16,7 @@ Vec3 = tuple[float, float, float]
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Camera(Frozen):
