@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from longtail.atomic import json_bytes
-from longtail.labelers.classes import get_class, target_classes
+from longtail.classes import get_class, target_classes
 from longtail.labelers.export_base import Content, Copy, ExportFilter, LoadPng, frame_stem, object_role
 
 # Export layout: FiftyOne's COCODetectionDataset default (``data/`` + ``labels.json``), which

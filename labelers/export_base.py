@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Literal
 import numpy as np
 
 from longtail.errors import InputError
-from longtail.labelers.classes import check_target_classes, get_class
+from longtail.classes import check_target_classes, get_class
 
 Role = Literal["object", "ignore"]
 
@@ -47,7 +47,7 @@ class ExportFilter:
         min_visible_px: fewest visible pixels an exported object has (0 acts as 1: objects
             with no visible pixel are never exported).
         max_occlusion: largest occlusion fraction (0..1) an exported object has.
-        classes: target class names to export (``labelers.classes``), or None for all.
+        classes: target class names to export (``longtail.classes``), or None for all.
     """
 
     min_visible_px: int = 1

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from longtail.labelers.classes import target_classes
+from longtail.classes import target_classes
 from longtail.labelers.export_base import Content, Copy, ExportFilter, LoadPng, frame_stem, split_objects
 
 

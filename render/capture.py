@@ -51,7 +51,7 @@ class Alone:
 class Buffers:
     """rgb (H, W, 3) uint8; depth (H, W) float32 z-depth in metres along the optical axis, inf
     where nothing was hit (sky); instance (H, W) uint16 actor ids, 0 = none; semantic (H, W) uint8
-    class ids (labelers.classes); alone: actor id -> Alone, for actors whose box faces the camera."""
+    class ids (longtail.classes); alone: actor id -> Alone, for actors whose box faces the camera."""
 
     rgb: np.ndarray
     depth: np.ndarray

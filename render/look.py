@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw
 
-from longtail.labelers.classes import get_class
+from longtail.classes import get_class
 
 TILE = 256
 TEXTURE_SEED = 20261125  # fixed: textures are part of the renderer, not of a frame's randomness

@@ -78,7 +78,7 @@ def gallery(root: Path, out: Path, frames: int = 4, width: int = 320) -> Path:
 
     from longtail.dataset import Manifest, frame_files, read_depth
     from longtail.atomic import read_png
-    from longtail.labelers.classes import palette
+    from longtail.classes import palette
 
     root = Path(root)
     n = min(frames, Manifest.load(root).frame_count)

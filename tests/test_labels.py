@@ -8,7 +8,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from longtail.labelers.annotate import annotate, tight_box
-from longtail.labelers.classes import CLASSES, get_class
+from longtail.classes import CLASSES, get_class
 from longtail.worlds.sampler import sample
 from longtail.worlds.scene import Actor, Camera, Layout, Scene, Sun, Weather
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from longtail.labelers.classes import get_class
+from longtail.classes import get_class
 from longtail.render.capture import to_uint8
 from longtail.render.look import bloom, edge_antialias, emission, texture_gain
 from longtail.render.sky import sky_image

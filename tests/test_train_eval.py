@@ -19,7 +19,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from longtail.labelers.classes import get_class
+from longtail.classes import get_class
 from longtail.pipeline import render_dataset
 from longtail.labelers.export_base import ExportFilter
 from longtail.train.classmap import IGNORE_LABEL

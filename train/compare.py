@@ -217,7 +217,7 @@ class Inputs:
 
 
 def _labelled_classes(dataset: DetectionDataset) -> set[str]:
-    from longtail.labelers.classes import class_by_id
+    from longtail.classes import class_by_id
 
     return {class_by_id(int(c)).name for e in dataset.entries for c, crowd in zip(e.labels, e.iscrowd)
             if c >= 0 and not crowd}

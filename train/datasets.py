@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from longtail.errors import InputError
-from longtail.labelers.classes import get_class
+from longtail.classes import get_class
 from longtail.labelers.export import load_records
 from longtail.labelers.export_base import ExportFilter, object_role
 from longtail.train.classmap import ClassMap

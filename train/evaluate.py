@@ -24,7 +24,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torch import nn
 
-from longtail.labelers.classes import target_classes
+from longtail.classes import target_classes
 from longtail.train.checkpoint import load_detector
 from longtail.train.classmap import IGNORE_LABEL, LabelSpace
 from longtail.train.sample import DetectionDataset

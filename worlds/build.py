@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 from longtail._pybullet import p
 
-from longtail.labelers.classes import get_class
+from longtail.classes import get_class
 from longtail.worlds.assets import Part, asset_parts
 from longtail.worlds.layouts import static_world
 from longtail.worlds.scene import Actor, Scene

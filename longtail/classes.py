@@ -21,6 +21,12 @@ class SemanticClass:
     color: tuple[int, int, int]
     thing: bool  # countable objects with instances (vs. "stuff" such as road or sky)
     target: bool  # a detection target: exported as a COCO category
+    cityscapes: int | None = None  # labelId in Cityscapes' own table where ``id`` is not in it
+
+    @property
+    def cityscapes_id(self) -> int:
+        """The id this class takes in a Cityscapes export (cityscapesscripts' label table)."""
+        return self.id if self.cityscapes is None else self.cityscapes
 
 
 CLASSES: tuple[SemanticClass, ...] = (
@@ -41,10 +47,13 @@ CLASSES: tuple[SemanticClass, ...] = (
     SemanticClass(28, "bus", (0, 60, 100), True, True),
     SemanticClass(32, "motorcycle", (0, 0, 230), True, True),
     SemanticClass(33, "bicycle", (119, 11, 32), True, True),
-    SemanticClass(34, "animal", (190, 120, 40), True, True),
-    SemanticClass(35, "debris", (150, 90, 60), True, True),
-    SemanticClass(36, "traffic cone", (255, 120, 0), True, True),
-    SemanticClass(37, "barrier", (230, 200, 60), True, True),
+    # long-tail classes Cityscapes has none of: movable things go to its void class "dynamic" (5),
+    # which its labelling guide uses for animals and other movable objects; road-works barriers
+    # to "fence" (13), the closest class that delimits an area
+    SemanticClass(34, "animal", (190, 120, 40), True, True, cityscapes=5),
+    SemanticClass(35, "debris", (150, 90, 60), True, True, cityscapes=5),
+    SemanticClass(36, "traffic cone", (255, 120, 0), True, True, cityscapes=5),
+    SemanticClass(37, "barrier", (230, 200, 60), True, True, cityscapes=13),
 )
 
 _BY_NAME = {c.name: c for c in CLASSES}
@@ -83,6 +92,14 @@ def check_target_classes(names, source: str = "--classes") -> tuple[str, ...]:
     if not names or len(set(names)) != len(names):
         raise InputError(source, None, "expected one or more distinct class names")
     return names
+
+
+def cityscapes_lut() -> np.ndarray:
+    """(256,) uint8 lookup table from longtail semantic id to Cityscapes labelId."""
+    lut = np.zeros(256, np.uint8)
+    for c in CLASSES:
+        lut[c.id] = c.cityscapes_id
+    return lut
 
 
 def palette() -> np.ndarray:
