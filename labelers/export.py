@@ -9,7 +9,6 @@ interrupted export leaves the output as it was (absent, or the earlier export).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -17,9 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from longtail import __version__
-from longtail.atomic import read_png, write_bytes, write_json, write_png
-from longtail.dataset import MANIFEST, Manifest, frame_files
-from longtail.errors import DatasetError
+from longtail.atomic import write_bytes, write_json, write_png
+from longtail.dataset import IMAGE_LAYOUT, MANIFEST, Manifest, check_frame_image, frame_files
+from longtail.errors import DatasetError, InputError
+from longtail.readers import load_json, read_image
+from longtail.records import read_record
 from longtail.labelers.cityscapes import cityscapes_files
 from longtail.labelers.coco import coco_files
 from longtail.labelers.export_base import Content, Copy, Exporter, ExportFilter, split_objects
@@ -38,10 +39,6 @@ EXPORTERS.add("cityscapes", cityscapes_files)
 # Written last into every export; marks a directory as an export this function may replace.
 MARKER = "longtail_export.json"
 MARKER_FORMAT = "longtail-export"
-# Fields every exporter reads from a frame record and from each of its objects.
-RECORD_FIELDS = ("frame", "files", "camera", "attributes", "objects")
-OBJECT_FIELDS = ("id", "track_id", "class", "asset", "bbox", "area", "rle", "occlusion", "truncation",
-                 "distance_m", "kitti_occluded", "box3d_camera")
 
 
 def get_exporter(name: str) -> Exporter:
@@ -71,32 +68,13 @@ def load_records(root: Path) -> list[dict]:
 
 
 def _read_record(root: Path, index: int) -> dict:
-    path = root / frame_files(index)["labels"]
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise DatasetError(str(path), None, f"not a readable frame record ({e})") from None
-    if not isinstance(rec, dict):
-        raise DatasetError(str(path), None, "expected a JSON object (frame record)")
-    for key in RECORD_FIELDS:
-        if key not in rec:
-            raise DatasetError(str(path), key, "missing from the frame record")
-    for kind in ("rgb", "instance", "semantic"):
-        if not isinstance(rec["files"], dict) or kind not in rec["files"]:
-            raise DatasetError(str(path), f"files.{kind}", "missing from the frame record")
-    if rec["frame"] != index:
-        raise DatasetError(str(path), "frame", f"{rec['frame']!r}, expected {index}")
-    for j, obj in enumerate(rec["objects"]):
-        for key in OBJECT_FIELDS:
-            if key not in obj:
-                raise DatasetError(str(path), f"objects[{j}].{key}", "missing from the object record")
-    return rec
+    return read_record(root / frame_files(index)["labels"], index)
 
 
 def _read_marker(out: Path) -> dict | None:
     try:
-        data = json.loads((out / MARKER).read_text())
-    except (OSError, json.JSONDecodeError):
+        data = load_json(out / MARKER)
+    except InputError:
         return None
     return data if isinstance(data, dict) and data.get("format") == MARKER_FORMAT else None
 
@@ -186,11 +164,18 @@ def export_dataset(root: Path, out: Path, fmt: str, flt: ExportFilter = ExportFi
     records = load_records(root)
     check_output(out, fmt, root)
 
+    layouts = {rel: (kind, r["camera"]["width"], r["camera"]["height"]) for r in records
+               for kind, rel in r["files"].items() if kind in IMAGE_LAYOUT}
+
     def load_png(rel: str) -> np.ndarray:
         try:
-            return read_png(root / rel)
-        except OSError as e:
-            raise DatasetError(str(root / rel), None, f"dataset image not readable ({e})") from None
+            img = read_image(root / rel)
+        except InputError as e:
+            raise DatasetError(e.source, e.field, e.problem) from None
+        if rel in layouts:
+            kind, width, height = layouts[rel]
+            check_frame_image(root / rel, kind, img, width, height)
+        return img
 
     splits = [split_objects(r, flt) for r in records]
     summary = {"format": fmt, "out": str(out), "images": len(records), "objects": sum(len(k) for k, _ in splits),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -22,7 +21,7 @@ from matplotlib.ticker import FuncFormatter
 
 from longtail.atomic import write_bytes
 from longtail.dataset import Manifest, frame_files
-from longtail.errors import DatasetError
+from longtail.records import read_record
 
 CONDITIONS = ("time_of_day", "weather", "scenario", "event")  # frame attributes broken down by
 DISTANCE_BIN_M = 10.0
@@ -43,10 +42,7 @@ def load_records(root: Path) -> tuple[Manifest, list[dict]]:
         rel = frame_files(i)["labels"]
         if rel not in manifest.files:
             continue  # not rendered yet: an interrupted or running render
-        try:
-            records.append(json.loads((root / rel).read_text()))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise DatasetError(str(root / rel), None, f"cannot read frame record ({e}); try longtail verify") from None
+        records.append(read_record(root / rel, i))
     return manifest, records
 
 

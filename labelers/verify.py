@@ -9,7 +9,6 @@ frame records. A bad dataset gives findings, never an exception.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -18,14 +17,16 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from longtail.atomic import read_png, sha256_file
-from longtail.dataset import FRAME_KINDS, MANIFEST, Manifest, decode_depth, frame_files
-from longtail.errors import DatasetError
+from longtail.dataset import FRAME_KINDS, IMAGE_LAYOUT, MANIFEST, Manifest, decode_depth, frame_files
+from longtail.errors import DatasetError, InputError
+from longtail.readers import load_json
+from longtail.records import read_record
 from longtail.labelers.annotate import tight_box
-from longtail.labelers.classes import CLASSES, class_by_id, get_class
+from longtail.classes import CLASSES, class_by_id, get_class
 
 COCO = "coco.json"
 # Pixel layout of each image kind in a frame: (dtype, channels; 0 = a single-channel (H, W) image).
-IMAGE_KINDS = {"rgb": (np.uint8, 3), "depth": (np.uint16, 0), "instance": (np.uint16, 0), "semantic": (np.uint8, 0)}
+IMAGE_KINDS = IMAGE_LAYOUT
 # Errors a frame record or coco.json of the wrong shape raises when read as ours.
 MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError)
 
@@ -54,7 +55,7 @@ def verify_dataset(root: Path) -> list[Finding]:
     records: dict[str, tuple[str, dict]] = {}  # rgb path -> (labels path, record), for the COCO check
     for index in range(manifest.frame_count):
         rel = frame_files(index)["labels"]
-        record, problems = _read_json(root, rel)
+        record, problems = _read_record(root, rel, index)
         findings += problems
         if record is None:
             continue
@@ -111,14 +112,14 @@ def _inside(rel: str) -> bool:
     return bool(rel) and not p.is_absolute() and ".." not in p.parts and "\\" not in rel
 
 
-def _read_json(root: Path, rel: str) -> tuple[object | None, list[Finding]]:
+def _read_record(root: Path, rel: str, index: int) -> tuple[dict | None, list[Finding]]:
     path = root / rel
     if not path.is_file():
         return None, [Finding(rel, "missing")]
     try:
-        return json.loads(path.read_text()), []
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        return None, [Finding(rel, f"not readable JSON ({e})")]
+        return read_record(path, index), []
+    except DatasetError as e:
+        return None, [Finding(rel, f"malformed frame record: {e.field}: {e.problem}" if e.field else e.problem)]
 
 
 # --- one frame -----------------------------------------------------------------------------------
@@ -260,9 +261,10 @@ def check_coco(root: Path, records: dict[str, tuple[str, dict]]) -> list[Finding
     """
     if not (root / COCO).is_file():
         return []
-    coco, problems = _read_json(root, COCO)
-    if problems:
-        return problems
+    try:
+        coco = load_json(root / COCO)
+    except InputError as e:
+        return [Finding(COCO, e.problem)]
     try:
         return [Finding(COCO, p) for p in coco_problems(coco, records)]
     except MALFORMED as e:

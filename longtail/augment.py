@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
-import json
+import os
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
-from longtail.atomic import read_png, write_bytes, write_json, write_png
-from longtail.dataset import MANIFEST, Manifest, decode_depth, frame_files
-from longtail.errors import DatasetError
+from longtail.atomic import write_bytes, write_json, write_png
+from longtail.dataset import MANIFEST, Manifest, check_frame_image, decode_depth, frame_files
+from longtail.errors import DatasetError, InputError
+from longtail.readers import read_image
+from longtail.records import parse_record
 from longtail.labelers.coco import to_coco
 from longtail.render.weather.presets import get_preset
 from longtail.render.weather.visibility import object_visibility
@@ -64,6 +66,21 @@ def augment_dataset(src: Path, out: Path, preset: str, variants: int = 1, streng
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DatasetError(str(out), None, "output directory is not empty; choose a new directory")
     t0 = time.perf_counter()
+    final, out = out, out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        res = _augment_into(src, source, out, build, preset, variants, strength, seed)
+        if final.exists():
+            final.rmdir()  # empty (checked above): rename() onto it needs it gone on some systems
+        os.replace(out, final)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # bad input writes nothing
+        raise
+    return res | {"seconds": time.perf_counter() - t0, "out": str(final)}
+
+
+def _augment_into(src: Path, source: Manifest, out: Path, build, preset: str, variants: int, strength: float,
+                  seed: int) -> dict:
     files: dict[str, str] = {}
     records = []
     for i in range(source.frame_count):
@@ -88,8 +105,7 @@ def augment_dataset(src: Path, out: Path, preset: str, variants: int = 1, streng
                         sequence=source.sequence if variants == 1 else 1, files=files, complete=True)
     write_json(out / MANIFEST, manifest.to_json())  # last: a manifest means a complete dataset
     return {"frames": manifest.frame_count, "source_frames": source.frame_count, "variants": variants,
-            "preset": preset, "strength": strength, "seed": seed, "objects": sum(len(r["objects"]) for r in records),
-            "seconds": time.perf_counter() - t0, "out": str(out)}
+            "preset": preset, "strength": strength, "seed": seed, "objects": sum(len(r["objects"]) for r in records)}
 
 
 def _source_manifest(src: Path) -> Manifest:
@@ -121,9 +137,18 @@ def _read_frame(src: Path, manifest: Manifest, index: int) -> dict:
         if want is None or hashlib.sha256(raw).hexdigest() != want:
             raise DatasetError(str(path), None, "does not match its checksum in manifest.json")
         data[kind] = raw
-    return {"bytes": data, "record": json.loads(data["labels"]), "rgb": read_png(io.BytesIO(data["rgb"])),
-            "depth": decode_depth(read_png(io.BytesIO(data["depth"]))),
-            "instance": read_png(io.BytesIO(data["instance"]))}
+    paths = frame_files(index)
+    record = parse_record(data["labels"], str(src / paths["labels"]), index)
+    arrays = {}
+    for kind in ("rgb", "depth", "instance"):
+        try:
+            image = read_image(data[kind], str(src / paths[kind]))
+        except InputError as e:
+            raise DatasetError(e.source, e.field, e.problem) from None
+        arrays[kind] = check_frame_image(src / paths[kind], kind, image, record["camera"]["width"],
+                                         record["camera"]["height"])
+    return {"bytes": data, "record": record, "rgb": arrays["rgb"], "depth": decode_depth(arrays["depth"]),
+            "instance": arrays["instance"]}
 
 
 def weather_attributes(before: dict, transforms) -> dict:

@@ -13,6 +13,7 @@ from longtail import __version__
 from longtail.errors import InputError, LongtailError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+MAX_FINDINGS_SHOWN = 20  # verify prints this many findings and a count of the rest
 
 
 class _Parser(argparse.ArgumentParser):
@@ -230,8 +231,11 @@ def _cmd_verify(args) -> int:
     from longtail.labelers.verify import verify_dataset
 
     findings = verify_dataset(args.dir)
-    for f in findings:
+    for f in findings[:MAX_FINDINGS_SHOWN]:
         print(f"{args.dir}/{f}")
+    if len(findings) > MAX_FINDINGS_SHOWN:
+        print(f"... and {len(findings) - MAX_FINDINGS_SHOWN} more findings (`longtail verify` lists the first "
+              f"{MAX_FINDINGS_SHOWN})")
     print(f"{args.dir}: {len(findings)} finding{'s' if len(findings) != 1 else ''}" if findings else f"{args.dir}: OK")
     return EXIT_FAIL if findings else EXIT_OK
 

@@ -6,7 +6,7 @@ Layout::
     DIR/rgb/000000.png          8-bit RGB
     DIR/depth/000000.png        16-bit z-depth, metres x 256 (KITTI convention), 0 = no surface
     DIR/instance/000000.png     16-bit instance ids (= track ids), 0 = none
-    DIR/semantic/000000.png     8-bit class ids (labelers.classes, Cityscapes labelIds)
+    DIR/semantic/000000.png     8-bit class ids (longtail.classes, Cityscapes labelIds)
     DIR/labels/000000.json      the frame record: camera, attributes, objects, scene
     DIR/coco.json               COCO detection + instance masks (RLE), derived from the records
 
@@ -16,15 +16,18 @@ command keeps every frame whose files match their checksums and renders the rest
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from longtail import __version__
 from longtail.atomic import read_png, remove_stale_tmp, sha256_file, write_json
-from longtail.errors import DatasetError
+from longtail.errors import DatasetError, InputError
+from longtail.readers import load_json, validation_message
+from longtail.records import read_record
 from longtail.worlds.scenario import Scenario
 
 FORMAT = "longtail-dataset"
@@ -32,6 +35,21 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DEPTH_SCALE = 256.0  # stored value = metres x 256 (KITTI depth maps); 0 = no surface (sky)
 FRAME_KINDS = {"rgb": "png", "depth": "png", "instance": "png", "semantic": "png", "labels": "json"}
+
+
+# Pixel layout of each image kind of a frame: (dtype, channels; 0 = a single-channel (H, W) image).
+IMAGE_LAYOUT = {"rgb": (np.uint8, 3), "depth": (np.uint16, 0), "instance": (np.uint16, 0),
+                "semantic": (np.uint8, 0)}
+
+
+def check_frame_image(path: Path, kind: str, image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` if it has the layout of ``kind`` at ``width`` x ``height``; else DatasetError."""
+    dtype, channels = IMAGE_LAYOUT[kind]
+    shape = (height, width, channels) if channels else (height, width)
+    if image.dtype != dtype or image.shape != shape:
+        raise DatasetError(str(path), None, f"expected a {kind} image of {np.dtype(dtype).name} pixels, shape "
+                           f"{shape} (the frame record's camera); got {image.dtype} {image.shape}")
+    return image
 
 
 def frame_files(index: int) -> dict[str, str]:
@@ -85,20 +103,49 @@ class Manifest:
 
     @classmethod
     def load(cls, root: Path) -> "Manifest":
+        """The manifest of the dataset at ``root``; DatasetError naming the field otherwise."""
         path = Path(root) / MANIFEST
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise DatasetError(str(path), None, f"not a readable longtail manifest ({e})") from None
+            data = load_json(path, "longtail manifest")
+        except InputError as e:
+            raise DatasetError(e.source, e.field, e.problem) from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise DatasetError(str(path), "format", f"expected {FORMAT!r}; this directory holds another dataset")
         try:
-            return cls(scenario=data["scenario"], scenario_digest=data["scenario_digest"], seed=int(data["seed"]),
-                       frame_count=int(data["frame_count"]), sequence=int(data.get("sequence", 1)),
-                       files=dict(data["files"]),
-                       complete=bool(data["complete"]), longtail_version=data["longtail_version"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise DatasetError(str(path), str(e).strip("'"), "missing or malformed manifest field") from None
+            m = ManifestFile.model_validate(data)
+        except ValidationError as err:
+            e = validation_message(str(path), err)
+            raise DatasetError(e.source, e.field, e.problem) from None
+        return cls(scenario=m.scenario, scenario_digest=m.scenario_digest, seed=m.seed, frame_count=m.frame_count,
+                   sequence=m.sequence, files=dict(m.files), complete=m.complete,
+                   longtail_version=m.longtail_version)
+
+
+MAX_FRAMES = 100_000_000  # images in one dataset directory (beyond this, shard it)
+
+
+class ManifestFile(BaseModel):
+    """What ``manifest.json`` must hold to be read (other keys pass)."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    scenario: dict
+    scenario_digest: str
+    seed: Annotated[int, Field(ge=0, lt=2**63)]
+    frame_count: Annotated[int, Field(ge=1, le=MAX_FRAMES)]
+    sequence: Annotated[int, Field(ge=1, le=MAX_FRAMES)] = 1
+    files: dict[str, Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]]
+    complete: bool
+    longtail_version: str
+
+    @model_validator(mode="after")
+    def _complete_lists_every_frame(self) -> "ManifestFile":
+        # a complete dataset lists 5 files a frame: a frame count beyond them cannot be right
+        # (and would have readers walk millions of frames that are not there)
+        if self.complete and len(self.files) < len(FRAME_KINDS) * self.frame_count:
+            raise ValueError(f"frame_count {self.frame_count} is more than the {len(self.files)} listed files "
+                             f"hold ({len(FRAME_KINDS)} per frame)")
+        return self
 
 
 class DatasetWriter:
@@ -156,8 +203,7 @@ class DatasetWriter:
         write_json(self.root / MANIFEST, self.manifest.to_json())
 
     def load_records(self) -> list[dict]:
-        return [json.loads((self.root / frame_files(i)["labels"]).read_text())
-                for i in range(self.manifest.frame_count)]
+        return [read_record(self.root / frame_files(i)["labels"], i) for i in range(self.manifest.frame_count)]
 
     def finish(self, extra: dict[str, str]) -> None:
         """Add the derived files (e.g. coco.json) and mark the dataset complete."""

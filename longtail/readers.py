@@ -17,6 +17,7 @@ Structure is checked afterwards by the caller, usually with a pydantic model and
 
 from __future__ import annotations
 
+import configparser
 import io
 import json
 import math
@@ -28,7 +29,7 @@ import yaml
 from PIL import Image
 from pydantic import ValidationError
 
-from longtail.errors import InputError
+from longtail.errors import InputError, one_line
 
 MAX_DEPTH = 64  # nesting levels of a YAML/JSON document; scenario files use < 8
 MAX_NODES = 1_000_000  # values in a document, aliases expanded
@@ -141,6 +142,53 @@ def read_image(source: Path | bytes, name: str | None = None, mode: str | None =
         raise InputError(where, None, f"not a readable image ({text[0] if text else type(e).__name__})") from None
 
 
+def read_ini(path: Path, what: str = "INI file") -> configparser.ConfigParser:
+    """An INI file (no ``%`` interpolation: values are taken as written), or InputError."""
+    ini = configparser.ConfigParser(interpolation=None)
+    try:
+        ini.read_string(read_text(path, what), source=str(path))
+    except configparser.Error as e:
+        raise InputError(str(path), None, f"not a readable {what} ({one_line(e.message if hasattr(e, 'message') else e)})"
+                         ) from None
+    return ini
+
+
+def text_lines(path: Path, what: str = "text file") -> list[tuple[int, str]]:
+    """(1-based line number, line) of each non-blank line of a UTF-8 text file."""
+    return [(n, line) for n, line in enumerate(read_text(path, what).splitlines(), 1) if line.strip()]
+
+
+def parse_number(text: str) -> float:
+    """A finite float from text; ValueError otherwise (also for 'nan', 'inf' and overflow)."""
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(f"{text!r} is not a finite number")
+    return v
+
+
+def parse_int(text: str) -> int:
+    """An integer written as ``12`` or ``12.0`` (MOT files do both); ValueError otherwise."""
+    v = parse_number(text)
+    if v != int(v):
+        raise ValueError(f"{text!r} is not a whole number")
+    return int(v)
+
+
+def number_rows(path: Path, what: str, min_columns: int, expected: str) -> list[tuple[int, list[float]]]:
+    """(line number, row) of a text file of numbers separated by commas and/or whitespace, each
+    with at least ``min_columns`` finite numbers; InputError naming the first bad line."""
+    rows = []
+    for n, line in text_lines(path, what):
+        try:
+            row = [parse_number(f) for f in line.replace(",", " ").split()]
+        except ValueError:
+            raise InputError(str(path), f"line {n}", f"expected {expected}") from None
+        if len(row) < min_columns:
+            raise InputError(str(path), f"line {n}", f"expected {expected}")
+        rows.append((n, row))
+    return rows
+
+
 def quote(value: Any) -> str:
     """A short one-line rendering of an offending value for a message."""
     try:
@@ -171,7 +219,3 @@ def validation_message(source: str, err: ValidationError, hint: str | None = Non
     elif e["type"] != "missing" and loc is not None:  # whole-file checks name their field themselves
         msg = f"{quote(e.get('input'))}: {msg}"
     return InputError(source, loc, msg)
-
-
-def finite(x: float) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

@@ -119,7 +119,7 @@ def test_unlisted_file_and_unreadable_record_do_not_raise(copy):
     refresh_sha(copy, rel)
     findings = verify_dataset(copy)
     assert Finding("rgb/extra.png", "not listed in the manifest") in findings
-    assert any(f.path == rel and f.problem.startswith("not readable JSON") for f in findings)
+    assert any(f.path == rel and f.problem.startswith("not valid JSON") for f in findings)
 
 
 def test_bad_rle_and_missing_depth_are_object_findings(copy):
@@ -144,7 +144,8 @@ def test_malformed_record_is_one_finding(copy):
     write_json(copy / rel, record)
     refresh_sha(copy, rel)
     findings = [f for f in verify_dataset(copy) if f.path == rel]
-    assert len(findings) == 1 and findings[0].problem.startswith("malformed frame record"), findings
+    assert len(findings) == 1 and findings[0].problem.startswith("malformed frame record: objects[0].track_id"), \
+        findings
 
 
 def test_not_a_dataset_is_one_finding(tmp_path):
