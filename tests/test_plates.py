@@ -252,7 +252,7 @@ def test_bad_frames_raise_one_line(tmp_path):
     (mixed / "0001.png").write_bytes(b"not a png")
     with pytest.raises(InputError) as err:
         load_frames(mixed)
-    assert "cannot read image" in _one_line(err)
+    assert "not a readable image" in _one_line(err)
 
 
 def test_pets_median_plate_has_no_pedestrians(pets, pets_plate):
@@ -375,8 +375,8 @@ def test_fit_plate_refuses_bad_requests(tmp_path):
 @pytest.mark.parametrize("damage,expect", [
     (lambda d: (d / "depth.png").unlink(), "depth.png: missing"),
     (lambda d: (d / "sky.json").write_text('{"airlight": [1, 2]}'), "sky.json: airlight"),
-    (lambda d: (d / "camera.json").write_text("{"), "camera.json: not readable JSON"),
-    (lambda d: (d / "plate.png").write_bytes(b"x"), "plate.png: not a readable PNG"),
+    (lambda d: (d / "camera.json").write_text("{"), "camera.json: not valid JSON"),
+    (lambda d: (d / "plate.png").write_bytes(b"x"), "plate.png: not a readable image"),
     (lambda d: Image.fromarray(np.zeros((4, 4), np.uint16)).save(d / "depth.png"), "depth.png: expected 16-bit 64x48"),
 ])
 def test_load_plate_names_the_bad_file(tmp_path, damage, expect):

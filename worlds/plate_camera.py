@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from longtail.errors import InputError
-from longtail.worlds.scenario import validation_message
-from longtail.worlds.scene import Camera, Frozen
+from longtail.readers import load_yaml, read_text, validation_message
+from longtail.worlds.scene import Camera, Coord, Frozen
 
 # camera (OpenCV: x right, y down, z forward) -> Camera's body axes (x forward, y left, z up);
 # the same matrix as in Camera.world_from_camera
@@ -116,18 +115,18 @@ class CameraFile(Frozen):
     ``roll_deg``, ``yaw_deg`` (camera above the origin), or a full 4x4 ``world_from_camera``
     (OpenCV camera axes, world z up, metres)."""
 
-    width: int | None = Field(default=None, gt=0)
-    height: int | None = Field(default=None, gt=0)
-    fx: float | None = Field(default=None, gt=0)
-    fy: float | None = Field(default=None, gt=0)
+    width: int | None = Field(default=None, gt=0, le=16384)
+    height: int | None = Field(default=None, gt=0, le=16384)
+    fx: float | None = Field(default=None, ge=0.1, le=1e6)
+    fy: float | None = Field(default=None, ge=0.1, le=1e6)
     hfov_deg: float | None = Field(default=None, gt=1.0, lt=179.0)
-    cx: float | None = None
-    cy: float | None = None
-    height_m: float | None = Field(default=None, gt=0)
+    cx: float | None = Field(default=None, ge=-1e5, le=1e5)
+    cy: float | None = Field(default=None, ge=-1e5, le=1e5)
+    height_m: float | None = Field(default=None, gt=0, le=1e4)
     pitch_deg: float = Field(default=0.0, ge=-90.0, le=90.0)
     roll_deg: float = Field(default=0.0, ge=-180.0, le=180.0)
     yaw_deg: float = Field(default=0.0, ge=-360.0, le=360.0)
-    world_from_camera: tuple[tuple[float, float, float, float], ...] | None = None
+    world_from_camera: tuple[tuple[Coord, Coord, Coord, Coord], ...] | None = None
 
     @model_validator(mode="after")
     def _one_of_each(self) -> "CameraFile":
@@ -150,12 +149,7 @@ class CameraFile(Frozen):
 def read_camera_file(path: Path, width: int, height: int) -> Camera:
     """The Camera of a plate camera file for frames of ``width`` x ``height`` pixels."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise InputError(str(path), None, f"cannot read camera file ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise InputError(str(path), None, f"not valid YAML ({getattr(e, 'problem', e)})") from None
+    data = load_yaml(path, "camera file")
     if not isinstance(data, dict):
         raise InputError(str(path), None, f"expected a mapping of camera fields, got {type(data).__name__}")
     try:
@@ -193,9 +187,9 @@ def read_correspondences(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """
     path = Path(path)
     try:
-        rows = list(csv.reader(path.read_text().splitlines()))
-    except OSError as e:
-        raise InputError(str(path), None, f"cannot read correspondences ({e.strerror})") from None
+        rows = list(csv.reader(read_text(path, "correspondence CSV").splitlines()))
+    except csv.Error as e:
+        raise InputError(str(path), None, f"not a CSV file ({e})") from None
     values = []
     for i, row in enumerate(rows, 1):
         cells = [c.strip() for c in row if c.strip()]

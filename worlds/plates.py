@@ -25,7 +25,6 @@ Frames: the camera's world is right-handed, metres, z up, ground z = 0 (see plat
 
 from __future__ import annotations
 
-import configparser
 from functools import cached_property, lru_cache
 import json
 import math
@@ -37,12 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from pydantic import ValidationError
 
-from longtail.atomic import read_png, write_json, write_png
+from longtail.atomic import write_json, write_png
 from longtail.dataset import decode_depth, encode_depth
+from longtail import mot
 from longtail.errors import DatasetError, InputError
+from longtail.readers import load_json, read_image
 from longtail.worlds.plate_camera import (
     FitReport, Horizon, camera_from_horizon, fit_camera_from_correspondences, read_camera_file,
     read_correspondences,
@@ -140,23 +140,6 @@ class Plate:
 # frames
 
 
-def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
-def _mot_frame_files(seq_dir: Path) -> list[Path]:
-    ini = seq_dir / "seqinfo.ini"
-    parser = configparser.ConfigParser()
-    try:
-        parser.read_string(ini.read_text())
-    except (OSError, configparser.Error) as e:
-        raise InputError(str(ini), None, f"cannot read MOTChallenge seqinfo ({_first_line(e)})") from None
-    seq = parser["Sequence"] if parser.has_section("Sequence") else {}
-    im_dir, ext = seq.get("imDir", "img1"), seq.get("imExt", ".jpg")
-    return sorted(p for p in (seq_dir / im_dir).glob(f"*{ext}") if p.is_file())
-
-
 def frame_files(source: Path) -> list[Path]:
     """Image files of a frame source, in order: a MOTChallenge sequence directory (seqinfo.ini +
     its imDir), a folder of images (.png, .jpg, ...; sorted by name) or a single image."""
@@ -166,17 +149,13 @@ def frame_files(source: Path) -> list[Path]:
     if source.is_file():
         return [source]
     if (source / "seqinfo.ini").is_file():
-        return _mot_frame_files(source)
+        return mot.frame_files(source)
     return sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def read_rgb(path: Path) -> np.ndarray:
     """(H, W, 3) uint8 RGB of an image file; InputError if it cannot be decoded."""
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise InputError(str(path), None, f"cannot read image ({_first_line(e)})") from None
+    return read_image(Path(path), mode="RGB")
 
 
 def sample_frame_files(path: Path, max_frames: int = 200, stride: int | None = None) -> tuple[list[Path], int]:
@@ -302,11 +281,7 @@ def read_occluders(paths: Path | Sequence[Path], width: int, height: int) -> np.
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     mask = np.zeros((height, width), bool)
     for p in paths:
-        try:
-            with Image.open(p) as img:
-                m = np.asarray(img.convert("L")) > 0
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
-            raise InputError(str(p), None, f"cannot read occluder mask ({_first_line(e)})") from None
+        m = read_image(p, mode="L") > 0
         if m.shape != mask.shape:
             raise InputError(str(p), None, f"mask size {m.shape[1]}x{m.shape[0]} differs from the frames' "
                                            f"{width}x{height}")
@@ -332,20 +307,17 @@ def correspondences_from_mot(seq_dir: Path, max_points: int = 1000) -> tuple[np.
     """
     seq_dir = Path(seq_dir)
     gt = seq_dir / "gt" / "gt.txt"
-    ini = configparser.ConfigParser()
-    try:
-        ini.read_string((seq_dir / "seqinfo.ini").read_text())
-        width, height = int(ini["Sequence"]["imWidth"]), int(ini["Sequence"]["imHeight"])
-    except (OSError, KeyError, ValueError, configparser.Error) as e:
-        raise InputError(str(seq_dir / "seqinfo.ini"), None,
-                         f"cannot read imWidth/imHeight ({_first_line(e)})") from None
-    try:
-        rows = np.loadtxt(gt, delimiter=",", ndmin=2)
-    except (OSError, ValueError) as e:
-        raise InputError(str(gt), None, f"cannot read MOTChallenge ground truth ({_first_line(e)})") from None
-    if rows.shape[1] < 9 or rows.shape[0] == 0 or np.all(rows[:, 7:9] == -1):
+    info = mot.read_seqinfo(seq_dir)
+    if info.width is None or info.height is None:
+        raise InputError(str(seq_dir / "seqinfo.ini"), None, "expected imWidth and imHeight in its [Sequence] section")
+    width, height = info.width, info.height
+    if not gt.is_file():
+        raise InputError(str(gt), None, "not found; expected the sequence's MOTChallenge ground truth")
+    rows = [r for _, r in mot.read_gt(gt) if len(r) >= 9]
+    if not rows or all(r[7] == -1 and r[8] == -1 for r in rows):
         raise InputError(str(gt), None, "no world coordinates: expected MOT 2015 rows whose columns 8-9 are the "
                                         "ground position in metres")
+    rows = np.array([r[:9] for r in rows], np.float64)
     left, top, w, h = rows[:, 2], rows[:, 3], rows[:, 4], rows[:, 5]
     keep = (rows[:, 6] != 0) & np.all(rows[:, 7:9] != -1, axis=1)
     keep &= (left > 1) & (top > 1) & (left + w < width) & (top + h < height)
@@ -449,9 +421,9 @@ def fit_plate(source: Path, out: Path, camera_yaml: Path | None = None,
 
 def _read_json(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise DatasetError(str(path), None, f"not readable JSON ({_first_line(e)})") from None
+        data = load_json(path)
+    except InputError as e:
+        raise _as_dataset_error(e) from None
     if not isinstance(data, dict):
         raise DatasetError(str(path), None, "expected a JSON object")
     return data
@@ -459,9 +431,9 @@ def _read_json(path: Path) -> dict:
 
 def _read_plate_png(path: Path) -> np.ndarray:
     try:
-        return read_png(path)
-    except (OSError, ValueError) as e:
-        raise DatasetError(str(path), None, f"not a readable PNG ({_first_line(e)})") from None
+        return read_image(path)
+    except InputError as e:
+        raise _as_dataset_error(e) from None
 
 
 def _as_dataset_error(err: InputError) -> DatasetError:

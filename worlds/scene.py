@@ -7,12 +7,13 @@ y points left. Camera coordinates follow OpenCV: x right, y down, z forward (opt
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Vec3 = tuple[float, float, float]
+Coord = Annotated[float, Field(ge=-1e5, le=1e5)]  # metres: a world 200 km across
 
 
 class Frozen(BaseModel):
@@ -28,18 +29,24 @@ class Camera(Frozen):
     """
 
     name: str = "front"
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    position: Vec3
-    yaw: float = 0.0
-    pitch: float = 0.0
-    roll: float = 0.0
-    near: float = 0.1
-    far: float = 250.0
+    width: int = Field(ge=1, le=16384)
+    height: int = Field(ge=1, le=16384)
+    fx: float = Field(ge=0.1, le=1e6)
+    fy: float = Field(ge=0.1, le=1e6)
+    cx: float = Field(ge=-1e5, le=1e5)
+    cy: float = Field(ge=-1e5, le=1e5)
+    position: tuple[Coord, Coord, Coord]
+    yaw: float = Field(default=0.0, ge=-100.0, le=100.0)  # radians; any turn, within reason
+    pitch: float = Field(default=0.0, ge=-100.0, le=100.0)
+    roll: float = Field(default=0.0, ge=-100.0, le=100.0)
+    near: float = Field(default=0.1, gt=0.0, le=10.0)
+    far: float = Field(default=250.0, gt=0.0, le=1e5)
+
+    @model_validator(mode="after")
+    def _near_before_far(self) -> "Camera":
+        if not self.near < self.far:
+            raise ValueError(f"near plane {self.near} m must lie before the far plane {self.far} m")
+        return self
 
     @property
     def K(self) -> np.ndarray:
