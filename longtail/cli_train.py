@@ -35,6 +35,9 @@ def add_commands(sub, positive_int, seed) -> None:
     t.add_argument("--camera", type=Path, metavar="PLATE_DIR|camera.json",
                    help="camera of the real images for the depth prior (default: a level car camera 1.5 m up)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--dry-run", action="store_true",
+                   help="only open and check every --data source (labels, and every image's header against the "
+                   "size its labels give), print what would be trained on, and stop; writes nothing")
 
     c = sub.add_parser("compare", help="train real, synthetic and mixed arms; report AP per condition with plots",
                        description="Train every arm (real, synthetic, mixed, pretrain-finetune, real+weather, "
@@ -115,6 +118,16 @@ def cmd_train(args) -> int:
 
     specs = _named(args.data)
     datasets = {name: open_dataset(ds) for name, ds in specs.items()}
+    if args.dry_run:
+        from longtail.train.sample import check_images
+
+        for name, ds in datasets.items():
+            check_images(ds)
+            d = ds.describe()
+            unmapped = ", ".join(f"{k} {v}" for k, v in d["unmapped"].items())
+            print(f"{name}: {d['kind']} {d['path']}: {d['images']} images, {d['objects']} objects"
+                  + (f" (classes not mapped, left out: {unmapped})" if unmapped else ""))
+        return 0
     augment = None
     if args.augment:
         from longtail.train.weather import GroundPrior, WeatherAugment, load_camera

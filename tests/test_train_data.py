@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from longtail.errors import InputError
-from longtail.labelers.classes import get_class
+from longtail.classes import get_class
 from longtail.labelers.export import export_dataset, load_records
 from longtail.labelers.export_base import ExportFilter
 from longtail.pipeline import render_dataset

@@ -8,7 +8,7 @@ A class map is a flat YAML mapping, one source class per key::
     DontCare: ignore      # an ignore region: detections there are neither required nor penalised
     Tram: null            # dropped (counted, like every class the map does not name)
 
-Values name longtail detection target classes (``labelers.classes.target_classes``); ``ignore``
+Values name longtail detection target classes (``longtail.classes.target_classes``); ``ignore``
 turns the object into a class-agnostic ignore region; ``null`` drops it. Source classes the map
 does not name are dropped too, and loaders count both kinds of drop per source class.
 
@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-import yaml
 
 from longtail.errors import InputError
-from longtail.labelers.classes import check_target_classes, get_class, target_classes
+from longtail.readers import load_yaml
+from longtail.classes import check_target_classes, get_class, target_classes
 
 IGNORE = "ignore"  # a map value: the object becomes a class-agnostic ignore region
 IGNORE_LABEL = -1  # label of a class-agnostic ignore region in a target (it matches every class)
@@ -118,10 +118,7 @@ def builtin_class_map(name: str) -> ClassMap:
 def load_class_map(path: Path) -> ClassMap:
     """A class map from a YAML file; an unknown longtail class raises InputError naming the key."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise InputError(str(path), None, f"not a readable YAML class map ({type(e).__name__})") from None
+    data = load_yaml(path, "YAML class map")
     return ClassMap(str(path), _check_table(data, str(path)))
 
 

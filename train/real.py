@@ -8,17 +8,17 @@ Each parses every label file up front into ``Entry`` records in the common sampl
 
 from __future__ import annotations
 
-import configparser
-import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Annotated, Iterable, Literal, NamedTuple
 
 import numpy as np
-import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from longtail import mot
 from longtail.errors import InputError
+from longtail.readers import load_json, load_yaml, parse_int, parse_number, text_lines, validation_message
 from longtail.labelers.annotate import KITTI_DIFFICULTY
 from longtail.train.classmap import IGNORE_LABEL, ClassMap, MOT_CLASS_IDS, class_map
 from longtail.train.sample import DetectionDataset, Entry, categorical, image_size, make_entry
@@ -74,22 +74,50 @@ class RealDataset(DetectionDataset):
         super().__init__(name, entries, unmapped)
 
 
-def _read_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_text())
-    except OSError as e:
-        raise InputError(str(path), None, f"cannot read ({e.strerror})") from None
-    except json.JSONDecodeError as e:
-        raise InputError(str(path), None, f"not JSON ({e.msg})") from None
-
-
 def is_coco_json(path: Path) -> bool:
     """True for a JSON file holding ``images`` and ``annotations`` lists (read only if small-ish)."""
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        data = load_json(Path(path))
+    except InputError:
         return False
     return isinstance(data, dict) and isinstance(data.get("images"), list) and isinstance(data.get("annotations"), list)
+
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Pixels = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _CocoRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+
+class CocoImage(_CocoRecord):
+    id: int
+    file_name: str = Field(min_length=1)
+    width: Pixels
+    height: Pixels
+    attributes: dict | None = None
+
+
+class CocoAnnotation(_CocoRecord):
+    image_id: int
+    category_id: int | str
+    bbox: tuple[Finite, Finite, Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)]]
+    iscrowd: Literal[0, 1, False, True] = 0
+    area: Annotated[float, Field(ge=0)] | None = None
+
+
+class CocoCategory(_CocoRecord):
+    id: int | str
+    name: str
+
+
+class CocoFile(_CocoRecord):
+    """The parts of a COCO detection file training reads; other keys are ignored."""
+
+    images: list[CocoImage]
+    annotations: list[CocoAnnotation]
+    categories: list[CocoCategory] = []
 
 
 class CocoDataset(RealDataset):
@@ -109,39 +137,35 @@ class CocoDataset(RealDataset):
     def __init__(self, json_path: Path, images: Path | None = None, classes: str | Path | ClassMap | None = None,
                  tags: Path | None = None):
         json_path = Path(json_path)
-        data = _read_json(json_path)
+        data = load_json(json_path, "COCO annotation file")
         if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
                 or not isinstance(data.get("annotations"), list):
             raise InputError(str(json_path), None, "expected a COCO object with 'images' and 'annotations' lists")
+        try:
+            coco = CocoFile.model_validate(data)
+        except ValidationError as err:
+            raise validation_message(str(json_path), err) from None
         cmap = class_map(classes, "coco")
-        names = {c["id"]: c["name"] for c in data.get("categories", [])}
-        root = Path(images) if images is not None else self._image_root(json_path, data["images"])
+        names = {c.id: c.name for c in coco.categories}
+        root = Path(images) if images is not None else self._image_root(json_path, coco.images)
         by_image: dict[int, list[SourceObject]] = {}
-        for k, ann in enumerate(data["annotations"]):
-            try:
-                x, y, w, h = (float(v) for v in ann["bbox"])
-                name = names.get(ann["category_id"], str(ann["category_id"]))
-                by_image.setdefault(ann["image_id"], []).append(SourceObject(
-                    name, (x, y, x + w, y + h), bool(ann.get("iscrowd", 0)), ann.get("area")))
-            except (KeyError, TypeError, ValueError):
-                raise InputError(str(json_path), f"annotations[{k}]", "expected image_id, category_id and "
-                                 "bbox [x, y, w, h]") from None
+        for ann in coco.annotations:
+            x, y, w, h = ann.bbox
+            by_image.setdefault(ann.image_id, []).append(SourceObject(
+                names.get(ann.category_id, str(ann.category_id)), (x, y, x + w, y + h), bool(ann.iscrowd), ann.area))
         unmapped: Counter = Counter()
         entries = []
-        for k, img in enumerate(data["images"]):
-            try:
-                attrs = img.get("attributes")
-                entries.append(build_entry(root / img["file_name"], img["width"], img["height"], img["id"],
-                                           by_image.get(img["id"], []), cmap, unmapped,
-                                           categorical(attrs) if isinstance(attrs, dict) else None))
-            except (KeyError, TypeError):
-                raise InputError(str(json_path), f"images[{k}]", "expected id, file_name, width and height") from None
+        for img in coco.images:
+            attrs = img.attributes
+            entries.append(build_entry(root / img.file_name, img.width, img.height, img.id,
+                                       by_image.get(img.id, []), cmap, unmapped,
+                                       categorical(attrs) if isinstance(attrs, dict) else None))
         super().__init__(str(json_path), entries, unmapped, root, tags)
 
     @staticmethod
-    def _image_root(json_path: Path, images: list) -> Path:
+    def _image_root(json_path: Path, images: list[CocoImage]) -> Path:
         root = json_path.parent
-        first = images[0].get("file_name") if images and isinstance(images[0], dict) else None
+        first = images[0].file_name if images else None
         if first and not (root / first).exists() and (root / "data" / first).exists():
             return root / "data"
         return root
@@ -195,8 +219,8 @@ class KittiDataset(RealDataset):
         objects = []
         for n, f in _label_lines(path):
             try:
-                trunc, occ = float(f[1]), int(float(f[2]))
-                x0, y0, x1, y1 = (float(v) for v in f[4:8])
+                trunc, occ = parse_number(f[1]), parse_int(f[2])
+                x0, y0, x1, y1 = (parse_number(v) for v in f[4:8])
             except (IndexError, ValueError):
                 raise InputError(str(path), f"line {n}", "expected a KITTI label line (type truncated occluded "
                                  "alpha x1 y1 x2 y2 h w l x y z rotation_y)") from None
@@ -214,7 +238,7 @@ def _yolo_list(value: object, base: Path, source: str) -> list[Path]:
         if p.is_dir():
             out += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
         elif p.suffix == ".txt" and p.is_file():
-            lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+            lines = [ln.strip() for _, ln in text_lines(p, "YOLO image list")]
             out += [Path(ln) if Path(ln).is_absolute() else p.parent / ln for ln in lines]
         elif p.is_file():
             out.append(p)
@@ -253,16 +277,17 @@ class YoloDataset(RealDataset):
                  tags: Path | None = None):
         data_yaml = Path(data_yaml)
         src = str(data_yaml)
-        try:
-            data = yaml.safe_load(data_yaml.read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise InputError(src, None, f"not a readable data.yaml ({type(e).__name__})") from None
+        data = load_yaml(data_yaml, "YOLO data.yaml")
         if not isinstance(data, dict) or "names" not in data:
             raise InputError(src, "names", "missing; expected the list of class names")
-        names = data["names"]
-        names = dict(enumerate(names)) if isinstance(names, list) else {int(k): v for k, v in names.items()}
+        names = self._names(data["names"], src)
         if data.get(split) is None:
             raise InputError(src, split, "missing; expected a folder or list of images for this split")
+        if not isinstance(data[split], (str, list)) or (isinstance(data[split], list) and not all(
+                isinstance(v, str) for v in data[split])):
+            raise InputError(src, split, "expected a folder, an image list (.txt) or a list of them")
+        if data.get("path") is not None and not isinstance(data["path"], str):
+            raise InputError(src, "path", f"{data['path']!r}: expected the dataset folder")
         base = Path(str(data["path"])) if data.get("path") else data_yaml.parent
         base = base if base.is_absolute() else data_yaml.parent / base
         cmap = class_map(classes, "coco")
@@ -275,11 +300,25 @@ class YoloDataset(RealDataset):
         super().__init__(src, entries, unmapped, base, tags)
 
     @staticmethod
+    def _names(names: object, src: str) -> dict[int, str]:
+        """data.yaml's ``names``: a list, or a mapping of class index to name."""
+        try:
+            items = enumerate(names) if isinstance(names, list) else (
+                (parse_int(str(k)), v) for k, v in names.items()) if isinstance(names, dict) else None
+            if items is not None:
+                out = {k: str(v) for k, v in items}
+                if all(k >= 0 for k in out):
+                    return out
+        except ValueError:
+            pass
+        raise InputError(src, "names", "expected a list of class names or a mapping index: name")
+
+    @staticmethod
     def _read_labels(path: Path, names: dict, w: int, h: int) -> list[SourceObject]:
         objects = []
         for n, f in _label_lines(path):
             try:
-                cls, vals = int(f[0]), np.array(f[1:], np.float64)
+                cls, vals = parse_int(f[0]), np.array([parse_number(v) for v in f[1:]], np.float64)
                 if len(vals) == 4:
                     cx, cy, bw, bh = vals
                     box = ((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h)
@@ -300,7 +339,7 @@ def _label_lines(path: Path, commas: bool = False) -> Iterator[tuple[int, list[s
     file is absent); fields split on whitespace, or on commas and whitespace."""
     if not path.exists():
         return
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in text_lines(path, "label file"):
         f = line.replace(",", " ").split() if commas else line.split()
         if f:
             yield n, f
@@ -326,42 +365,34 @@ class MotDataset(RealDataset):
         path = Path(path)
         if not is_mot_dir(path):
             raise InputError(str(path), None, "expected img1/ and gt/gt.txt (a MOTChallenge sequence)")
-        info = self._seqinfo(path)
+        info = mot.read_seqinfo(path)
         cmap = class_map(classes, "mot")
         rows = self._read_gt(path / "gt" / "gt.txt")
         unmapped: Counter = Counter()
         entries = []
-        for img in _images_in(path / info.get("imdir", "img1")):
+        for img in _images_in(path / info.im_dir):
             try:
                 frame = int(img.stem)
             except ValueError:
                 continue
-            if "imwidth" in info and "imheight" in info:
-                w, h = int(info["imwidth"]), int(info["imheight"])
+            if info.width is not None and info.height is not None:
+                w, h = info.width, info.height
             else:
                 w, h = image_size(img)
             entries.append(build_entry(img, w, h, frame, rows.get(frame, []), cmap, unmapped,
-                                       {"sequence": info.get("name", path.name)}))
-        super().__init__(str(path), entries, unmapped, path / info.get("imdir", "img1"), tags)
-
-    @staticmethod
-    def _seqinfo(path: Path) -> dict:
-        ini = configparser.ConfigParser()
-        try:
-            ini.read(path / "seqinfo.ini")
-        except configparser.Error as e:
-            raise InputError(str(path / "seqinfo.ini"), None, f"not an INI file ({type(e).__name__})") from None
-        return dict(ini["Sequence"]) if ini.has_section("Sequence") else {}
+                                       {"sequence": info.name or path.name}))
+        super().__init__(str(path), entries, unmapped, path / info.im_dir, tags)
 
     @staticmethod
     def _read_gt(path: Path) -> dict[int, list[SourceObject]]:
         rows: dict[int, list[SourceObject]] = {}
-        for n, f in _label_lines(path, commas=True):
-            try:
-                frame, left, top, w, h, flag = int(float(f[0])), *(float(v) for v in f[2:6]), float(f[6])
-                name = MOT_CLASS_IDS[int(float(f[7])) - 1] if len(f) == 9 else "pedestrian"
-            except (ValueError, IndexError):
-                raise InputError(str(path), f"line {n}", "expected frame, id, left, top, width, height, flag, "
-                                 "x, y, z (MOT 2015) or ..., flag, class, visibility (MOT16+)") from None
+        for n, f in mot.read_gt(path):
+            frame, left, top, w, h, flag = int(f[0]), *f[2:6], f[6]
+            name = "pedestrian"
+            if len(f) == 9:
+                if not (f[7] == int(f[7]) and 1 <= f[7] <= len(MOT_CLASS_IDS)):
+                    raise InputError(str(path), f"line {n}", f"class {f[7]:g}: expected a MOT16 class id 1.."
+                                     f"{len(MOT_CLASS_IDS)}")
+                name = MOT_CLASS_IDS[int(f[7]) - 1]
             rows.setdefault(frame, []).append(SourceObject(name, (left, top, left + w, top + h), crowd=flag == 0))
         return rows

@@ -5,7 +5,7 @@ A sample is ``(image, target)``:
 - ``image``: (3, H, W) uint8 tensor, RGB;
 - ``target``: dict with
   ``boxes`` (N, 4) float32 ``[x0, y0, x1, y1]``, absolute pixel edges (x1, y1 exclusive);
-  ``labels`` (N,) int64 longtail semantic class ids (``labelers.classes``), or ``IGNORE_LABEL``
+  ``labels`` (N,) int64 longtail semantic class ids (``longtail.classes``), or ``IGNORE_LABEL``
   (-1) for a class-agnostic ignore region (KITTI DontCare);
   ``iscrowd`` (N,) int64, 1 = ignore region: evaluation neither requires nor penalises detections
   there, training leaves it out;
@@ -27,6 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+from longtail.errors import InputError, one_line
+from longtail.readers import read_image as read_rgb_image
 
 
 @dataclass
@@ -75,15 +78,27 @@ def categorical(attributes: dict) -> dict:
 
 def read_image(path: Path) -> torch.Tensor:
     """(3, H, W) uint8 RGB tensor of an image file (grey, palette and alpha are converted)."""
-    with Image.open(path) as img:
-        arr = np.asarray(img.convert("RGB"))
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+    arr = read_rgb_image(Path(path), mode="RGB")
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image file, from its header only."""
-    with Image.open(path) as img:
-        return img.size
+    """(width, height) of an image file, from its header only; InputError if it has none."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except Exception as e:  # noqa: BLE001 - any decoder failure on outside bytes: not a readable image
+        raise InputError(str(path), None, f"not a readable image ({one_line(e) or type(e).__name__})") from None
+
+
+def check_images(dataset: "DetectionDataset") -> None:
+    """Every image of ``dataset`` exists, has a readable header and the size its labels say;
+    InputError naming the first that does not."""
+    for e in dataset.entries:
+        size = image_size(e.image)
+        if size != (e.width, e.height):
+            raise InputError(str(e.image), None, f"image is {size[0]}x{size[1]} pixels; its labels in "
+                             f"{dataset.name} say {e.width}x{e.height}")
 
 
 class DetectionDataset(torch.utils.data.Dataset):

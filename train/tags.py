@@ -16,10 +16,10 @@ an error: a typo would otherwise drop an image out of its condition silently.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 from longtail.errors import InputError
+from longtail.readers import parse_json, read_text
 from longtail.train.sample import Entry
 
 FILE_COLUMNS = ("file", "file_name", "image")
@@ -28,28 +28,26 @@ FILE_COLUMNS = ("file", "file_name", "image")
 def load_tags(path: Path) -> dict[str, dict[str, str]]:
     """Image name -> {tag: value} from a ``.json`` or ``.csv`` sidecar."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise InputError(str(path), None, f"cannot read condition tags ({e.strerror})") from None
+    text = read_text(path, "condition tags file")
     if path.suffix.lower() == ".csv":
         return _csv_tags(text, str(path))
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(str(path), None, f"not JSON ({e.msg}); expected {{image name: {{tag: value}}}}") from None
+    data = parse_json(text, str(path))
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise InputError(str(path), None, "expected a JSON object {image name: {tag: value}}")
     return {str(k): {str(t): str(v) for t, v in tags.items()} for k, tags in data.items()}
 
 
 def _csv_tags(text: str, source: str) -> dict[str, dict[str, str]]:
-    rows = list(csv.DictReader(text.splitlines()))
+    try:
+        rows = list(csv.DictReader(text.splitlines()))
+    except csv.Error as e:
+        raise InputError(source, None, f"not a CSV file ({e})") from None
     header = list(rows[0]) if rows else []
     key = next((c for c in FILE_COLUMNS if c in header), None)
     if key is None:
         raise InputError(source, None, f"expected a CSV header with one of the columns {', '.join(FILE_COLUMNS)}")
-    return {r[key]: {t: v for t, v in r.items() if t != key and v not in (None, "")} for r in rows}
+    return {r[key]: {t: v for t, v in r.items() if t not in (key, None) and isinstance(v, str) and v}
+            for r in rows if isinstance(r[key], str)}
 
 
 def apply_tags(entries: list[Entry], tags: dict[str, dict[str, str]], image_root: Path, source: str) -> None:
