@@ -23,6 +23,8 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from longtail.atomic import write_bytes
+from longtail.errors import InputError
+from longtail.readers import decode_text, parse_json, parse_yaml
 from longtail.editor.worker import Busy, JobTimeout, RenderPool
 from longtail.worlds.assets import list_assets, list_groups
 from longtail.worlds.layouts import REGIONS, list_layouts
@@ -133,9 +135,9 @@ class Workspace:
         if p.stat().st_size > MAX_FILE_BYTES:
             raise ApiError(413, f"{p.name}: larger than {MAX_FILE_BYTES} bytes")
         try:
-            data = yaml.safe_load(p.read_text())
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
-            raise ApiError(422, f"{p.name}: not valid YAML: {e}") from None
+            data = parse_yaml(decode_text(p.read_bytes(), p.name, "scenario file"), p.name)
+        except InputError as e:
+            raise ApiError(422, str(e)) from None
         sc = validate_scenario(data, p.name)
         return {"name": p.name, "scenario": sc.model_dump(mode="json")}
 
@@ -186,9 +188,9 @@ class BodyLimit:
 async def _json_body(request: Request) -> dict:
     raw = await request.body()
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ApiError(400, f"malformed JSON body: {e}") from None
+        data = parse_json(raw, "request body")
+    except InputError as e:
+        raise ApiError(400, f"malformed JSON body: {e.problem}") from None
     if not isinstance(data, dict):
         raise ApiError(400, f"expected a JSON object body, got {type(data).__name__}")
     return data

@@ -52,7 +52,7 @@ def _r(v: float) -> float:
 def scene_map(scenario_json: str, seed: int, index: int) -> dict:
     """Top-down map of the sampled scene: static boxes and round props by semantic colour, the
     actors' oriented footprints and the camera's frustum, all in world metres (x ahead, y left)."""
-    from longtail.labelers.classes import get_class
+    from longtail.classes import get_class
     from longtail.pipeline import frame_scene
     from longtail.worlds.layouts import static_world
     from longtail.worlds.sampler import EGO_FOOTPRINT, _footprint
@@ -91,7 +91,7 @@ def scene_map(scenario_json: str, seed: int, index: int) -> dict:
 
 
 def _colour_maps(images: dict) -> dict:
-    from longtail.labelers.classes import palette
+    from longtail.classes import palette
     from longtail.render.preview import _depth_colours, _instance_colours
 
     depth_m = images["depth"].astype(np.float64) / 256.0
