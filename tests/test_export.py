@@ -16,7 +16,8 @@ from pycocotools.cocoeval import COCOeval
 import longtail.labelers.export as export_mod
 from longtail.atomic import read_png
 from longtail.errors import DatasetError, InputError
-from longtail.labelers.classes import get_class, target_classes
+from longtail.classes import cityscapes_lut, get_class, target_classes
+from longtail.labelers.cityscapes import HAS_INSTANCES as CS_HAS_INSTANCES
 from longtail.labelers.export import EXPORTERS, ExportFilter, export_dataset, load_records
 from longtail.labelers.export_base import Copy
 from longtail.labelers.kitti import KITTI_TYPES
@@ -236,6 +237,7 @@ def test_yolo_labels_are_normalised_boxes_of_the_records(dataset, tmp_path):
 def test_cityscapes_instance_ids_decode_to_label_ids_and_instance_masks(dataset, tmp_path):
     out = tmp_path / "cs"
     export_dataset(dataset, out, "cityscapes", ExportFilter(**HARD))
+    lut = cityscapes_lut()
     for rec in load_records(dataset):
         city = rec["attributes"]["scenario"].replace("_", "-")
         stem = f"{city}_000000_{rec['frame']:06d}"
@@ -246,20 +248,51 @@ def test_cityscapes_instance_ids_decode_to_label_ids_and_instance_masks(dataset,
         assert len(name.split("_")) == 5  # cityscapesscripts: city, sequence, frame, type, type2.ext
         assert (out / "leftImg8bit" / "train" / city / f"{stem}_leftImg8bit.png").read_bytes() == \
             (dataset / rec["files"]["rgb"]).read_bytes()
-        np.testing.assert_array_equal(label_ids, read_png(dataset / rec["files"]["semantic"]))
+        np.testing.assert_array_equal(label_ids, lut[read_png(dataset / rec["files"]["semantic"])])
         has_instance = ids >= 1000
         np.testing.assert_array_equal(np.where(has_instance, ids // 1000, ids), label_ids)
         instance = read_png(dataset / rec["files"]["instance"])
         kept, ignored = expected(rec, **HARD)
-        assert len(np.unique(ids[has_instance])) == len(kept)
+        with_ids = [o for o in kept if get_class(o["class"]).cityscapes_id in CS_HAS_INSTANCES]
+        assert len(np.unique(ids[has_instance])) == len(with_ids)
         per_class: dict[int, int] = {}
-        for obj in kept:
+        for obj in with_ids:
             cls = get_class(obj["class"]).id
             k = per_class.setdefault(cls, 0)
             per_class[cls] += 1
             np.testing.assert_array_equal(ids == cls * 1000 + k, instance == obj["id"])
-        for obj in ignored:  # ignore regions: class pixels without an instance
-            assert (ids[instance == obj["id"]] == get_class(obj["class"]).id).all()
+        for obj in ignored + [o for o in kept if o not in with_ids]:  # class pixels without an instance
+            assert (ids[instance == obj["id"]] == get_class(obj["class"]).cityscapes_id).all()
+
+
+def test_cityscapes_export_is_read_by_cityscapesscripts(datasets, tmp_path):
+    """Cityscapes' own label table knows every id written (instance ids only for its classes with
+    instances), and its own pixel-level evaluation (prediction = the ground truth) runs through the
+    export and scores 1.0: it exits on an unknown id, as the long-tail ids 34-37 were."""
+    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as cs_eval
+    from cityscapesscripts.helpers.labels import id2label
+
+    files = []
+    long_tail_seen = False
+    for name, src in datasets.items():
+        export_dataset(src, tmp_path / name, "cityscapes")
+        for rec in load_records(src):
+            long_tail_seen |= any(o["class"] in ("debris", "animal", "traffic cone", "barrier") and o["area"] > 0
+                                  for o in rec["objects"])
+        files += sorted((tmp_path / name).rglob("*_gtFine_labelIds.png"))
+    assert files and long_tail_seen
+    for f in files:
+        label_ids = read_png(f)
+        inst = read_png(Path(str(f).replace("labelIds", "instanceIds"))).astype(np.int64)
+        assert all(int(v) in id2label for v in np.unique(label_ids))
+        for v in np.unique(inst):
+            label = id2label[int(v) // 1000 if v >= 1000 else int(v)]
+            assert v < 1000 or label.hasInstances, (v, label.name)
+    args = cs_eval.args
+    # its instance-level score calls numpy.in1d, which NumPy 2.4 removed: the pixel level only
+    args.quiet, args.JSONOutput, args.evalInstLevelScore, args.evalPixelAccuracy = True, False, False, False
+    result = cs_eval.evaluateImgLists([str(f) for f in files], [str(f) for f in files], args)
+    assert result["averageScoreClasses"] == pytest.approx(1.0)
 
 
 # --- the filter ----------------------------------------------------------------------------------
