@@ -17,7 +17,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from longtail.atomic import read_png, sha256_file
-from longtail.dataset import FRAME_KINDS, IMAGE_LAYOUT, MANIFEST, Manifest, decode_depth, frame_files
+from longtail.dataset import FRAME_KINDS, IMAGE_LAYOUT, MANIFEST, Manifest, frame_files
+from longtail.depth import decode_depth
 from longtail.errors import DatasetError, InputError
 from longtail.readers import load_json
 from longtail.records import read_record

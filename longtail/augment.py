@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from longtail.atomic import write_bytes, write_json, write_png
-from longtail.dataset import MANIFEST, Manifest, check_frame_image, decode_depth, frame_files
+from longtail.dataset import MANIFEST, Manifest, check_frame_image, frame_files
+from longtail.depth import decode_depth
 from longtail.errors import DatasetError, InputError
 from longtail.readers import read_image
 from longtail.records import parse_record

@@ -130,7 +130,8 @@ def cmd_train(args) -> int:
         return 0
     augment = None
     if args.augment:
-        from longtail.train.weather import GroundPrior, WeatherAugment, load_camera
+        from longtail.train.weather import GroundPrior, WeatherAugment
+        from longtail.worlds.plates import load_camera
 
         prior = GroundPrior(camera=load_camera(args.camera)) if args.camera else GroundPrior()
         augment = WeatherAugment(tuple(args.augment.split(",")), p=args.augment_p, prior=prior)
@@ -184,7 +185,8 @@ def cmd_evaluate(args) -> int:
             print(f"  {key}={value}: AP50 {fmt(m['AP50'])} ({m['images']} images, {m['objects']} objects)")
     if args.robustness:
         from longtail.train.checkpoint import load_detector
-        from longtail.train.weather import GroundPrior, load_camera, robustness_table
+        from longtail.train.weather import GroundPrior, robustness_table
+        from longtail.worlds.plates import load_camera
 
         model, spec, _ = load_detector(args.checkpoint, args.weights)
         prior = GroundPrior(camera=load_camera(args.camera)) if args.camera else GroundPrior()

@@ -24,16 +24,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from longtail import __version__
-from longtail.atomic import read_png, remove_stale_tmp, sha256_file, write_json
+from longtail.atomic import remove_stale_tmp, sha256_file, write_json
+from longtail.depth import DEPTH_SCALE
 from longtail.errors import DatasetError, InputError
 from longtail.readers import load_json, validation_message
 from longtail.records import read_record
-from longtail.worlds.scenario import Scenario
 
 FORMAT = "longtail-dataset"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-DEPTH_SCALE = 256.0  # stored value = metres x 256 (KITTI depth maps); 0 = no surface (sky)
 FRAME_KINDS = {"rgb": "png", "depth": "png", "instance": "png", "semantic": "png", "labels": "json"}
 
 
@@ -55,23 +54,6 @@ def check_frame_image(path: Path, kind: str, image: np.ndarray, width: int, heig
 def frame_files(index: int) -> dict[str, str]:
     """Relative paths of frame ``index``'s files, by kind."""
     return {kind: f"{kind}/{index:06d}.{ext}" for kind, ext in FRAME_KINDS.items()}
-
-
-def encode_depth(depth: np.ndarray) -> np.ndarray:
-    """float32 metres (inf = none) -> uint16 metres x 256, 0 where nothing or beyond 255.99 m."""
-    d = np.where(np.isfinite(depth), np.rint(depth * DEPTH_SCALE), 0.0)
-    return np.where(d <= 65535, d, 0).astype(np.uint16)
-
-
-def decode_depth(png: np.ndarray) -> np.ndarray:
-    """uint16 depth PNG -> float32 metres with inf where no surface was recorded."""
-    d = png.astype(np.float32) / DEPTH_SCALE
-    d[png == 0] = np.inf
-    return d
-
-
-def read_depth(path: Path) -> np.ndarray:
-    return decode_depth(read_png(path))
 
 
 @dataclass
@@ -156,14 +138,16 @@ class DatasetWriter:
         self.manifest = manifest
 
     @classmethod
-    def open(cls, root: Path, scenario: Scenario, seed: int, frames: int, sequence: int = 1) -> "DatasetWriter":
+    def open(cls, root: Path, scenario: dict, digest: str, seed: int, frames: int,
+             sequence: int = 1) -> "DatasetWriter":
         """Create ``root`` or resume the same dataset there; refuse a directory holding anything else.
 
-        Call only after all other input is validated: it may create the directory.
+        ``scenario`` is the resolved scenario as JSON data and ``digest`` its sha256 (the dataset
+        layer stores them; it knows no scenario schema). Call only after all other input is
+        validated: it may create the directory.
         """
         root = Path(root)
-        want = Manifest(scenario=scenario.model_dump(mode="json"), scenario_digest=scenario.digest(), seed=seed,
-                        frame_count=frames, sequence=sequence)
+        want = Manifest(scenario=scenario, scenario_digest=digest, seed=seed, frame_count=frames, sequence=sequence)
         if root.exists() and not root.is_dir():
             raise DatasetError(str(root), None, "output path exists and is not a directory")
         if (root / MANIFEST).exists():

@@ -62,7 +62,7 @@ def read_seqinfo(seq_dir: Path) -> SeqInfo:
                    height=size.get("imHeight"))
 
 
-def frame_files(seq_dir: Path, info: SeqInfo | None = None) -> list[Path]:
+def image_files(seq_dir: Path, info: SeqInfo | None = None) -> list[Path]:
     """The sequence's image files (``imDir`` / ``*imExt``), sorted by name."""
     info = info or read_seqinfo(seq_dir)
     return sorted(p for p in (Path(seq_dir) / info.im_dir).glob(f"*{info.im_ext}") if p.is_file())

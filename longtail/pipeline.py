@@ -22,7 +22,8 @@ import numpy as np
 
 from longtail.atomic import write_json, write_png
 from longtail.errors import RenderError
-from longtail.dataset import DatasetWriter, encode_depth, frame_files
+from longtail.dataset import DatasetWriter, frame_files
+from longtail.depth import encode_depth
 from longtail.labelers.annotate import annotate, camera_record, frame_attributes
 from longtail.labelers.coco import to_coco
 from longtail.render.capture import Renderer
@@ -181,7 +182,7 @@ def render_dataset(scenario: Scenario, out: Path, frames: int, seed: int, worker
     if frames < 1 or sequence < 1:
         raise ValueError("frames and sequence must be >= 1")
     frames *= len(scenario.camera.names())  # one image per camera of the rig
-    writer = DatasetWriter.open(out, scenario, seed, frames, sequence)
+    writer = DatasetWriter.open(out, scenario.model_dump(mode="json"), scenario.digest(), seed, frames, sequence)
     todo = writer.pending()
     done = frames - len(todo)
     if progress:

@@ -76,7 +76,8 @@ def gallery(root: Path, out: Path, frames: int = 4, width: int = 320) -> Path:
     depth, each scaled to ``width`` pixels, so the look and the labels can be judged together."""
     import json
 
-    from longtail.dataset import Manifest, frame_files, read_depth
+    from longtail.dataset import Manifest, frame_files
+    from longtail.depth import read_depth
     from longtail.atomic import read_png
     from longtail.classes import palette
 

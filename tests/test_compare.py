@@ -23,8 +23,8 @@ from longtail.train.engine import SampledBatches  # noqa: E402
 from longtail.train.models import ModelSpec, cached_backbone_weights, weights_file  # noqa: E402
 from longtail.train.report import summarize  # noqa: E402
 from longtail.train.sensor import SensorAugment  # noqa: E402
-from longtail.train.weather import GroundPrior, Weathered, WeatherAugment, load_camera  # noqa: E402
-from longtail.worlds.plates import ground_depth  # noqa: E402
+from longtail.train.weather import GroundPrior, Weathered, WeatherAugment  # noqa: E402
+from longtail.worlds.plates import ground_depth, load_camera  # noqa: E402
 from longtail.worlds.scenario import load_scenario  # noqa: E402
 from longtail.worlds.scene import Camera  # noqa: E402
 
@@ -47,7 +47,8 @@ def _one_line(e: pytest.ExceptionInfo) -> str:
 def test_ground_prior_follows_the_camera_and_scales_with_the_image(tmp_path):
     cam = Camera(width=320, height=240, fx=400.0, fy=400.0, cx=160.0, cy=120.0, position=(0.0, 0.0, 7.0),
                  pitch=0.3)
-    (tmp_path / "camera.json").write_text(json.dumps({"camera": cam.model_dump(mode="json")}))
+    (tmp_path / "camera.json").write_text(json.dumps({"format": "longtail-plate", "format_version": 1,
+                                                      "camera": cam.model_dump(mode="json"), "fit": {"method": "yaml"}}))
     prior = GroundPrior(camera=load_camera(tmp_path))
     depth, spec = prior.for_shape(240, 320)
     ground = ground_depth(cam)
@@ -65,10 +66,11 @@ def test_ground_prior_follows_the_camera_and_scales_with_the_image(tmp_path):
 
 
 def test_a_bad_camera_file_is_one_clear_error(tmp_path):
-    (tmp_path / "camera.json").write_text("{\"camera\": {\"width\": 3}}")
+    (tmp_path / "camera.json").write_text(json.dumps({"format": "longtail-plate", "format_version": 1,
+                                                      "camera": {"width": 3}, "fit": {"method": "yaml"}}))
     with pytest.raises(InputError) as e:
         load_camera(tmp_path)
-    assert "camera.json" in _one_line(e) and "not a longtail camera" in str(e.value)
+    assert "camera.json: camera" in _one_line(e) and "Field required" in str(e.value)
 
 
 def test_weather_augment_is_reproducible_and_only_touches_its_source(synthetic):
@@ -128,7 +130,7 @@ def test_weathered_test_set_is_fixed_per_image_and_keeps_the_labels(synthetic):
     assert {e.conditions["weather"] for e in fog.entries} == {"dense_fog"}
     # fog changes far surfaces more than near ones (the recorded depth is used, not the prior)
     clear, foggy = ds.image(1).float().mean(0), fog.image(1).float().mean(0)
-    from longtail.dataset import read_depth
+    from longtail.depth import read_depth
 
     depth = read_depth(ds.entries[1].depth)
     finite = np.isfinite(depth)

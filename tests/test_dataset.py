@@ -14,7 +14,8 @@ from pycocotools.coco import COCO
 
 from longtail.atomic import read_png, sha256_file
 from longtail.cli import main
-from longtail.dataset import decode_depth, frame_files
+from longtail.dataset import frame_files
+from longtail.depth import decode_depth
 from longtail.pipeline import engines, render_frame
 from longtail.worlds.scenario import load_scenario
 

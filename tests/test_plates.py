@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from longtail.dataset import DEPTH_SCALE
+from longtail.depth import DEPTH_SCALE
 from longtail.errors import DatasetError, InputError
 from longtail.render.camera import world_xyz
-from longtail.worlds.plate_camera import (
+from longtail.worlds.plates.camera import (
     Horizon, camera_from_horizon, euler_from_world_from_camera, fit_camera_from_correspondences,
     read_camera_file, read_correspondences, reprojection_errors,
 )

@@ -45,7 +45,8 @@ from longtail.train.models import ModelSpec, check_model_name
 from longtail.train.sample import DetectionDataset
 from longtail.train.sampler import two_stage
 from longtail.train.sensor import SensorAugment
-from longtail.train.weather import GroundPrior, Weathered, WeatherAugment, check_presets, load_camera
+from longtail.train.weather import GroundPrior, Weathered, WeatherAugment, check_presets
+from longtail.worlds.plates import load_camera
 
 ARMS = ("real", "synthetic", "mixed", "pretrain-finetune", "real+weather", "real+plates")
 DEFAULT_ARMS = ("real", "synthetic", "mixed", "pretrain-finetune", "real+weather")

@@ -29,7 +29,7 @@ from typing import ClassVar, Sequence
 import numpy as np
 import torch
 
-from longtail.dataset import read_depth
+from longtail.depth import read_depth
 from longtail.errors import InputError
 from longtail.render.weather.presets import get_preset, list_presets
 from longtail.render.weather.transforms import CameraSpec
@@ -50,23 +50,6 @@ def check_presets(names: Sequence[str], source: str = "--augment") -> tuple[str,
         raise InputError(source, None, f"unknown weather preset {unknown[0]!r}; expected one of "
                          f"{', '.join(list_presets())}")
     return names
-
-
-def load_camera(path: Path) -> Camera:
-    """The camera of a plate directory (``longtail plate fit``) or of its ``camera.json``."""
-    path = Path(path)
-    file = path / "camera.json" if path.is_dir() else path
-    try:
-        meta = json.loads(file.read_text())
-    except OSError as e:
-        raise InputError(str(file), None, f"cannot read the camera ({e.strerror})") from None
-    except json.JSONDecodeError as e:
-        raise InputError(str(file), None, f"not JSON ({e.msg})") from None
-    try:
-        return Camera.model_validate(meta["camera"] if isinstance(meta, dict) and "camera" in meta else meta)
-    except Exception as e:  # pydantic's ValidationError, or a JSON that is not a mapping
-        first = str(e).splitlines()[0]
-        raise InputError(str(file), "camera", f"not a longtail camera ({first})") from None
 
 
 @dataclass(frozen=True)

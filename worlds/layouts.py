@@ -17,6 +17,7 @@ import numpy as np
 
 from longtail.registry import Registry
 from longtail.worlds.assets import Part, box
+from longtail.worlds.plates import load_plate_cached
 from longtail.worlds.scene import Layout
 
 ASPHALT = (0.22, 0.22, 0.23, 1.0)
@@ -531,8 +532,6 @@ class PlateLayout(RoadLayout):
 
     def __init__(self, layout: Layout):
         super().__init__(layout)
-        from longtail.worlds.plates import load_plate_cached
-
         self.plate = load_plate_cached(layout.plate)
 
     def spans(self, region: str) -> list[Span]:

@@ -21,6 +21,7 @@ from longtail.readers import load_yaml
 from longtail.readers import validation_message as _validation_message
 from longtail.worlds.assets import resolve_asset_names
 from longtail.worlds.layouts import REGIONS, get_layout, list_layouts
+from longtail.worlds.plates import load_plate_cached
 
 
 def _ordered(r):
@@ -282,13 +283,6 @@ class Scenario(Strict):
     def _plate_matches_layout(self) -> "Scenario":
         if (self.plate is None) != (self.layout.kind != "plate"):
             raise ValueError("plate: a plate directory goes with layout kind 'plate' (and only with it)")
-        if self.plate is not None:
-            from longtail.worlds.plates import load_plate_cached
-
-            try:
-                load_plate_cached(str(Path(self.plate).resolve()))
-            except InputError as e:
-                raise ValueError(f"plate: {e}") from None
         return self
 
     @model_validator(mode="after")
@@ -334,9 +328,21 @@ def parse_scenario(data: object, source: str) -> Scenario:
     if not isinstance(data, dict):
         raise InputError(source, None, f"expected a mapping of scenario fields, got {type(data).__name__}")
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as err:
         raise validation_message(source, err) from None
+    check_plate(scenario, source)
+    return scenario
+
+
+def check_plate(scenario: Scenario, source: str) -> None:
+    """The scenario's plate directory can be read (a scenario file enters here, so a bad plate
+    stops before anything is rendered); InputError naming the scenario file and the plate's."""
+    if scenario.plate is not None:
+        try:
+            load_plate_cached(str(Path(scenario.plate).resolve()))
+        except InputError as e:
+            raise InputError(source, "plate", str(e)) from None
 
 
 def load_scenario_file(path: Path) -> Scenario:
