@@ -92,13 +92,13 @@ def scene_map(scenario_json: str, seed: int, index: int) -> dict:
 
 def _colour_maps(images: dict) -> dict:
     from longtail.classes import palette
-    from longtail.render.preview import _depth_colours, _instance_colours
+    from longtail.depth import decode_depth
+    from longtail.preview import depth_colours, instance_colours
 
-    depth_m = images["depth"].astype(np.float64) / 256.0
-    depth_m[images["depth"] == 0] = np.inf
-    return {"instance": _png_data_url(_instance_colours(images["instance"])),
+    depth_m = decode_depth(images["depth"])
+    return {"instance": _png_data_url(instance_colours(images["instance"])),
             "semantic": _png_data_url(palette()[images["semantic"]]),
-            "depth": _png_data_url(_depth_colours(depth_m))}
+            "depth": _png_data_url(depth_colours(depth_m))}
 
 
 def render_preview(scenario_json: str, seed: int, index: int) -> dict:
@@ -123,7 +123,7 @@ def render_preview(scenario_json: str, seed: int, index: int) -> dict:
 def render_thumbnails(scenario_json: str, seed: int, count: int, width: int, height: int) -> dict:
     """Frames 0..count-1 of ``seed`` at a small size, boxes drawn: the scenario's randomness."""
     from longtail.pipeline import compute_frame
-    from longtail.render.preview import draw_boxes
+    from longtail.preview import draw_boxes
 
     scenario = _scenario(scenario_json).with_resolution(width, height)
     out = []

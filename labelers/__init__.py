@@ -1,5 +1,2 @@
-"""Labels from render buffers, and the exporters that turn frame records into standard formats."""
-
-from longtail.classes import CLASSES, SemanticClass, get_class, list_classes, target_classes
-
-__all__ = ["CLASSES", "SemanticClass", "get_class", "list_classes", "target_classes"]
+"""Labels from render buffers, and the exporters that turn frame records into standard formats.
+(The class table they use is shared vocabulary: ``longtail.classes``.)"""

@@ -12,31 +12,19 @@ import math
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from longtail.classes import kitti_difficulty, kitti_occlusion_level
 from longtail.render.capture import Buffers
 from longtail.worlds.scene import Scene
 
 
-# KITTI 2D benchmark difficulty (Geiger et al. 2012): (name, min box height px, max occlusion
-# level, max truncation); see shared/REFERENCES.md.
-KITTI_DIFFICULTY = (("easy", 40, 0, 0.15), ("moderate", 25, 1, 0.30), ("hard", 25, 2, 0.50))
-# Occlusion fraction -> KITTI occlusion level (0 fully visible, 1 partly, 2 largely occluded).
-KITTI_OCCLUSION_LEVELS = (0.1, 0.5)
 BOX_EDGES = [(a, b) for a in range(8) for b in range(a + 1, 8) if bin(a ^ b).count("1") == 1]
 
 
-def kitti_occlusion_level(occlusion: float) -> int:
-    return int(sum(occlusion > t for t in KITTI_OCCLUSION_LEVELS))
-
-
-def kitti_difficulty(bbox: list[float] | None, occlusion: float, truncation: float) -> str | None:
+def object_difficulty(bbox: list[float] | None, occlusion: float, truncation: float) -> str | None:
     """The easiest KITTI difficulty the object qualifies for, or None (too small or hidden)."""
     if bbox is None:
         return None
-    level = kitti_occlusion_level(occlusion)
-    for name, min_h, max_occ, max_trunc in KITTI_DIFFICULTY:
-        if bbox[3] - bbox[1] >= min_h and level <= max_occ and truncation <= max_trunc:
-            return name
-    return None
+    return kitti_difficulty(bbox[3] - bbox[1], kitti_occlusion_level(occlusion), truncation)
 
 
 def amodal_box(corners_cam: np.ndarray, K: np.ndarray, width: int, height: int, near: float) -> list[float] | None:
@@ -153,7 +141,7 @@ def annotate(scene: Scene, buffers: Buffers) -> list[dict]:
             # contrast left by night and weather relative to clear daylight (render.weather.visibility)
             "visibility": round(float(buffers.visibility.get(actor.id, 0.0)), 4) if area else 0.0,
             "kitti_occluded": kitti_occlusion_level(occlusion),
-            "kitti_difficulty": kitti_difficulty(bbox, occlusion, truncation),
+            "kitti_difficulty": object_difficulty(bbox, occlusion, truncation),
             "box3d_world": {"center": centre_w.tolist(), "size_lwh": [l, w, h], "yaw": actor.yaw},
             "box3d_camera": {"center": centre_c.tolist(), "bottom_center": bottom_c.tolist(), "size_hwl": [h, w, l],
                              "rotation_y": rotation_y,

@@ -94,6 +94,27 @@ def check_target_classes(names, source: str = "--classes") -> tuple[str, ...]:
     return names
 
 
+# KITTI 2D benchmark difficulty (Geiger et al. 2012): (name, min box height px, max occlusion
+# level, max truncation); see shared/REFERENCES.md.
+KITTI_DIFFICULTY = (("easy", 40, 0, 0.15), ("moderate", 25, 1, 0.30), ("hard", 25, 2, 0.50))
+# Occlusion fraction -> KITTI occlusion level (0 fully visible, 1 partly, 2 largely occluded).
+KITTI_OCCLUSION_LEVELS = (0.1, 0.5)
+
+
+def kitti_occlusion_level(occlusion: float) -> int:
+    """KITTI's occlusion level (0, 1, 2) of an occluded fraction 0..1."""
+    return int(sum(occlusion > t for t in KITTI_OCCLUSION_LEVELS))
+
+
+def kitti_difficulty(height_px: float, occluded_level: int, truncation: float) -> str | None:
+    """The easiest KITTI difficulty a box of ``height_px`` with KITTI occlusion level
+    ``occluded_level`` (0..3) and ``truncation`` (0..1) qualifies for, or None."""
+    for name, min_h, max_occ, max_trunc in KITTI_DIFFICULTY:
+        if height_px >= min_h and occluded_level <= max_occ and truncation <= max_trunc:
+            return name
+    return None
+
+
 def cityscapes_lut() -> np.ndarray:
     """(256,) uint8 lookup table from longtail semantic id to Cityscapes labelId."""
     lut = np.zeros(256, np.uint8)

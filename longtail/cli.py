@@ -193,7 +193,7 @@ def _cmd_render(args) -> int:
     print(f"conditions: {fmt(sh['time_of_day'])}; {fmt(sh['weather'])}; rare event visible in "
           f"{sh['event']['visible']:.0%} of frames")
     if args.preview:
-        from longtail.render.preview import gallery
+        from longtail.preview import gallery
 
         print(f"preview: {gallery(args.out, args.preview)}")
     return EXIT_OK
@@ -280,7 +280,7 @@ def _cmd_scenarios(args) -> int:
     for s in items:
         print(f"{s.name:<{width}}  {s.description}")
     if args.contact_sheet:
-        from longtail.render.preview import contact_sheet
+        from longtail.preview import contact_sheet
 
         print(f"contact sheet: {contact_sheet(items, args.seed, args.contact_sheet)}")
     return EXIT_OK

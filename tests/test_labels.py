@@ -148,9 +148,9 @@ def test_amodal_box_clips_at_the_camera_plane():
     (30, 0.7, 0.6, None), (20, 0.0, 0.0, None),
 ])
 def test_kitti_difficulty_thresholds(h, occ, trunc, expected):
-    from longtail.labelers.annotate import kitti_difficulty
+    from longtail.labelers.annotate import object_difficulty
 
-    assert kitti_difficulty([0.0, 0.0, 10.0, float(h)], occ, trunc) == expected
+    assert object_difficulty([0.0, 0.0, 10.0, float(h)], occ, trunc) == expected
 
 
 def test_label_visibility_is_one_by_clear_day_and_falls_in_fog(renderer):

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from longtail import mot
 from longtail.errors import InputError
 from longtail.readers import load_json, load_yaml, parse_int, parse_number, text_lines, validation_message
-from longtail.labelers.annotate import KITTI_DIFFICULTY
+from longtail.classes import kitti_difficulty
 from longtail.train.classmap import IGNORE_LABEL, ClassMap, MOT_CLASS_IDS, class_map
 from longtail.train.sample import DetectionDataset, Entry, categorical, image_size, make_entry
 from longtail.train.tags import apply_tags, load_tags
@@ -176,14 +176,6 @@ def kitti_root(path: Path) -> Path | None:
     for root in (Path(path), Path(path) / "training"):
         if (root / "image_2").is_dir() and (root / "label_2").is_dir():
             return root
-    return None
-
-
-def kitti_difficulty(height_px: float, occluded: int, truncated: float) -> str | None:
-    """Easiest KITTI difficulty a labelled box qualifies for (occluded is KITTI's 0..3 level)."""
-    for name, min_h, max_occ, max_trunc in KITTI_DIFFICULTY:
-        if height_px >= min_h and occluded <= max_occ and truncated <= max_trunc:
-            return name
     return None
 
 

@@ -19,11 +19,9 @@ step and image), ``Weathered`` derives one seed per (preset, strength, image).
 
 from __future__ import annotations
 
-import json
 import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import ClassVar, Sequence
 
 import numpy as np

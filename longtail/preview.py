@@ -1,4 +1,8 @@
-"""Pictures for people: a contact sheet of scenarios (one rendered frame each, boxes drawn)."""
+"""Pictures for people: boxes drawn on a frame, colour maps of the label buffers, a gallery of a
+dataset's first frames and a contact sheet of scenarios (one rendered frame each).
+
+Frames are computed by ``pipeline.compute_frame``, the one per-frame function, so a preview shows
+exactly what ``longtail render`` writes. The editor uses the same colour helpers."""
 
 from __future__ import annotations
 
@@ -8,11 +12,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from longtail.atomic import write_bytes
-from longtail.labelers.annotate import annotate
-from longtail.render.capture import Renderer
-from longtail.worlds.physics import Physics
-from longtail.worlds.sampler import sample
+from longtail.atomic import read_png, write_bytes
+from longtail.classes import palette
+from longtail.dataset import Manifest, frame_files
+from longtail.depth import read_depth
+from longtail.pipeline import compute_frame, engines
+from longtail.records import read_record
 from longtail.worlds.scenario import Scenario
 
 EVENT_BOX = (255, 60, 40)
@@ -38,13 +43,11 @@ def contact_sheet(scenarios: list[Scenario], seed: int, out: Path, tile: tuple[i
     rows = (len(scenarios) + columns - 1) // columns
     sheet = Image.new("RGB", (columns * w, rows * (h + caption)), (20, 20, 20))
     draw = ImageDraw.Draw(sheet)
-    with Renderer() as r, Physics() as ph:
+    with engines() as eng:
         for k, sc in enumerate(scenarios):
-            sc = sc.with_resolution(w, h)
-            scene = sample(sc, seed, 0, ph)
-            buf = r.render(scene)
+            frame = compute_frame(sc.with_resolution(w, h), seed, 0, eng)
             x, y = (k % columns) * w, (k // columns) * (h + caption)
-            sheet.paste(draw_boxes(buf.rgb, annotate(scene, buf)), (x, y + caption))
+            sheet.paste(draw_boxes(frame.images["rgb"], frame.record["objects"]), (x, y + caption))
             draw.text((x + 3, y + 1), sc.name, fill=(235, 235, 235))
     data = io.BytesIO()
     sheet.save(data, format="PNG")
@@ -52,7 +55,7 @@ def contact_sheet(scenarios: list[Scenario], seed: int, out: Path, tile: tuple[i
     return Path(out)
 
 
-def _instance_colours(instance: np.ndarray) -> np.ndarray:
+def instance_colours(instance: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8: a fixed pseudo-random colour per instance id, black for none."""
     ids = np.arange(int(instance.max()) + 1, dtype=np.uint32)
     lut = np.stack([(ids * 97) % 255, (ids * 57 + 80) % 255, (ids * 151 + 40) % 255], 1).astype(np.uint8)
@@ -60,7 +63,7 @@ def _instance_colours(instance: np.ndarray) -> np.ndarray:
     return lut[instance]
 
 
-def _depth_colours(depth: np.ndarray, max_m: float = 80.0) -> np.ndarray:
+def depth_colours(depth: np.ndarray, max_m: float = 80.0) -> np.ndarray:
     """(H, W, 3) uint8: near = bright yellow, far = dark purple (log scale), sky = black."""
     from matplotlib import colormaps
 
@@ -74,24 +77,17 @@ def _depth_colours(depth: np.ndarray, max_m: float = 80.0) -> np.ndarray:
 def gallery(root: Path, out: Path, frames: int = 4, width: int = 320) -> Path:
     """A grid of the first ``frames`` frames of a dataset: RGB with boxes | semantic | instance |
     depth, each scaled to ``width`` pixels, so the look and the labels can be judged together."""
-    import json
-
-    from longtail.dataset import Manifest, frame_files
-    from longtail.depth import read_depth
-    from longtail.atomic import read_png
-    from longtail.classes import palette
-
     root = Path(root)
     n = min(frames, Manifest.load(root).frame_count)
     lut = palette()
     rows = []
     for i in range(n):
         f = frame_files(i)
-        rec = json.loads((root / f["labels"]).read_text())
+        rec = read_record(root / f["labels"], i)
         panels = [draw_boxes(read_png(root / f["rgb"]), rec["objects"]),
                   Image.fromarray(lut[read_png(root / f["semantic"])]),
-                  Image.fromarray(_instance_colours(read_png(root / f["instance"]))),
-                  Image.fromarray(_depth_colours(read_depth(root / f["depth"])))]
+                  Image.fromarray(instance_colours(read_png(root / f["instance"]))),
+                  Image.fromarray(depth_colours(read_depth(root / f["depth"])))]
         h = round(panels[0].height * width / panels[0].width)
         rows.append([p_.resize((width, h), Image.NEAREST) for p_ in panels])
     h = rows[0][0].height
