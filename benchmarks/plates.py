@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from longtail.pipeline import engines
+from longtail.pipeline import engines, render_scene
 from longtail.worlds.sampler import sample
 from longtail.worlds.scenario import parse_scenario
 
@@ -31,10 +31,10 @@ def main() -> None:
     t: dict[str, float] = {}
     with engines() as eng:
         scenes = [sample(sc, 0, i, eng.physics) for i in range(args.frames + 1)]
-        eng.renderer.render(scenes[0])  # warm-up
+        render_scene(scenes[0], eng.renderer)  # warm-up
         t0 = time.perf_counter()
         for s in scenes[1:]:
-            eng.renderer.render(s, t)
+            render_scene(s, eng.renderer, t)
         total = time.perf_counter() - t0
     n = args.frames
     plain = (t["build"] + t["bare"] + t["buffers"]) / n

@@ -22,8 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from longtail.labelers.annotate import annotate
-from longtail.pipeline import engines, frame_scene, render_frames
+from longtail.pipeline import engines, frame_scene, render_frames, render_scene
 from longtail.render.capture import _get_image
 from longtail.worlds.scenario import load_scenario
 
@@ -50,13 +49,10 @@ def bench(name: str, frames: int, width: int, height: int, seed: int = 0) -> dic
             eng.last = None if i % len(sc.camera.names()) == 0 else eng.last  # time a rig frame's draw once
             scene = frame_scene(sc, seed, i, eng)
             add("sample", time.perf_counter() - t0)
-            buf = r.render(scene, t)
+            render_scene(scene, r, t)
             t0 = time.perf_counter()
             _get_image(r.client, scene.camera, renderer=r.flag, shadow=0)
             add("flat", time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            annotate(scene, buf)
-            add("label", time.perf_counter() - t0)
         t0 = time.perf_counter()
         list(render_frames(sc, seed, list(range(frames)), eng, Path(tmp)))
         add("pipeline", time.perf_counter() - t0)

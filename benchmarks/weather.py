@@ -43,6 +43,7 @@ import cv2
 import numpy as np
 
 from longtail.atomic import write_png
+from longtail.pipeline import render_scene
 from longtail.render.capture import Renderer
 from longtail.render.weather import fused
 from longtail.render.weather.particles import _transmitted
@@ -76,7 +77,7 @@ def rendered_frame(width: int, height: int, seed: int = 4, index: int = 0):
     """(rgb uint8, depth float32 metres with inf sky, CameraSpec) of a rendered day frame."""
     scene = sample(load_scenario(SCENARIO).with_resolution(width, height), seed, index)
     with Renderer() as r:
-        buf = r.render(scene)
+        buf = render_scene(scene, r)
     cam = scene.camera
     return buf.rgb, buf.depth, CameraSpec(K=cam.K.tolist(), world_from_camera=cam.world_from_camera().tolist())
 

@@ -13,6 +13,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from longtail.classes import kitti_difficulty, kitti_occlusion_level
+from longtail.conditions import WEATHER_TAGS
 from longtail.render.capture import Buffers
 from longtail.worlds.scene import Scene
 
@@ -94,16 +95,17 @@ def frame_attributes(scene: Scene) -> dict:
         "sun_elevation_deg": round(math.degrees(scene.sun.elevation), 3),
         # BDD100K's condition tags, which people already filter by
         "time_of_day": "night" if scene.is_night else ("dawn/dusk" if scene.sun.elevation < math.radians(8) else "daytime"),
-        "weather": {"clear": "clear", "fog": "foggy", "rain": "rainy", "snow": "snowy"}[scene.weather.kind],
+        "weather": WEATHER_TAGS[scene.weather.kind],
         "visibility_m": scene.weather.visibility_m,
         "weather_intensity": scene.weather.intensity,
         "layout": scene.layout.kind,
     }
 
 
-def annotate(scene: Scene, buffers: Buffers) -> list[dict]:
+def annotate(scene: Scene, buffers: Buffers, visibility: dict[int, float]) -> list[dict]:
     """Object records for every actor that the camera could see (rendered alone, inside the
-    image), including fully occluded ones (visible area 0, occlusion 1)."""
+    image), including fully occluded ones (visible area 0, occlusion 1). ``visibility``: actor
+    id -> how visible the weather stage left it, 0..1 (``render.weather.visibility``)."""
     cam = scene.camera
     T = cam.camera_from_world()
     Lv = cam.level().camera_from_world()  # 3D boxes stand upright in the level camera frame
@@ -139,7 +141,7 @@ def annotate(scene: Scene, buffers: Buffers) -> list[dict]:
             "alone_area": alone.in_image,
             "distance_m": float(np.linalg.norm(centre_c)),
             # contrast left by night and weather relative to clear daylight (render.weather.visibility)
-            "visibility": round(float(buffers.visibility.get(actor.id, 0.0)), 4) if area else 0.0,
+            "visibility": round(float(visibility.get(actor.id, 0.0)), 4) if area else 0.0,
             "kitti_occluded": kitti_occlusion_level(occlusion),
             "kitti_difficulty": object_difficulty(bbox, occlusion, truncation),
             "box3d_world": {"center": centre_w.tolist(), "size_lwh": [l, w, h], "yaw": actor.yaw},

@@ -13,7 +13,7 @@ from typing import Callable, Iterator, Literal
 
 import numpy as np
 
-from longtail.errors import InputError
+from longtail.errors import ParameterError
 from longtail.classes import check_target_classes, get_class
 
 Role = Literal["object", "ignore"]
@@ -57,9 +57,9 @@ class ExportFilter:
     def __post_init__(self):
         if isinstance(self.min_visible_px, bool) or not isinstance(self.min_visible_px, int) \
                 or self.min_visible_px < 0:
-            raise InputError("--min-visible-px", None, f"expected an integer >= 0, got {self.min_visible_px!r}")
+            raise ParameterError("min_visible_px", f"expected an integer >= 0, got {self.min_visible_px!r}")
         if not 0.0 <= self.max_occlusion <= 1.0:
-            raise InputError("--max-occlusion", None, f"expected a fraction in [0, 1], got {self.max_occlusion!r}")
+            raise ParameterError("max_occlusion", f"expected a fraction in [0, 1], got {self.max_occlusion!r}")
         if self.classes is not None:
             # a list from a caller is fine; stored as a tuple so the filter stays hashable
             object.__setattr__(self, "classes", check_target_classes(self.classes))

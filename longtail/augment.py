@@ -24,7 +24,7 @@ import numpy as np
 from longtail.atomic import write_bytes, write_json, write_png
 from longtail.dataset import MANIFEST, Manifest, check_frame_image, frame_files
 from longtail.depth import decode_depth
-from longtail.errors import DatasetError, InputError
+from longtail.errors import DatasetError, InputError, ParameterError
 from longtail.readers import read_image
 from longtail.records import parse_record
 from longtail.labelers.coco import to_coco
@@ -51,17 +51,17 @@ def augment_dataset(src: Path, out: Path, preset: str, variants: int = 1, streng
         Summary: frames, source_frames, variants, preset, strength, seed, objects, seconds, out.
 
     Raises:
-        KeyError: unknown preset (the message lists the choices).
-        ValueError: variants < 1, strength outside 0..1 or seed < 0 (names the parameter).
+        UnknownNameError: unknown preset (the message lists the choices).
+        ParameterError: variants < 1, strength outside 0..1 or seed < 0.
         DatasetError: a missing, incomplete or corrupt source, or a non-empty ``out``.
     """
     build = get_preset(preset)
     if int(variants) != variants or variants < 1:
-        raise ValueError(f"variants must be an integer >= 1, got {variants}")
+        raise ParameterError("variants", f"expected an integer >= 1, got {variants}")
     if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength must be in [0, 1], got {strength}")
+        raise ParameterError("strength", f"expected a strength in [0, 1], got {strength}")
     if int(seed) != seed or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed}")
+        raise ParameterError("seed", f"expected an integer >= 0, got {seed}")
     src, out = Path(src), Path(out)
     source = _source_manifest(src)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

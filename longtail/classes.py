@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from longtail.errors import InputError
+from longtail.errors import ParameterError, UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,8 @@ _BY_ID = {c.id: c for c in CLASSES}
 def get_class(name: str) -> SemanticClass:
     try:
         return _BY_NAME[name]
-    except KeyError:
-        raise KeyError(f"unknown class {name!r}; choices: {', '.join(_BY_NAME)}") from None
+    except (KeyError, TypeError):
+        raise UnknownNameError("class", name, list(_BY_NAME), "classes") from None
 
 
 def class_by_id(class_id: int) -> SemanticClass:
@@ -80,17 +80,17 @@ def target_classes() -> list[SemanticClass]:
     return [c for c in CLASSES if c.target]
 
 
-def check_target_classes(names, source: str = "--classes") -> tuple[str, ...]:
+def check_target_classes(names, source: str = "classes") -> tuple[str, ...]:
     """``names`` as a tuple, if they are one or more distinct detection target classes; else an
     InputError naming ``source`` and the choices."""
     names = tuple(names)
     targets = [c.name for c in target_classes()]
     for name in names:
         if name not in targets:
-            raise InputError(source, None, f"{name!r} is not a detection target class; expected one of: "
+            raise ParameterError(source, f"{name!r} is not a detection target class; expected one of: "
                              f"{', '.join(targets)}")
     if not names or len(set(names)) != len(names):
-        raise InputError(source, None, "expected one or more distinct class names")
+        raise ParameterError(source, "expected one or more distinct class names")
     return names
 
 

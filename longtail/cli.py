@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from longtail import __version__
-from longtail.errors import InputError, LongtailError
+from longtail.errors import InputError, LongtailError, ParameterError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 MAX_FINDINGS_SHOWN = 20  # verify prints this many findings and a count of the rest
@@ -204,10 +204,7 @@ def _cmd_export(args) -> int:
 
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None
     flt = ExportFilter(min_visible_px=args.min_visible_px, max_occlusion=args.max_occlusion, classes=classes)
-    try:
-        res = export_dataset(args.dir, args.out, args.format, flt)
-    except KeyError as e:
-        raise InputError("--format", None, str(e).strip('"')) from None
+    res = export_dataset(args.dir, args.out, args.format, flt)
     print(f"{res['out']}: {args.format} export of {res['images']} images, {res['objects']} objects, "
           f"{res['ignored']} ignore regions")
     return EXIT_OK
@@ -216,12 +213,7 @@ def _cmd_export(args) -> int:
 def _cmd_augment(args) -> int:
     from longtail.augment import augment_dataset
 
-    try:
-        res = augment_dataset(args.src, args.out, args.preset, args.variants, args.strength, args.seed)
-    except KeyError as e:
-        raise InputError("--preset", None, str(e).strip('"')) from None
-    except ValueError as e:
-        raise InputError("--strength", None, str(e)) from None
+    res = augment_dataset(args.src, args.out, args.preset, args.variants, args.strength, args.seed)
     print(f"{args.out}: {res['frames']} frames ({res['source_frames']} x {res['variants']} variants of "
           f"{args.preset} at strength {res['strength']:g}), {res['objects']} objects, {res['seconds']:.1f} s")
     return EXIT_OK
@@ -302,6 +294,28 @@ def _cmd_scenario(args) -> int:
     return EXIT_OK
 
 
+def _options(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string of ``parser`` and of the subcommand parsers below it."""
+    out = set()
+    for action in parser._actions:  # argparse keeps no public list of a parser's options
+        out.update(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out |= _options(sub)
+    return out
+
+
+def message(err: InputError, parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """The one line an InputError becomes: a library ParameterError names its parameter
+    (``min_visible_px``); shown under the command's flag that set it (``--min-visible-px``)."""
+    if isinstance(err, ParameterError):
+        flag = "--" + err.param.replace("_", "-")
+        command = parser._subparsers._group_actions[0].choices.get(args.command) if parser._subparsers else None
+        if command is not None and flag in _options(command):
+            return err.message.replace(err.param, flag, 1)
+    return err.message
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -317,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args)
     except InputError as e:
-        print(f"longtail: error: {e}", file=sys.stderr)
+        print(f"longtail: error: {message(e, parser, args)}", file=sys.stderr)
         return EXIT_USAGE
     except LongtailError as e:
         print(f"longtail: error: {e}", file=sys.stderr)

@@ -33,7 +33,32 @@ class InputError(LongtailError):
         self.field = field
         self.problem = problem
         where = f"{source}: {field}" if field else source
-        super().__init__(f"{where}: {problem}")
+        self.message = f"{where}: {problem}"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:  # the message as it is, also for subclasses that are KeyErrors
+        return self.message
+
+
+class ParameterError(InputError):
+    """A bad value of a named parameter of a library call (``steps``, ``min_visible_px``, ...).
+
+    Library code names the parameter, never a command-line flag; the CLI shows the error under
+    the flag that set the parameter (``--min-visible-px``), other callers see the name.
+    """
+
+    def __init__(self, param: str, problem: str):
+        self.param = param
+        super().__init__(param, None, problem)
+
+
+class UnknownNameError(ParameterError, KeyError):
+    """A name a registry does not hold (a layout, asset, preset, exporter, model ...); the message
+    lists the choices. Also a KeyError, as a failed lookup is."""
+
+    def __init__(self, kind: str, name: object, choices: list[str], param: str):
+        self.kind, self.name, self.choices = kind, name, list(choices)
+        super().__init__(param, f"unknown {kind} {name!r}; choices: {', '.join(self.choices)}")
 
 
 class DatasetError(InputError):

@@ -1,8 +1,19 @@
 """The per-frame function and the sharded run over frame indices.
 
-``render_frame`` is a plain function of (scenario, seed, index, renderer): sample the Scene,
-render its buffers, annotate (``compute_frame``), then write the frame's files atomically
-(``write_frame``). ``render_dataset`` opens (or resumes) the output directory, runs pending
+The flow of one frame, in this order (DESIGN.md), each step a plain function of the last one's
+data::
+
+    scene   = frame_scene(scenario, seed, index)        worlds/   sample (with placement physics)
+    buffers = renderer.capture(scene)                   render/   build, render, look, sky, night
+    draw    = draw_scene_weather(scene)                 render/weather/  every random draw, recorded
+    image   = apply_scene_weather(buffers.image, ...)   render/weather/  the weather stage
+    rgb     = renderer.finish(buffers, image)           render/   anti-aliasing, uint8
+    vis     = frame_visibility(buffers.daylit, image)   render/weather/  how visible each object stays
+    objects = annotate(scene, buffers, vis)             labelers/ exact labels
+    record  -> write_frame                              longtail/ files, atomically
+
+``render_scene`` runs the middle of it, ``compute_frame`` adds the record, ``render_frame`` the
+writing. ``render_dataset`` opens (or resumes) the output directory, runs pending
 frames in contiguous shards on a process pool (one Renderer per worker), records finished frames
 in the manifest and derives ``coco.json`` at the end.
 """
@@ -26,7 +37,9 @@ from longtail.dataset import DatasetWriter, frame_files
 from longtail.depth import encode_depth
 from longtail.labelers.annotate import annotate, camera_record, frame_attributes
 from longtail.labelers.coco import to_coco
-from longtail.render.capture import Renderer
+from longtail.render.capture import Buffers, Renderer
+from longtail.render.weather.scene_weather import WeatherDraw, apply_scene_weather, draw_scene_weather
+from longtail.render.weather.visibility import frame_visibility
 from longtail.worlds.physics import Physics
 from longtail.worlds.sampler import rig_camera, sample
 from longtail.worlds.scene import Scene
@@ -98,12 +111,58 @@ def frame_scene(scenario: Scenario, seed: int, index: int, eng: Engines, sequenc
     return scene.model_copy(update={"camera": rig_camera(scenario, scene.camera, k)}) if k else scene
 
 
+@dataclass
+class Rendered:
+    """A Scene's frame through the flow, before it is written: the render's buffers, the weather
+    stage's draws, the final uint8 RGB and the object records."""
+
+    scene: Scene
+    buffers: Buffers
+    weather: WeatherDraw
+    rgb: np.ndarray
+    objects: list[dict]
+
+    @property
+    def depth(self) -> np.ndarray:
+        return self.buffers.depth
+
+    @property
+    def instance(self) -> np.ndarray:
+        return self.buffers.instance
+
+    @property
+    def semantic(self) -> np.ndarray:
+        return self.buffers.semantic
+
+    @property
+    def alone(self) -> dict:
+        return self.buffers.alone
+
+
+def render_scene(scene: Scene, renderer: Renderer, timings: dict[str, float] | None = None) -> Rendered:
+    """Render, weather, finish and label one Scene (the module docstring's flow)."""
+    buffers = renderer.capture(scene, timings)
+    t0 = time.perf_counter()
+    draw = draw_scene_weather(scene)
+    image = apply_scene_weather(buffers.image, buffers.depth, scene, draw, buffers.airlight)
+    if timings is not None:
+        timings["weather"] = timings.get("weather", 0.0) + time.perf_counter() - t0
+    rgb = renderer.finish(buffers, image, timings)
+    t0 = time.perf_counter()
+    visibility = frame_visibility(buffers.daylit, image, buffers.instance,
+                                  [a.id for a in scene.actors if a.id in buffers.alone])
+    t1 = time.perf_counter()
+    objects = annotate(scene, buffers, visibility)
+    if timings is not None:
+        timings["visibility"] = timings.get("visibility", 0.0) + t1 - t0
+        timings["label"] = timings.get("label", 0.0) + time.perf_counter() - t1
+    return Rendered(scene, buffers, draw, rgb, objects)
+
+
 def compute_frame(scenario: Scenario, seed: int, index: int, eng: Engines, sequence: int = 1) -> Frame:
-    """Sample, render and annotate image ``index`` (see ``frame_scene``)."""
+    """Sample, render, weather and annotate image ``index`` (see ``frame_scene``)."""
     scene = frame_scene(scenario, seed, index, eng, sequence)
-    renderer = eng.renderer
-    buf = renderer.render(scene)
-    objects = annotate(scene, buf)
+    out = render_scene(scene, eng.renderer)
     rel = frame_files(index)
     record = {
         "frame": index,  # the image index (files, COCO image id - 1)
@@ -112,10 +171,11 @@ def compute_frame(scenario: Scenario, seed: int, index: int, eng: Engines, seque
         "files": {k: v for k, v in rel.items() if k != "labels"},
         "camera": camera_record(scene),
         "attributes": frame_attributes(scene),
-        "objects": objects,
+        "objects": out.objects,
+        "weather": out.weather.record(),
         "scene": scene.model_dump(mode="json"),
     }
-    images = {"rgb": buf.rgb, "depth": encode_depth(buf.depth), "instance": buf.instance, "semantic": buf.semantic}
+    images = {"rgb": out.rgb, "depth": encode_depth(out.depth), "instance": out.instance, "semantic": out.semantic}
     return Frame(index, images, record)
 
 

@@ -1,8 +1,14 @@
-"""One render call per frame gives every buffer: rgb, metric depth, instance ids, semantic ids,
-plus each actor rendered alone (for exact occlusion and truncation).
+"""One render call per frame gives every buffer: the lit image (before the weather stage), metric
+depth, instance ids, semantic ids, plus each actor rendered alone (for exact occlusion and
+truncation); ``finish`` anti-aliases the image once the weather stage has run.
 
-``with Renderer() as r: buffers = r.render(scene)``. A Renderer owns two PyBullet DIRECT clients
-(the world, and an empty one for rendering actors alone); nothing is global, so each worker of a
+    with Renderer() as r:
+        buf = r.capture(scene)                    # this module
+        image = <weather stage>(buf.image, ...)   # render.weather.scene_weather
+        rgb = r.finish(buf, image)                # anti-aliasing, uint8
+
+``longtail.pipeline.render_scene`` runs the flow. A Renderer owns two PyBullet DIRECT clients (the
+world, and an empty one for rendering actors alone); nothing is global, so each worker of a
 process pool holds its own.
 """
 
@@ -11,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from longtail._pybullet import p
@@ -20,20 +26,15 @@ from longtail.render.camera import linearize_depth, projection_matrix, view_matr
 from longtail.render.lighting import casts_shadows, night_shading, pybullet_light, scene_lights, sun_vector
 from longtail.render.look import bloom, cast_shadows, caster_boxes, edge_antialias, emission, texture_gain
 from longtail.render.plate import composite
-from longtail.worlds.plates import load_plate_cached
 from longtail.render.sky import sky_colors, sky_image
-from longtail.render.weather.glare import sun_pixel
-from longtail.render.weather.scene_weather import apply_scene_weather
-from longtail.render.weather.visibility import object_visibility
+from longtail.render.weather.scene_weather import changes_frame
+from longtail.worlds.plates import load_plate_cached
 from longtail.worlds.build import build, build_actor
 from longtail.worlds.layouts import static_world
 from longtail.worlds.scene import Actor, Camera, Scene
 
 ALONE_MARGIN_PX = 2
-GLARE_MAX_ELEVATION_DEG = 15.0  # a sun lower than this, in or near the view, flares the lens
-GLARE_STRENGTH = 0.6
-WEATHER_STREAM = 1
-PLATE_NIGHT_AMBIENT = 0.12  # a plate's lamps are unknown: a street-lit level of light everywhere  # frame_rng-style key: weather draws apart from the scene's own draws
+PLATE_NIGHT_AMBIENT = 0.12  # a plate's lamps are unknown: a street-lit level of light everywhere
 MAX_ALONE_EXTENT = 3  # an alone-render crop spans at most this many image widths/heights
 
 
@@ -49,16 +50,30 @@ class Alone:
 
 @dataclass
 class Buffers:
-    """rgb (H, W, 3) uint8; depth (H, W) float32 z-depth in metres along the optical axis, inf
-    where nothing was hit (sky); instance (H, W) uint16 actor ids, 0 = none; semantic (H, W) uint8
-    class ids (longtail.classes); alone: actor id -> Alone, for actors whose box faces the camera."""
+    """What one render call gives.
 
-    rgb: np.ndarray
+    Attributes:
+        image: (H, W, 3) float32 0..1, the lit frame before the weather stage (sky, night lights
+            included); for a plate frame that nothing else changes, already the final (H, W, 3)
+            uint8 frame (``finished``).
+        daylit: the frame as clear daylight shows it, the reference for label visibility (the
+            same object as ``image`` when night left the frame as by day).
+        depth: (H, W) float32 z-depth in metres along the optical axis, inf where nothing was hit.
+        instance: (H, W) uint16 actor ids, 0 = none.
+        semantic: (H, W) uint8 class ids (``longtail.classes``).
+        alone: actor id -> Alone, for actors whose box faces the camera.
+        airlight: (3,) float32 0..1 haze colour for the weather stage (horizon sky or the plate's).
+        finished: ``image`` needs no anti-aliasing (a plate frame finished around its actors).
+    """
+
+    image: np.ndarray
+    daylit: np.ndarray
     depth: np.ndarray
     instance: np.ndarray
     semantic: np.ndarray
     alone: dict[int, Alone]
-    visibility: dict[int, float] = field(default_factory=dict)  # actor id -> visibility, 0..1
+    airlight: np.ndarray
+    finished: bool = False
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -116,14 +131,6 @@ def alone_crop(actor: Actor, camera: Camera) -> tuple[int, int, int, int] | None
     return u0, v0, u1 - u0, v1 - v0
 
 
-def _visibility(daylit: np.ndarray, weathered: np.ndarray, instance: np.ndarray, ids: list[int]) -> dict[int, float]:
-    """Per-object visibility of the final frame against its clear-daylight version (both before
-    anti-aliasing); a frame that night and weather left untouched is fully visible as it is."""
-    if weathered is daylit:
-        return dict.fromkeys(ids, 1.0)
-    return object_visibility(daylit, weathered, instance, ids) if ids else {}
-
-
 class _Clock:
     """Adds the time since the last lap to ``timings[name]`` (does nothing without timings)."""
 
@@ -176,8 +183,9 @@ class Renderer:
         self.client = self.solo = -1
         self._built = self._world = None
 
-    def render(self, scene: Scene, timings: dict[str, float] | None = None) -> Buffers:
-        """All buffers of ``scene``'s frame; a deterministic function of the Scene.
+    def capture(self, scene: Scene, timings: dict[str, float] | None = None) -> Buffers:
+        """All buffers of ``scene``'s frame up to the weather stage; a deterministic function of
+        the Scene.
 
         ``timings``, if given, accumulates the seconds spent in each step (for benchmarks).
         """
@@ -203,7 +211,7 @@ class Renderer:
         img = rgb8.astype(np.float32) / 255.0
         clock.lap("buffers")
         if scene.layout.kind == "plate":
-            return self._finish_plate(scene, world, rgb8, img, depth, instance, semantic, clock)
+            return self._capture_plate(scene, world, rgb8, img, depth, instance, semantic, clock)
         x, y, z = world_xyz(np.where(sky, 0.0, depth), cam)
         img *= texture_gain(semantic, x, y, z, depth)[..., None]
         clock.lap("textures")
@@ -218,75 +226,50 @@ class Renderer:
             clock.lap("night")
         img[sky] = sky_image(scene, sky)
         clock.lap("sky")
-        weathered = self._weather(scene, img, depth)
-        clock.lap("weather")
-        rgb = to_uint8(edge_antialias(weathered, instance, semantic, depth))
-        clock.lap("antialias")
         alone = self._render_alone(scene)
         clock.lap("alone")
-        visibility = _visibility(daylit, weathered, instance, [a.id for a in scene.actors if a.id in alone])
-        clock.lap("visibility")
-        return Buffers(rgb=rgb, depth=depth, instance=instance, semantic=semantic, alone=alone,
-                       visibility=visibility)
+        return Buffers(image=img, daylit=daylit, depth=depth, instance=instance, semantic=semantic, alone=alone,
+                       airlight=np.asarray(sky_colors(scene)[0]))
 
-    def _finish_plate(self, scene: Scene, world, rgb8, img, depth, instance, semantic, clock) -> Buffers:
+    def finish(self, buffers: Buffers, image: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray:
+        """The frame's final (H, W, 3) uint8 RGB from the weathered ``image``: anti-aliased edges."""
+        if buffers.finished and image is buffers.image:
+            return image
+        clock = _Clock(timings)
+        rgb = to_uint8(edge_antialias(image, buffers.instance, buffers.semantic, buffers.depth))
+        clock.lap("antialias")
+        return rgb
+
+    def _capture_plate(self, scene: Scene, world, rgb8, img, depth, instance, semantic, clock) -> Buffers:
         """Composite the rendered actors over the scene's real plate: depth-tested against the
         plate's depth (so occluders stay in front), brightness and tint matched to the plate
-        around each actor, contact shadows on the ground; then night and weather as usual."""
+        around each actor, contact shadows on the ground; then night as usual (the weather
+        stage follows in the flow)."""
         plate = load_plate_cached(scene.layout.plate)
         cam = scene.camera
-        untouched = self._untouched(scene)  # no night, no weather: away from the actors the frame is the plate
+        untouched = not scene.is_night and not changes_frame(scene)  # away from the actors the frame is the plate
         # night and weather work on the whole image (and visibility labels compare its pixels): bit for bit
         comp = composite(plate, img, depth, instance, semantic, scene.actors, cam, whole=not untouched)
         instance, semantic, depth = comp.instance, comp.semantic, comp.depth
         clock.lap("composite")
+        airlight = np.asarray(plate.airlight, np.float32)
         if untouched:  # finish (anti-alias) only around the actors and their shadows
             rgb = comp.finish(plate)
-            daylit = weathered = rgb
-        else:
-            img = daylit = comp.image
-            if scene.is_night:
-                glow = emission(rgb8) * (instance > 0)[..., None]
-                lights = scene_lights(scene, world.lamps)
-                img = night_shading(img, depth, cam, lights, ambient=PLATE_NIGHT_AMBIENT) + glow + bloom(glow)
-                clock.lap("night")
-            weathered = self._weather(scene, img, depth, airlight=np.asarray(plate.airlight, np.float32))
-            clock.lap("weather")
-            rgb = to_uint8(edge_antialias(weathered, instance, semantic, depth))
-        clock.lap("antialias")
+            clock.lap("antialias")
+            alone = self._render_alone(scene)
+            clock.lap("alone")
+            return Buffers(image=rgb, daylit=rgb, depth=depth, instance=instance, semantic=semantic, alone=alone,
+                           airlight=airlight, finished=True)
+        img = daylit = comp.image
+        if scene.is_night:
+            glow = emission(rgb8) * (instance > 0)[..., None]
+            lights = scene_lights(scene, world.lamps)
+            img = night_shading(img, depth, cam, lights, ambient=PLATE_NIGHT_AMBIENT) + glow + bloom(glow)
+            clock.lap("night")
         alone = self._render_alone(scene)
-        visibility = _visibility(daylit, weathered, instance, [a.id for a in scene.actors if a.id in alone])
         clock.lap("alone")
-        return Buffers(rgb=rgb, depth=depth, instance=instance, semantic=semantic, alone=alone,
-                       visibility=visibility)
-
-    @staticmethod
-    def _untouched(scene: Scene) -> bool:
-        """True when neither night nor ``_weather`` (no weather, no low sun's glare in view)
-        changes the frame."""
-        if scene.is_night or scene.weather.kind != "clear":
-            return False
-        e = math.degrees(scene.sun.elevation)
-        return not 0.0 < e < GLARE_MAX_ELEVATION_DEG or sun_pixel(
-            scene.camera, e, math.degrees(scene.sun.azimuth - scene.camera.yaw)) is None
-
-    @staticmethod
-    def _weather(scene: Scene, img: np.ndarray, depth: np.ndarray, airlight: np.ndarray | None = None) -> np.ndarray:
-        """The scene's weather (fog, rain, snow) and a low sun's glare, from the frame's own
-        generator so the same Scene gives the same bytes."""
-        cam, w, sun = scene.camera, scene.weather, scene.sun
-        e = math.degrees(sun.elevation)
-        sun_uv, glare = None, 0.0
-        if w.kind == "clear" and 0.0 < e < GLARE_MAX_ELEVATION_DEG:
-            sun_uv = sun_pixel(cam, e, math.degrees(sun.azimuth - cam.yaw))
-            glare = GLARE_STRENGTH * (1.0 - e / GLARE_MAX_ELEVATION_DEG)
-        if w.kind == "clear" and sun_uv is None:
-            return img
-        if airlight is None:
-            airlight, _ = sky_colors(scene)
-        rng = np.random.default_rng([scene.seed, scene.index, WEATHER_STREAM])
-        return apply_scene_weather(img, depth, cam, w.kind, w.visibility_m, w.intensity, rng, airlight=airlight,
-                                   sun_uv=sun_uv, glare_strength=glare)
+        return Buffers(image=img, daylit=daylit, depth=depth, instance=instance, semantic=semantic, alone=alone,
+                       airlight=airlight)
 
     def _render_alone(self, scene: Scene) -> dict[int, Alone]:
         cam = scene.camera

@@ -10,7 +10,7 @@ from pycocotools.coco import COCO
 from longtail.atomic import sha256_file, write_json
 from longtail.augment import augment_dataset
 from longtail.dataset import MANIFEST, Manifest, frame_files
-from longtail.errors import DatasetError
+from longtail.errors import DatasetError, ParameterError
 from longtail.pipeline import render_dataset
 from longtail.worlds.scenario import load_scenario
 
@@ -119,9 +119,9 @@ def test_refuses_bad_sources_outputs_and_arguments(source, tmp_path):
         augment_dataset(source, busy, "dense_fog")
     with pytest.raises(KeyError, match="choices"):
         augment_dataset(source, tmp_path / "o3", "pea_soup")
-    with pytest.raises(ValueError, match="strength"):
+    with pytest.raises(ParameterError, match="strength"):
         augment_dataset(source, tmp_path / "o4", "dense_fog", strength=2.0)
-    with pytest.raises(ValueError, match="variants"):
+    with pytest.raises(ParameterError, match="variants"):
         augment_dataset(source, tmp_path / "o5", "dense_fog", variants=0)
     assert not any((tmp_path / f"o{k}").exists() for k in range(1, 6)), "nothing written on refusal"
 

@@ -86,7 +86,7 @@ def test_matrices_are_column_major_and_invertible():
 EGL_CHECK = """
 import json, sys
 import numpy as np
-from longtail.labelers.annotate import annotate
+from longtail.pipeline import render_scene
 from longtail.render.capture import Renderer
 from longtail.worlds.sampler import sample
 from longtail.worlds.scenario import load_scenario
@@ -97,10 +97,10 @@ try:
 except RuntimeError:
     print(json.dumps({"egl": False})); sys.exit(0)
 with Renderer("tiny") as cpu:
-    a, b = cpu.render(scene), gpu.render(scene)
+    a, b = render_scene(scene, cpu), render_scene(scene, gpu)
 both = np.isfinite(a.depth) & np.isfinite(b.depth)
 boxes_ok = True
-for o in annotate(scene, b):
+for o in b.objects:
     if o["area"]:
         ys, xs = np.nonzero(b.instance == o["id"])
         boxes_ok &= o["bbox"] == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]

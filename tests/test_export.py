@@ -15,7 +15,7 @@ from pycocotools.cocoeval import COCOeval
 
 import longtail.labelers.export as export_mod
 from longtail.atomic import read_png
-from longtail.errors import DatasetError, InputError
+from longtail.errors import DatasetError, InputError, ParameterError
 from longtail.classes import cityscapes_lut, get_class, target_classes
 from longtail.labelers.cityscapes import HAS_INSTANCES as CS_HAS_INSTANCES
 from longtail.labelers.export import EXPORTERS, ExportFilter, export_dataset, load_records
@@ -341,9 +341,9 @@ def test_frames_without_objects_get_empty_label_files(datasets, tmp_path):
 
 
 def test_filter_rejects_bad_values_with_the_choices():
-    with pytest.raises(InputError, match="max-occlusion"):
+    with pytest.raises(ParameterError, match="max_occlusion"):
         ExportFilter(max_occlusion=1.5)
-    with pytest.raises(InputError, match="min-visible-px"):
+    with pytest.raises(ParameterError, match="min_visible_px"):
         ExportFilter(min_visible_px=-1)
     with pytest.raises(InputError, match="'road' is not a detection target.*traffic cone"):
         ExportFilter(classes=("road",))
@@ -417,4 +417,19 @@ def test_bad_dataset_or_format_is_refused_before_writing(datasets, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="manifest"):
         export_dataset(tmp_path / "empty", tmp_path / "x", "coco")
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_cli_shows_a_parameter_error_under_its_flag(datasets, tmp_path, capsys):
+    """Library code names the parameter (max_occlusion); the CLI, the flag that set it."""
+    from longtail.cli import main
+
+    rc = main(["export", str(datasets["fallen_cargo"]), "--out", str(tmp_path / "x"), "--format", "coco",
+               "--max-occlusion", "1.5"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err == "longtail: error: --max-occlusion: expected a fraction in [0, 1], got 1.5"
+    rc = main(["export", str(datasets["fallen_cargo"]), "--out", str(tmp_path / "x"), "--format", "coco",
+               "--classes", "road"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("longtail: error: --classes: 'road' is not a detection target class")
     assert not (tmp_path / "x").exists()

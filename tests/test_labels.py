@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from longtail.labelers.annotate import annotate, tight_box
+from longtail.pipeline import render_scene
+from longtail.labelers.annotate import tight_box
 from longtail.classes import CLASSES, get_class
 from longtail.worlds.sampler import sample
 from longtail.worlds.scene import Actor, Camera, Layout, Scene, Sun, Weather
@@ -40,8 +41,8 @@ def test_labels_exact_on_every_builtin_scenario(renderer, small_scenarios):
     for sc in small_scenarios:
         for i in range(2):
             scene = sample(sc, 5, i)
-            buf = renderer.render(scene)
-            objects = annotate(scene, buf)
+            buf = render_scene(scene, renderer)
+            objects = buf.objects
             _checks(scene, buf, objects)
             n_objects += sum(o["area"] > 0 for o in objects)
     assert n_objects > 10
@@ -65,15 +66,15 @@ def test_occlusion_and_truncation_match_renders_alone(renderer):
     behind = _car(2, 22.0, -1.2)
     edge = _car(3, 9.0, -8.3, yaw=0.2)  # partly outside the right image border
     scene = _scene([front, behind, edge])
-    buf = renderer.render(scene)
-    objs = {o["id"]: o for o in annotate(scene, buf)}
+    buf = render_scene(scene, renderer)
+    objs = {o["id"]: o for o in buf.objects}
     assert objs[1]["occlusion"] == 0.0 and objs[1]["truncation"] == 0.0
     assert 0.3 < objs[2]["occlusion"] < 1.0
     assert objs[3]["truncation"] > 0.05
     # alone, the occluded car shows exactly its alone area and no occlusion
     alone = _scene([behind])
-    buf2 = renderer.render(alone)
-    o2 = annotate(alone, buf2)[0]
+    buf2 = render_scene(alone, renderer)
+    o2 = buf2.objects[0]
     assert o2["occlusion"] == 0.0 and o2["area"] == objs[2]["alone_area"]
     # and its visible pixels in the full scene are a subset of its alone pixels
     assert np.all((buf.instance == 2) <= (buf2.instance == 2))
@@ -85,15 +86,15 @@ def test_hidden_object_stays_in_record_with_full_occlusion(renderer):
     bus = Actor(id=1, asset="bus", cls="bus", size=(12.0, 2.5, 3.2), position=(12.0, -1.7, 0.0), yaw=0.0,
                 color=(0.9, 0.7, 0.1))
     scene = _scene([bus, hidden])
-    objs = {o["id"]: o for o in annotate(scene, renderer.render(scene))}
+    objs = {o["id"]: o for o in render_scene(scene, renderer).objects}
     assert objs[2]["area"] == 0 and objs[2]["occlusion"] == 1.0 and objs[2]["bbox"] is None
 
 
 def test_same_scene_renders_same_bytes(renderer, small_scenarios):
     scene = sample(small_scenarios[0], 2, 1)
-    a = renderer.render(scene)
-    renderer.render(sample(small_scenarios[-1], 9, 4))  # state from another frame must not leak
-    b = renderer.render(scene)
+    a = render_scene(scene, renderer)
+    render_scene(sample(small_scenarios[-1], 9, 4), renderer)  # state from another frame must not leak
+    b = render_scene(scene, renderer)
     for k in ("rgb", "depth", "instance", "semantic"):
         assert np.array_equal(getattr(a, k), getattr(b, k))
 
@@ -110,7 +111,7 @@ def test_night_is_dark_except_where_light_falls(renderer, small_scenarios, name)
     sc = next(s for s in small_scenarios if s.name == name)
     scene = sample(sc, 0, 0)
     assert scene.is_night
-    rgb = renderer.render(scene).rgb.astype(float)
+    rgb = render_scene(scene, renderer).rgb.astype(float)
     assert np.median(rgb) < 40, "night frames are dark overall"
     assert rgb[int(rgb.shape[0] * 0.75):].max() > 120, "the headlights light the road ahead"
 
@@ -119,7 +120,7 @@ def test_amodal_box_encloses_visible_box_and_kitti_angles(renderer):
     ahead = _car(1, 15.0, -1.7)  # same heading as the ego: KITTI rotation_y = -pi/2
     crossing = _car(2, 25.0, 1.0, yaw=math.pi / 2)  # heading +y (left): rotation_y = pi
     scene = _scene([ahead, crossing], width=800, height=480)
-    objs = {o["id"]: o for o in annotate(scene, renderer.render(scene))}
+    objs = {o["id"]: o for o in render_scene(scene, renderer).objects}
     for o in objs.values():
         x0, y0, x1, y1 = o["bbox"]
         a0, b0, a1, b1 = o["bbox_amodal"]
@@ -156,8 +157,8 @@ def test_kitti_difficulty_thresholds(h, occ, trunc, expected):
 def test_label_visibility_is_one_by_clear_day_and_falls_in_fog(renderer):
     near, far = _car(1, 12.0, -1.7), _car(2, 45.0, 1.7, yaw=math.pi)
     clear = _scene([near, far])
-    objs = {o["id"]: o for o in annotate(clear, renderer.render(clear))}
+    objs = {o["id"]: o for o in render_scene(clear, renderer).objects}
     assert objs[1]["visibility"] == objs[2]["visibility"] == 1.0
     foggy = clear.model_copy(update={"weather": Weather(kind="fog", visibility_m=40.0)})
-    objs = {o["id"]: o for o in annotate(foggy, renderer.render(foggy))}
+    objs = {o["id"]: o for o in render_scene(foggy, renderer).objects}
     assert objs[2]["visibility"] < objs[1]["visibility"] < 1.0 and objs[2]["visibility"] < 0.2

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from longtail.pipeline import render_scene
 from longtail.classes import get_class
 from longtail.render.capture import to_uint8
 from longtail.render.look import bloom, edge_antialias, emission, texture_gain
@@ -26,7 +27,7 @@ def _interior(mask: np.ndarray) -> np.ndarray:
 
 def test_sky_is_composited_exactly_where_nothing_was_rendered(renderer):
     scene = sample(load_scenario("animal_herd").with_resolution(320, 192), 0, 0)
-    buf = renderer.render(scene)
+    buf = render_scene(scene, renderer)
     sky = ~np.isfinite(buf.depth)
     assert sky.any() and (~sky).any()
     assert np.array_equal(sky, buf.semantic == get_class("sky").id)
@@ -56,7 +57,7 @@ def test_night_is_darker_than_day_except_where_lit(renderer):
     base = sample(load_scenario("night_jaywalker").with_resolution(320, 192), 4, 0)
     day = base.model_copy(update={"sun": base.sun.model_copy(update={"hour": 12.0, "elevation": math.radians(50)})})
     night = base.model_copy(update={"sun": base.sun.model_copy(update={"hour": 23.0, "elevation": math.radians(-40)})})
-    a, b = renderer.render(day), renderer.render(night)
+    a, b = render_scene(day, renderer), render_scene(night, renderer)
     assert np.array_equal(a.instance, b.instance) and np.array_equal(a.depth, b.depth)
     lum = lambda x: x.astype(float).mean(-1)  # noqa: E731
     day_l, night_l = lum(a.rgb), lum(b.rgb)

@@ -582,7 +582,7 @@ def test_windowed_composites_match_the_whole_frame(pets_plate_dir, tmp_path, mon
         for plate_dir, distance in ((pets_plate_dir, (6, 45)), (pets_plate_dir, (6, 20)), (poles, (8, 45))):
             sc = _plate_scenario(plate_dir, distance=distance)
             for i in range(3):
-                eng.renderer.render(sample(sc, 4, i, eng.physics))
+                eng.renderer.capture(sample(sc, 4, i, eng.physics))
     assert len(calls) == 9
     for plate, img, depth, instance, semantic, actors, cam in calls:
         ref_img, ref_rgb, ref_inst, ref_sem, ref_depth = _reference_composite(plate, img, depth, instance, semantic,
@@ -632,9 +632,9 @@ def test_plate_frames_are_deterministic(pets_plate_dir):
 
 
 def test_frames_left_to_the_plate_are_those_night_and_weather_leave_alone(pets_plate_dir):
-    """Renderer._untouched picks the windowed finish: it must agree with what _weather does."""
+    """changes_frame picks the plate's windowed finish: it must agree with what the weather stage does."""
     from longtail.pipeline import engines
-    from longtail.render.capture import Renderer
+    from longtail.render.weather.scene_weather import apply_scene_weather, changes_frame, draw_scene_weather
     from longtail.worlds.sampler import sample
 
     img = np.zeros((576, 768, 3), np.float32)
@@ -646,8 +646,8 @@ def test_frames_left_to_the_plate_are_those_night_and_weather_leave_alone(pets_p
             fog = sc.model_copy(update={"weather": sc.weather.model_copy(update={"kind": "fog",
                                                                                  "visibility_m_range": (70.0, 70.0)})})
             for s in (sample(sc, 1, 0, eng.physics), sample(fog, 1, 0, eng.physics)):
-                untouched = not s.is_night and Renderer._weather(s, img, depth) is img
-                assert Renderer._untouched(s) == untouched
+                untouched = not s.is_night and apply_scene_weather(img, depth, s, draw_scene_weather(s), np.ones(3)) is img
+                assert (not s.is_night and not changes_frame(s)) == untouched
                 seen.add(untouched)
     assert seen == {True, False}
 

@@ -166,7 +166,7 @@ def test_a_run_directory_is_not_overwritten_or_resumed_with_other_settings(frame
     _run(frames, tmp_path / "run", steps=2)
     with pytest.raises(InputError) as e:
         _run(frames, tmp_path / "run", steps=2)
-    assert "pass --resume" in _one_line(e)
+    assert "holds a training run; resume it" in _one_line(e)
     with pytest.raises(InputError) as e:
         _run(frames, tmp_path / "run", steps=2, seed=3, resume=True)
     assert "holds another run" in _one_line(e)

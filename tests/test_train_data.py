@@ -314,7 +314,7 @@ def test_two_stage_schedule_switches_at_the_given_step():
 def test_bad_mix_shares_are_refused(shares, problem):
     with pytest.raises(InputError) as e:
         MixedSampler({"real": 5, "synthetic": 5}, shares, steps=3, batch=2, seed=0)
-    assert problem in _one_line(e) and str(e.value).startswith("--mix")
+    assert problem in _one_line(e) and str(e.value).startswith("mix: ")
 
 
 def test_parse_shares():

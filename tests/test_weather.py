@@ -8,6 +8,7 @@ import albumentations as A
 import numpy as np
 import pytest
 
+from longtail.pipeline import render_scene
 from longtail.render.camera import ray_distance as render_ray_distance
 from longtail.render.sky import sky_colors
 from longtail.render.weather.fog import (depth_fog, estimate_airlight, fog, height_fog_optical_depth,
@@ -17,7 +18,9 @@ from longtail.render.weather.geometry import (camera_for_image, camera_from_matr
 from longtail.render.weather.particles import particle_alpha
 from longtail.render.weather.presets import get_preset, list_presets
 from longtail.render.weather.rain import rain_extinction_beta, sample_rain
-from longtail.render.weather.scene_weather import apply_scene_weather
+from longtail.conditions import WEATHER_KINDS
+from longtail.render.weather.scene_weather import SCENE_WEATHER, apply_scene_weather, draw_scene_weather, get_scene_weather
+from longtail.seeding import WEATHER
 from longtail.render.weather.snow import sample_snow, snow
 from longtail.render.weather.transforms import (TRANSFORMS, CameraSpec, DayToNight, DepthFog, DepthRain, DepthSnow,
                                                 SunGlare)
@@ -290,19 +293,47 @@ def test_airlight_estimate_reads_the_sky_near_the_horizon(frame):
     assert np.array_equal(clean_depth(depth), clean_depth(np.where(np.isfinite(depth), depth, 0.0)))
 
 
+def _weather_scene(kind: str, visibility_m: float | None = None, intensity: float = 0.0, seed: int = 0,
+                   sun_deg: float = 50.0) -> Scene:
+    return Scene(scenario="hand", seed=seed, index=3, layout=Layout(kind="rural_road", lanes=2, lane_width=3.4,
+                 ego_lane=0, length=200.0, seed=1), camera=default_camera(W, H),
+                 sun=Sun(hour=12, elevation=math.radians(sun_deg), azimuth=0.0),
+                 weather=Weather(kind=kind, visibility_m=visibility_m, intensity=intensity), actors=())
+
+
+def test_scene_weather_is_a_registry_of_every_kind():
+    assert set(SCENE_WEATHER.names()) == set(WEATHER_KINDS)
+    with pytest.raises(KeyError, match="unknown weather kind 'hail'; choices: clear, fog, rain, snow"):
+        get_scene_weather("hail")
+
+
 def test_scene_weather_fog_matches_the_renderer(frame):
     rgb, depth, _ = frame
-    cam = default_camera(W, H)
     img = rgb.astype(np.float32) / 255.0
-    out = apply_scene_weather(img, depth, cam, "fog", 80.0, 0.0, np.random.default_rng(0), airlight=(0.7, 0.7, 0.7))
-    ref = fog(img, render_ray_distance(depth, cam), koschmieder_beta(80.0), np.array([0.7, 0.7, 0.7]))
+    foggy = _weather_scene("fog", 80.0)
+    out = apply_scene_weather(img, depth, foggy, draw_scene_weather(foggy), np.array([0.7, 0.7, 0.7]))
+    ref = fog(img, render_ray_distance(depth, foggy.camera), koschmieder_beta(80.0), np.array([0.7, 0.7, 0.7]))
     assert np.array_equal(out, ref)
     for kind in ("rain", "snow"):
-        a = apply_scene_weather(img, depth, cam, kind, None, 0.6, np.random.default_rng(3))
-        b = apply_scene_weather(img, depth, cam, kind, None, 0.6, np.random.default_rng(3))
-        assert a.dtype == np.float32 and np.array_equal(a, b) and not np.array_equal(a, img)
-    with pytest.raises(ValueError, match="kind"):
-        apply_scene_weather(img, depth, cam, "hail", None, 0.5, np.random.default_rng(0))
+        scene = _weather_scene(kind, intensity=0.6, seed=3)
+        a, b = draw_scene_weather(scene), draw_scene_weather(scene)
+        assert a.record() == b.record() and a.stream == [3, 3, WEATHER]
+        x = apply_scene_weather(img, depth, scene, a, np.array([0.7, 0.7, 0.7]))
+        y = apply_scene_weather(img, depth, scene, b, np.array([0.7, 0.7, 0.7]))
+        assert x.dtype == np.float32 and np.array_equal(x, y) and not np.array_equal(x, img)
+        other = draw_scene_weather(_weather_scene(kind, intensity=0.6, seed=4))
+        assert other.record() != a.record()  # another frame, other draws
+    clear = _weather_scene("clear")
+    assert apply_scene_weather(img, depth, clear, draw_scene_weather(clear), np.ones(3)) is img
+
+
+def test_the_weather_record_holds_the_draws_and_a_low_sun_s_glare():
+    rain = draw_scene_weather(_weather_scene("rain", intensity=0.5)).record()
+    assert rain["kind"] == "rain" and -10 <= rain["slant_deg"] <= 10 and rain["rate_mm_h"] > 0
+    assert sum(rain["streaks_per_layer"]) > 0
+    low_sun = draw_scene_weather(_weather_scene("clear", sun_deg=5.0))
+    assert low_sun.flare is not None and len(low_sun.record()["glare"]["ghosts"]) == 5
+    assert draw_scene_weather(_weather_scene("clear", sun_deg=30.0)).record() == {"kind": "clear", "stream": None}
 
 
 # --- visibility on rendered frames ---------------------------------------------------------------
@@ -323,7 +354,7 @@ def test_rendered_car_fades_in_fog_and_vanishes_near_the_visibility(renderer):
         car = Actor(id=1, asset="sedan", cls="car", size=(4.5, 1.8, 1.45), position=(d, -1.7, 0.0), yaw=0.0,
                     color=(0.6, 0.1, 0.1))
         scene = _road_scene([car])
-        buf = renderer.render(scene)
+        buf = render_scene(scene, renderer)
         horizon, _ = sky_colors(scene)
         fogged = depth_fog(buf.rgb, buf.depth, scene.camera, V, horizon)
         vis.append(object_visibility(buf.rgb, fogged, buf.instance, [1])[1])

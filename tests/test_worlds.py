@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from longtail.labelers.annotate import annotate
+from longtail.pipeline import render_scene
 from longtail.worlds.layouts import list_layouts, make_layout, static_world
 from longtail.worlds.physics import Physics, implausibilities
 from longtail.worlds.sampler import FRAME_DT_S, sample
@@ -37,7 +37,7 @@ def test_defining_object_is_present_and_visible(renderer, physics, scenario):
         scene = sample(sc, 1, i, physics)
         events = [a for a in scene.actors if a.role == "event"]
         assert events and {a.asset for a in events} <= kinds | {"rider"}
-        objs = annotate(scene, renderer.render(scene))
+        objs = render_scene(scene, renderer).objects
         seen += any(o["role"] == "event" and o["area"] > 0 for o in objs)
     assert seen >= 2, f"{sc.name}: the event is visible in {seen} of 3 frames"
 

@@ -24,7 +24,7 @@ from typing import Mapping
 
 import numpy as np
 
-from longtail.errors import InputError
+from longtail.errors import InputError, ParameterError
 from longtail.readers import load_yaml
 from longtail.classes import check_target_classes, get_class, target_classes
 
@@ -111,7 +111,7 @@ def builtin_class_map(name: str) -> ClassMap:
     try:
         return ClassMap(name, dict(BUILTIN[name]))
     except KeyError:
-        raise InputError("--class-map", None, f"unknown class map {name!r}; expected a YAML file or one of: "
+        raise ParameterError("class_map", f"unknown class map {name!r}; expected a YAML file or one of: "
                          f"{', '.join(BUILTIN)}") from None
 
 

@@ -36,7 +36,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from longtail.atomic import write_json
-from longtail.errors import InputError
+from longtail.errors import InputError, ParameterError
 from longtail.train.checkpoint import load_detector, slim_checkpoint
 from longtail.train.datasets import open_dataset
 from longtail.train.engine import SampledBatches, TrainConfig, read_metrics, resolve_device, train
@@ -103,21 +103,21 @@ class CompareConfig:
         check_model_name(self.model)
         unknown = [a for a in self.arms if a not in ARMS]
         if unknown or not self.arms:
-            raise InputError("--arms", None, f"unknown arm {unknown[0]!r}; " if unknown else "no arm; "
+            raise ParameterError("arms", f"unknown arm {unknown[0]!r}; " if unknown else "no arm; "
                              f"expected some of {', '.join(ARMS)}")
         if len(set(self.arms)) != len(self.arms):
-            raise InputError("--arms", None, "an arm is named twice")
-        for name, values in (("--real-fractions", self.real_fractions), ("--severities", self.severities)):
+            raise ParameterError("arms", "an arm is named twice")
+        for name, values in (("real_fractions", self.real_fractions), ("severities", self.severities)):
             if not values or any(not 0 < v <= 1 for v in values):
-                raise InputError(name, None, f"expected values in (0, 1], got {', '.join(map(str, values)) or 'none'}")
-        for name, v in (("--steps", self.steps), ("--batch", self.batch), ("--seeds", self.seeds)):
+                raise ParameterError(name, f"expected values in (0, 1], got {', '.join(map(str, values)) or 'none'}")
+        for name, v in (("steps", self.steps), ("batch", self.batch), ("seeds", self.seeds)):
             if v < 1:
-                raise InputError(name, None, f"expected a positive integer, got {v}")
-        for name, v in (("--synthetic-share", self.synthetic_share), ("pretrain_share", self.pretrain_share),
-                        ("--test-share", self.test_share)):
+                raise ParameterError(name, f"expected a positive integer, got {v}")
+        for name, v in (("synthetic_share", self.synthetic_share), ("pretrain_share", self.pretrain_share),
+                        ("test_share", self.test_share)):
             if not 0 < v < 1:
-                raise InputError(name, None, f"expected a share strictly between 0 and 1, got {v}")
-        check_presets(self.robustness, "--robustness")
+                raise ParameterError(name, f"expected a share strictly between 0 and 1, got {v}")
+        check_presets(self.robustness, "robustness")
         check_presets(self.train_weather, "train_weather")
 
     def to_json(self) -> dict:
@@ -143,7 +143,7 @@ PRESETS: dict[str, CompareConfig] = {
 def preset_config(name: str, **overrides) -> CompareConfig:
     """A preset with the given fields replaced (None values are left as the preset has them)."""
     if name not in PRESETS:
-        raise InputError("--preset", None, f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
+        raise ParameterError("preset", f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
     return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -189,7 +189,7 @@ def block_split(n: int, test_share: float, gap: int) -> Split:
     n_test = max(1, int(round(n * test_share)))
     n_train = n - n_test - gap
     if n_train < 1:
-        raise InputError("--test-share", None, f"{n} real frames leave none to train on after {n_test} test frames "
+        raise ParameterError("test_share", f"{n} real frames leave none to train on after {n_test} test frames "
                          f"and a gap of {gap}")
     return Split(list(range(n_train)), list(range(n - n_test, n)), gap)
 
@@ -230,9 +230,9 @@ def open_inputs(real: str, synthetic: str | None, tests: Sequence[str], cfg: Com
     """Open and check every dataset a comparison needs (before anything is trained)."""
     needs_synth = any(a in cfg.arms for a in ("synthetic", "mixed", "pretrain-finetune"))
     if needs_synth and not synthetic:
-        raise InputError("--synthetic", None, "the synthetic, mixed and pretrain-finetune arms need a longtail dataset")
+        raise ParameterError("synthetic", "the synthetic, mixed and pretrain-finetune arms need a longtail dataset")
     if "real+plates" in cfg.arms and not plates:
-        raise InputError("--plates", None, "the real+plates arm needs a longtail dataset rendered on your plate")
+        raise ParameterError("plates", "the real+plates arm needs a longtail dataset rendered on your plate")
     real_ds = open_dataset(real)
     if len(real_ds) == 0:
         raise InputError(real, None, "no images")
@@ -259,9 +259,9 @@ def open_inputs(real: str, synthetic: str | None, tests: Sequence[str], cfg: Com
         chosen = tuple(sorted(labelled))
     synth = open_dataset(synthetic) if synthetic and needs_synth else None
     plate_ds = open_dataset(plates) if plates and "real+plates" in cfg.arms else None
-    for name, ds in (("--synthetic", synth), ("--plates", plate_ds)):
+    for name, ds in (("synthetic", synth), ("plates", plate_ds)):
         if ds is not None and ds.kind != "longtail":
-            raise InputError(name, None, f"expected a longtail dataset directory, got {ds.kind} data")
+            raise ParameterError(name, f"expected a longtail dataset directory, got {ds.kind} data")
     prior = GroundPrior(camera=load_camera(real_camera)) if real_camera else GroundPrior()
     sources = {"real": {**real_ds.describe(), "sha256": dataset_digest(real_ds)}}
     for name, ds in (("synthetic", synth), ("plates", plate_ds)):

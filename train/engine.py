@@ -1,7 +1,7 @@
 """The training loop: seeded batches in, losses, checkpoints and ``metrics.jsonl`` out.
 
 Every random choice of step ``k`` is a function of ``(seed, k)``: the sampler's batch, the
-horizontal flips (``numpy.random.default_rng([seed, k, ...])``) and torch's own draws inside the
+horizontal flips (``seeding.stream_rng(seed, k, TRAIN_FLIP)``) and torch's own draws inside the
 model (proposal sampling), for which torch's global generator is seeded per step inside
 ``torch.random.fork_rng`` and restored afterwards. With the weights, EMA and optimizer state in
 the checkpoint, a resumed run therefore repeats the uninterrupted one step for step (on the CPU
@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from longtail.atomic import write_bytes, write_json
-from longtail.errors import InputError, LongtailError
+from longtail.seeding import TRAIN_AUGMENT, TRAIN_FLIP, TRAIN_TORCH, stream_rng
+from longtail.errors import InputError, LongtailError, ParameterError
 from longtail.train.checkpoint import read_checkpoint, save_checkpoint
 from longtail.train.classmap import LabelSpace
 from longtail.train.models import ModelSpec
@@ -41,9 +42,6 @@ if TYPE_CHECKING:
 RUN_FILE = "run.json"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
-_FLIP_STREAM = 11  # generator keys of the per-step draws (distinct from the sampler's)
-_TORCH_STREAM = 12
-_AUGMENT_STREAM = 13
 
 Progress = Callable[[int, int, dict], None]  # (steps done, total steps, the step's metrics line)
 
@@ -80,11 +78,11 @@ class TrainConfig:
 
     def __post_init__(self):
         if not self.lr > 0:
-            raise InputError("--lr", None, f"expected > 0, got {self.lr}")
+            raise ParameterError("lr", f"expected > 0, got {self.lr}")
         if not 0 <= self.ema_decay < 1:
-            raise InputError("--ema-decay", None, f"expected 0 <= decay < 1, got {self.ema_decay}")
+            raise ParameterError("ema_decay", f"expected 0 <= decay < 1, got {self.ema_decay}")
         if self.warmup_steps < 0 or self.checkpoint_every < 1:
-            raise InputError("--checkpoint-every", None, "expected warmup_steps >= 0 and checkpoint_every >= 1")
+            raise ParameterError("checkpoint_every", "expected warmup_steps >= 0 and checkpoint_every >= 1")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -94,11 +92,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise InputError("--device", None, f"unknown device {name!r}; expected auto, cpu or cuda") from None
+        raise ParameterError("device", f"unknown device {name!r}; expected auto, cpu or cuda") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device", None, "cuda requested but no CUDA GPU is available")
+        raise ParameterError("device", "cuda requested but no CUDA GPU is available")
     if device.type not in ("cpu", "cuda"):
-        raise InputError("--device", None, f"unsupported device {name!r}; expected auto, cpu or cuda")
+        raise ParameterError("device", f"unsupported device {name!r}; expected auto, cpu or cuda")
     return device
 
 
@@ -117,7 +115,7 @@ class SampledBatches:
         self.augment = dict(augment or {})
         unknown = set(self.augment) - set(self.datasets)
         if unknown:
-            raise InputError("--augment", None, f"no dataset named {sorted(unknown)[0]!r} to augment")
+            raise ParameterError("augment", f"no dataset named {sorted(unknown)[0]!r} to augment")
 
     @classmethod
     def single(cls, dataset: DetectionDataset, steps: int, batch: int, seed: int,
@@ -255,7 +253,7 @@ def _seeded_torch(seed: int, step: int, device: torch.device) -> Iterator[None]:
     devices = [device.index if device.index is not None else torch.cuda.current_device()] \
         if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(int(np.random.default_rng([seed, step, _TORCH_STREAM]).integers(2 ** 62)))
+        torch.manual_seed(int(stream_rng(seed, step, TRAIN_TORCH).integers(2 ** 62)))
         yield
 
 
@@ -268,8 +266,8 @@ def _open_run_dir(out: Path, record: dict, resume: bool) -> None:
     run_file = out / RUN_FILE
     if run_file.exists():
         if not resume:
-            raise InputError(str(out), None, "holds a training run; pass --resume to continue it or choose a new "
-                             "--out directory")
+            raise InputError(str(out), None, "holds a training run; resume it or choose a new "
+                             "run directory")
         have = json.loads(run_file.read_text())
         for key in record:
             if have.get(key) != json.loads(json.dumps(record[key])):
@@ -363,7 +361,7 @@ def train(model: nn.Module, data: SampledBatches, steps: int | None = None, *, s
     """
     steps = data.steps if steps is None else int(steps)
     if not 1 <= steps <= data.steps:
-        raise InputError("--steps", None, f"expected 1..{data.steps} (the sampler's steps), got {steps}")
+        raise ParameterError("steps", f"expected 1..{data.steps} (the sampler's steps), got {steps}")
     device = device if isinstance(device, torch.device) else resolve_device(device)
     out = Path(out_dir)
     _open_run_dir(out, _run_record(spec, data, seed, config, run_info), resume)
@@ -379,8 +377,8 @@ def train(model: nn.Module, data: SampledBatches, steps: int | None = None, *, s
         for step in range(start, steps):
             t0 = time.perf_counter()
             pairs = data.pairs(step)
-            items = data.load(pairs, np.random.default_rng([seed, step, _AUGMENT_STREAM]))
-            images, targets = prepare_batch(items, np.random.default_rng([seed, step, _FLIP_STREAM]),
+            items = data.load(pairs, stream_rng(seed, step, TRAIN_AUGMENT))
+            images, targets = prepare_batch(items, stream_rng(seed, step, TRAIN_FLIP),
                                             config.flip, spec.labels, device)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)

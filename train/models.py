@@ -20,7 +20,7 @@ import torch
 import torchvision
 from torch import nn
 
-from longtail.errors import InputError
+from longtail.errors import ParameterError
 from longtail.train.classmap import LabelSpace
 
 DEFAULT_MODEL = "fasterrcnn_mobilenet_v3_large_320_fpn"
@@ -40,7 +40,7 @@ def list_models() -> list[str]:
 
 def check_model_name(name: str) -> str:
     if name not in list_models():
-        raise InputError("--model", None, f"unknown model {name!r}; expected one of: {', '.join(list_models())}")
+        raise ParameterError("model", f"unknown model {name!r}; expected one of: {', '.join(list_models())}")
     return name
 
 
@@ -91,7 +91,7 @@ def build_model(name: str = DEFAULT_MODEL, num_classes: int = LabelSpace().num_c
             model = torchvision.models.get_model(name, weights=None, weights_backbone=backbone,
                                                  num_classes=num_classes, **options)
         except TypeError as e:
-            raise InputError("--model", name, f"bad model option ({e})") from None
+            raise ParameterError("model", f"{name}: bad model option ({e})") from None
     if img_size is not None and _is_ssd(name):
         _set_ssd_size(model, img_size)
     return model
@@ -101,12 +101,12 @@ def _backbone_enum(name: str):
     """The weights enum of a detection builder's ``weights_backbone`` argument."""
     param = inspect.signature(torchvision.models.get_model_builder(name)).parameters.get("weights_backbone")
     if param is None:
-        raise InputError("--pretrained", None, f"{name} has no pretrained backbone option")
+        raise ParameterError("pretrained", f"{name} has no pretrained backbone option")
     ann = param.annotation
     for arg in getattr(ann, "__args__", (ann,)):
         if isinstance(arg, type) and issubclass(arg, torchvision.models.WeightsEnum):
             return arg
-    raise InputError("--pretrained", None, f"cannot tell which backbone weights {name} takes")
+    raise ParameterError("pretrained", f"cannot tell which backbone weights {name} takes")
 
 
 def weights_file(weight) -> Path:
@@ -118,10 +118,10 @@ def _cached_weight(name: str, weight: str):
     try:
         w = torchvision.models.get_weight(weight)
     except (ValueError, AttributeError, KeyError):
-        raise InputError("--pretrained", None, f"unknown torchvision weights {weight!r}") from None
+        raise ParameterError("pretrained", f"unknown torchvision weights {weight!r}") from None
     path = weights_file(w)
     if not path.is_file():
-        raise InputError("--pretrained", None, f"the backbone weights of {name} ({path.name}) are not in the local "
+        raise ParameterError("pretrained", f"the backbone weights of {name} ({path.name}) are not in the local "
                          f"torch cache ({path.parent}); longtail never downloads: copy the file there, or train "
                          "without --pretrained")
     return w
@@ -158,7 +158,7 @@ class ModelSpec:
         if self.img_size is not None:
             h, w = (int(v) for v in self.img_size)
             if h < 32 or w < 32:
-                raise InputError("--img-size", None, f"expected H W of at least 32 pixels each, got {h} {w}")
+                raise ParameterError("img_size", f"expected H W of at least 32 pixels each, got {h} {w}")
             object.__setattr__(self, "img_size", (h, w))
 
     @property

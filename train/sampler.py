@@ -12,18 +12,16 @@ seen equally often.
 
 from __future__ import annotations
 
-import zlib
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from longtail.errors import InputError
-
-_COUNTS_STREAM = 1  # generator key of the per-step rounding offsets
-_ORDER_STREAM = 2  # generator key of the order of images within a batch
+from longtail.errors import ParameterError
+from longtail.seeding import SAMPLER_COUNTS, SAMPLER_ORDER, source_stream, stream_rng
 
 
-def parse_shares(text: str, source: str = "--mix") -> dict[str, float]:
+
+def parse_shares(text: str, source: str = "mix") -> dict[str, float]:
     """``"real=0.7,synthetic=0.3"`` -> {"real": 0.7, "synthetic": 0.3} (validated by the sampler)."""
     out: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -33,29 +31,29 @@ def parse_shares(text: str, source: str = "--mix") -> dict[str, float]:
                 raise ValueError
             out[name.strip()] = float(value)
         except ValueError:
-            raise InputError(source, None, f"{part!r}: expected NAME=SHARE, e.g. real=0.7,synthetic=0.3") from None
+            raise ParameterError(source, f"{part!r}: expected NAME=SHARE, e.g. real=0.7,synthetic=0.3") from None
     return out
 
 
-def check_shares(sizes: Mapping[str, int], shares: Mapping[str, float], source: str = "--mix") -> dict[str, float]:
+def check_shares(sizes: Mapping[str, int], shares: Mapping[str, float], source: str = "mix") -> dict[str, float]:
     """Shares normalised to sum 1, in ``sizes`` order; InputError for unknown, non-positive or
     empty sources."""
     if not shares:
-        raise InputError(source, None, f"expected at least one source; choices: {', '.join(sizes)}")
+        raise ParameterError(source, f"expected at least one source; choices: {', '.join(sizes)}")
     for name, share in shares.items():
         if name not in sizes:
-            raise InputError(source, name, f"unknown source; expected one of: {', '.join(sizes)}")
+            raise ParameterError(source, f"{name}: unknown source; expected one of: {', '.join(sizes)}")
         if not np.isfinite(share) or share <= 0:
-            raise InputError(source, name, f"share must be > 0, got {share}")
+            raise ParameterError(source, f"{name}: share must be > 0, got {share}")
         if sizes[name] < 1:
-            raise InputError(source, name, "the source holds no images")
+            raise ParameterError(source, f"{name}: the source holds no images")
     total = sum(shares.values())
     return {name: shares[name] / total for name in sizes if name in shares}
 
 
 def _check_positive(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(name, None, f"expected an integer >= 1, got {value!r}")
+        raise ParameterError(name, f"expected an integer >= 1, got {value!r}")
 
 
 class MixedSampler:
@@ -67,14 +65,14 @@ class MixedSampler:
             ``sizes`` not named here are not drawn from.
         steps: number of steps.
         batch: images per step.
-        seed: run seed; with ``stream`` it keys every generator (``default_rng([seed, stream, ...])``).
+        seed: run seed; with ``stream`` it keys every generator (``seeding.stream_rng(seed, stream, ...)``).
         stream: distinguishes the samplers of one run (the stages of a schedule).
     """
 
     def __init__(self, sizes: Mapping[str, int], shares: Mapping[str, float], steps: int, batch: int, seed: int,
                  stream: int = 0):
-        _check_positive("--steps", steps)
-        _check_positive("--batch", batch)
+        _check_positive("steps", steps)
+        _check_positive("batch", batch)
         self.sizes = dict(sizes)
         self.shares = check_shares(self.sizes, shares)
         self.steps, self.batch_size, self.seed, self.stream = int(steps), int(batch), int(seed), int(stream)
@@ -82,7 +80,7 @@ class MixedSampler:
         p = np.array([self.shares[n] for n in self.names])
         edges = np.concatenate([[0.0], np.cumsum(p) * batch])
         edges[-1] = batch  # exact, so the counts of a step always add up to the batch
-        u = np.random.default_rng([self.seed, self.stream, _COUNTS_STREAM]).random(self.steps)
+        u = stream_rng(self.seed, self.stream, SAMPLER_COUNTS).random(self.steps)
         taken = np.floor(edges[None, :] + u[:, None]).astype(np.int64)
         self.counts = np.diff(taken, axis=1)  # (steps, sources): images per source per step
         self.offsets = np.cumsum(self.counts, axis=0) - self.counts  # images drawn before each step
@@ -99,7 +97,7 @@ class MixedSampler:
         if key not in self._perms:
             if len(self._perms) > 4 * len(self.names):
                 self._perms.clear()  # a run moves forward: old epochs are not asked for again
-            rng = np.random.default_rng([self.seed, self.stream, zlib.crc32(name.encode()), epoch])
+            rng = stream_rng(self.seed, self.stream, source_stream(name), epoch)
             self._perms[key] = rng.permutation(self.sizes[name])
         return self._perms[key]
 
@@ -113,7 +111,7 @@ class MixedSampler:
             raise IndexError(f"step {step} outside 0..{self.steps - 1}")
         items = [(name, i) for s, name in enumerate(self.names)
                  for i in self._take(name, int(self.offsets[step, s]), int(self.counts[step, s]))]
-        order = np.random.default_rng([self.seed, self.stream, _ORDER_STREAM, step]).permutation(len(items))
+        order = stream_rng(self.seed, self.stream, SAMPLER_ORDER, step).permutation(len(items))
         return [items[k] for k in order]
 
     def __iter__(self):
@@ -136,7 +134,7 @@ class StagedSampler:
     def __init__(self, sizes: Mapping[str, int], stages: Sequence[tuple[int, Mapping[str, float]]], batch: int,
                  seed: int):
         if not stages:
-            raise InputError("--schedule", None, "expected at least one stage")
+            raise ParameterError("schedule", "expected at least one stage")
         self.stages = [MixedSampler(sizes, shares, steps, batch, seed, stream=k)
                        for k, (steps, shares) in enumerate(stages)]
         self.starts = np.cumsum([0] + [s.steps for s in self.stages])
@@ -168,8 +166,8 @@ def two_stage(sizes: Mapping[str, int], pretrain: str, finetune: str, pretrain_s
               seed: int) -> StagedSampler:
     """Pre-train on source ``pretrain`` for ``pretrain_steps`` steps, then fine-tune on
     ``finetune`` for the rest of ``steps`` (e.g. synthetic first, then real)."""
-    _check_positive("--steps", steps)
+    _check_positive("steps", steps)
     if not 0 < pretrain_steps < steps:
-        raise InputError("--pretrain-steps", None, f"expected 0 < steps < {steps}, got {pretrain_steps}")
+        raise ParameterError("pretrain_steps", f"expected 0 < steps < {steps}, got {pretrain_steps}")
     return StagedSampler(sizes, [(pretrain_steps, {pretrain: 1.0}), (steps - pretrain_steps, {finetune: 1.0})],
                          batch, seed)

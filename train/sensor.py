@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from longtail.errors import InputError
+from longtail.errors import ParameterError
 from longtail.train.sample import Entry
 
 
@@ -40,7 +40,7 @@ class SensorAugment:
 
     def __post_init__(self):
         if not 0.0 < self.p <= 1.0:
-            raise InputError("--sensor-augment", None, f"expected 0 < p <= 1, got {self.p}")
+            raise ParameterError("sensor_augment", f"expected 0 < p <= 1, got {self.p}")
 
     def __call__(self, image: torch.Tensor, entry: Entry, rng: np.random.Generator) -> tuple[torch.Tensor, str]:
         """The image (3, H, W) uint8 with a random camera applied, and ``"sensor"``."""

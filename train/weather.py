@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from longtail.depth import read_depth
-from longtail.errors import InputError
+from longtail.errors import InputError, ParameterError
 from longtail.render.weather.presets import get_preset, list_presets
 from longtail.render.weather.transforms import CameraSpec
 from longtail.train.sample import DetectionDataset, Entry
@@ -38,14 +38,14 @@ from longtail.worlds.scene import Camera
 FAR_M = 250.0
 
 
-def check_presets(names: Sequence[str], source: str = "--augment") -> tuple[str, ...]:
+def check_presets(names: Sequence[str], source: str = "augment") -> tuple[str, ...]:
     """Weather preset names, checked; InputError lists the known ones."""
     names = tuple(n.strip() for n in names if n.strip())
     if not names:
-        raise InputError(source, None, f"expected one or more weather presets: {', '.join(list_presets())}")
+        raise ParameterError(source, f"expected one or more weather presets: {', '.join(list_presets())}")
     unknown = [n for n in names if n not in list_presets()]
     if unknown:
-        raise InputError(source, None, f"unknown weather preset {unknown[0]!r}; expected one of "
+        raise ParameterError(source, f"unknown weather preset {unknown[0]!r}; expected one of "
                          f"{', '.join(list_presets())}")
     return names
 
@@ -125,10 +125,10 @@ class WeatherAugment:
     def __post_init__(self):
         object.__setattr__(self, "presets", check_presets(self.presets))
         if not 0.0 < self.p <= 1.0:
-            raise InputError("--augment-p", None, f"expected 0 < p <= 1, got {self.p}")
+            raise ParameterError("augment_p", f"expected 0 < p <= 1, got {self.p}")
         lo, hi = self.strength
         if not 0.0 <= lo <= hi <= 1.0:
-            raise InputError("--augment-strength", None, f"expected 0 <= low <= high <= 1, got {lo} {hi}")
+            raise ParameterError("augment_strength", f"expected 0 <= low <= high <= 1, got {lo} {hi}")
 
     def __call__(self, image: torch.Tensor, entry: Entry, rng: np.random.Generator) -> tuple[torch.Tensor, str]:
         """The image, maybe weathered, and the preset applied (``clear`` for none)."""
@@ -173,7 +173,7 @@ def robustness_table(model, dataset: DetectionDataset, presets: Sequence[str], s
     preset and strength, ``rPC`` = mPC / clear AP50. ``clear``: the clear metrics if known."""
     from longtail.train.evaluate import evaluate
 
-    presets = check_presets(presets, "--robustness")
+    presets = check_presets(presets, "robustness")
     clear = clear if clear is not None else evaluate(model, dataset, device, labels=labels)["all"]
     cells = {p: {f"{s:g}": evaluate(model, Weathered(dataset, p, s, prior), device, labels=labels)["all"]
                  for s in severities} for p in presets}

@@ -13,7 +13,9 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from longtail.errors import UnknownNameError
 from longtail.registry import Registry
+from longtail.seeding import OUTFIT, stream_rng
 
 RGBA = tuple[float, float, float, float]
 Shape = Literal["box", "cylinder", "frustum", "sphere"]
@@ -192,7 +194,7 @@ def _ik(s, w, l1: float, l2: float, bend) -> np.ndarray:
 def _outfit(color, variant: int) -> dict:
     """Clothes, skin and hair drawn from the colour and variant (a pure function of them)."""
     key = [int(round(float(c) * 4093)) for c in tuple(color)[:3]]
-    rng = np.random.default_rng([key[0], key[1], key[2], int(variant), 7])
+    rng = stream_rng(key[0], key[1], key[2], int(variant), OUTFIT)
     top = np.asarray(color[:3], float)
     hat = rng.random() < 0.12
     return {
@@ -624,7 +626,7 @@ def resolve_asset_names(name: str) -> list[str]:
         return [name]
     members = [a.name for a in ASSETS.values() if name in a.groups]
     if not members:
-        raise KeyError(f"unknown asset or group {name!r}; choices: {', '.join(list_assets() + list_groups())}")
+        raise UnknownNameError("asset or group", name, list_assets() + list_groups(), "asset")
     return sorted(members)
 
 

@@ -16,7 +16,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from longtail.errors import InputError
+from longtail.conditions import WeatherKind
+from longtail.errors import InputError, ParameterError, UnknownNameError
 from longtail.readers import load_yaml
 from longtail.readers import validation_message as _validation_message
 from longtail.worlds.assets import resolve_asset_names
@@ -92,7 +93,7 @@ class TimeSpec(Strict):
 
 
 class WeatherSpec(Strict):
-    kind: Literal["clear", "fog", "rain", "snow"] = "clear"
+    kind: WeatherKind = "clear"
     visibility_m_range: range_at_least(1, "visibility in metres") | None = None
     intensity_range: range_within(0, 1, "strength") = (0.0, 0.0)
 
@@ -227,8 +228,8 @@ class ActorSpec(Strict):
     def _known_asset(cls, v: str) -> str:
         try:
             resolve_asset_names(v)
-        except KeyError as e:
-            raise ValueError(str(e).strip('"')) from None
+        except UnknownNameError as e:
+            raise ValueError(e.problem) from None
         return v
 
     @field_validator("region")
@@ -373,4 +374,4 @@ def load_scenario(name_or_path: str) -> Scenario:
         if not p.exists():
             raise InputError(name_or_path, None, "scenario file not found")
         return load_scenario_file(p)
-    raise InputError("--scenario", None, f"unknown scenario {name_or_path!r}; expected a file path or one of: {', '.join(sorted(files))}")
+    raise ParameterError("scenario", f"unknown scenario {name_or_path!r}; expected a file path or one of: {', '.join(sorted(files))}")

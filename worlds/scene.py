@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from longtail.conditions import WeatherKind
+
 Vec3 = tuple[float, float, float]
 Coord = Annotated[float, Field(ge=-1e5, le=1e5)]  # metres: a world 200 km across
 
@@ -96,7 +98,7 @@ class Sun(Frozen):
 
 
 class Weather(Frozen):
-    kind: Literal["clear", "fog", "rain", "snow"] = "clear"
+    kind: WeatherKind = "clear"
     visibility_m: float | None = None  # meteorological visibility (fog), metres
     intensity: float = 0.0  # 0..1 strength for rain/snow
 

@@ -31,6 +31,16 @@ LUMINANCE_FLOOR = 0.02
 RING_PX = (2, 8)  # ring width: 15 % of the object's size, within these bounds
 
 
+def frame_visibility(daylit: np.ndarray, weathered: np.ndarray, instance: np.ndarray,
+                     ids: list[int]) -> dict[int, float]:
+    """Per-object visibility of a frame after its weather stage against its clear-daylight
+    version (both before anti-aliasing); a frame that night and weather left untouched (the
+    same array) is fully visible as it is."""
+    if weathered is daylit:
+        return dict.fromkeys(ids, 1.0)
+    return object_visibility(daylit, weathered, instance, ids) if ids else {}
+
+
 def fog_visibility(distance_m: float, visibility_m: float) -> float:
     """Transmission ``t = exp(-beta d)`` of homogeneous fog of meteorological visibility
     ``visibility_m`` over ``distance_m`` metres: the share of an object's contrast against the

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, ValidationError, model_validator
 
-from longtail.errors import InputError
+from longtail.errors import InputError, ParameterError
 from longtail.readers import load_yaml, read_text, validation_message
 from longtail.worlds.scene import Camera, Coord, Frozen
 
@@ -94,9 +94,9 @@ def camera_from_horizon(width: int, height: int, horizon: Horizon, cx: float | N
     """A level (roll 0) camera at (0, 0, height_m), yaw 0, pitched so that the horizon falls on
     ``horizon.row``: a horizontal ray projects to ``v = cy - f tan(pitch)``."""
     if not horizon.height_m > 0:
-        raise InputError("--camera-height", None, f"expected a height above the ground > 0 m, got {horizon.height_m}")
+        raise ParameterError("camera_height", f"expected a height above the ground > 0 m, got {horizon.height_m}")
     if not horizon.focal_px > 0:
-        raise InputError("--focal", None, f"expected a focal length > 0 px, got {horizon.focal_px}")
+        raise ParameterError("focal", f"expected a focal length > 0 px, got {horizon.focal_px}")
     cx = width / 2.0 if cx is None else cx
     cy = height / 2.0 if cy is None else cy
     pitch = math.atan2(cy - horizon.row, horizon.focal_px)
