@@ -8,6 +8,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from longtail import __version__
 from longtail.errors import InputError, LongtailError, ParameterError
@@ -19,7 +20,7 @@ MAX_FINDINGS_SHOWN = 20  # verify prints this many findings and a count of the r
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error (no usage dump) and exit code 2."""
 
-    def error(self, message: str):  # noqa: D401 - argparse API
+    def error(self, message: str) -> NoReturn:  # noqa: D401 - argparse API
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _cmd_render(args) -> int:
+def _cmd_render(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from longtail.pipeline import render_dataset
@@ -199,7 +200,7 @@ def _cmd_render(args) -> int:
     return EXIT_OK
 
 
-def _cmd_export(args) -> int:
+def _cmd_export(args: argparse.Namespace) -> int:
     from longtail.labelers.export import ExportFilter, export_dataset
 
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None
@@ -210,7 +211,7 @@ def _cmd_export(args) -> int:
     return EXIT_OK
 
 
-def _cmd_augment(args) -> int:
+def _cmd_augment(args: argparse.Namespace) -> int:
     from longtail.augment import augment_dataset
 
     res = augment_dataset(args.src, args.out, args.preset, args.variants, args.strength, args.seed)
@@ -219,7 +220,7 @@ def _cmd_augment(args) -> int:
     return EXIT_OK
 
 
-def _cmd_verify(args) -> int:
+def _cmd_verify(args: argparse.Namespace) -> int:
     from longtail.labelers.verify import verify_dataset
 
     findings = verify_dataset(args.dir)
@@ -232,14 +233,14 @@ def _cmd_verify(args) -> int:
     return EXIT_FAIL if findings else EXIT_OK
 
 
-def _cmd_stats(args) -> int:
+def _cmd_stats(args: argparse.Namespace) -> int:
     from longtail.labelers.stats import write_stats
 
     print(f"report: {write_stats(args.dir, args.out or Path(args.dir) / 'stats.html')}")
     return EXIT_OK
 
 
-def _cmd_plate(args) -> int:
+def _cmd_plate(args: argparse.Namespace) -> int:
     from longtail.worlds.plates import Horizon, correspondences_from_mot, fit_plate
 
     if args.action != "fit":
@@ -247,7 +248,8 @@ def _cmd_plate(args) -> int:
     horizon = None
     if any(v is not None for v in (args.horizon_row, args.camera_height, args.focal)):
         if None in (args.horizon_row, args.camera_height, args.focal):
-            raise InputError("--horizon-row", None, "the horizon method needs --horizon-row, --camera-height and --focal")
+            raise InputError("--horizon-row", None,
+                             "the horizon method needs --horizon-row, --camera-height and --focal")
         horizon = Horizon(args.horizon_row, args.camera_height, args.focal)
     corr = args.correspondences
     if corr == "gt":
@@ -264,7 +266,7 @@ def _cmd_plate(args) -> int:
     return EXIT_OK
 
 
-def _cmd_scenarios(args) -> int:
+def _cmd_scenarios(args: argparse.Namespace) -> int:
     from longtail.worlds.scenario import list_scenarios
 
     items = list_scenarios()
@@ -278,7 +280,7 @@ def _cmd_scenarios(args) -> int:
     return EXIT_OK
 
 
-def _cmd_scenario(args) -> int:
+def _cmd_scenario(args: argparse.Namespace) -> int:
     from longtail.worlds.sampler import sample
     from longtail.worlds.scenario import Scenario, load_scenario
 
@@ -294,14 +296,22 @@ def _cmd_scenario(args) -> int:
     return EXIT_OK
 
 
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommand parsers of ``parser`` by name (argparse keeps no public list of them)."""
+    out: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            out.update(action._name_parser_map)
+    return out
+
+
 def _options(parser: argparse.ArgumentParser) -> set[str]:
     """Every option string of ``parser`` and of the subcommand parsers below it."""
-    out = set()
-    for action in parser._actions:  # argparse keeps no public list of a parser's options
+    out: set[str] = set()
+    for action in parser._actions:
         out.update(action.option_strings)
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                out |= _options(sub)
+    for sub in _subcommands(parser).values():
+        out |= _options(sub)
     return out
 
 
@@ -310,7 +320,7 @@ def message(err: InputError, parser: argparse.ArgumentParser, args: argparse.Nam
     (``min_visible_px``); shown under the command's flag that set it (``--min-visible-px``)."""
     if isinstance(err, ParameterError):
         flag = "--" + err.param.replace("_", "-")
-        command = parser._subparsers._group_actions[0].choices.get(args.command) if parser._subparsers else None
+        command = _subcommands(parser).get(args.command)
         if command is not None and flag in _options(command):
             return err.message.replace(err.param, flag, 1)
     return err.message
@@ -325,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     from longtail.cli_editor import cmd_editor
     from longtail.cli_train import cmd_compare, cmd_evaluate, cmd_train
 
-    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "compare": cmd_compare, "render": _cmd_render, "scenarios": _cmd_scenarios, "scenario": _cmd_scenario,
+    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "compare": cmd_compare, "render": _cmd_render,
+               "scenarios": _cmd_scenarios, "scenario": _cmd_scenario,
                "export": _cmd_export, "verify": _cmd_verify, "stats": _cmd_stats, "plate": _cmd_plate,
                "augment": _cmd_augment, "editor": cmd_editor}[args.command]
     try:

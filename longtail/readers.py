@@ -22,7 +22,7 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import yaml
@@ -68,6 +68,7 @@ def check_shape(data: Any, source: str, max_depth: int = MAX_DEPTH, max_nodes: i
         if nodes > max_nodes:
             raise InputError(source, None, f"holds more than {max_nodes:,} values (with aliases expanded); "
                                            "expected a small document")
+        children: list[Any] | tuple[Any, ...]
         if isinstance(value, dict):
             children = list(value.keys()) + list(value.values())
         elif isinstance(value, (list, tuple)):
@@ -148,8 +149,8 @@ def read_ini(path: Path, what: str = "INI file") -> configparser.ConfigParser:
     try:
         ini.read_string(read_text(path, what), source=str(path))
     except configparser.Error as e:
-        raise InputError(str(path), None, f"not a readable {what} ({one_line(e.message if hasattr(e, 'message') else e)})"
-                         ) from None
+        problem = one_line(e.message if hasattr(e, "message") else e)
+        raise InputError(str(path), None, f"not a readable {what} ({problem})") from None
     return ini
 
 
@@ -199,7 +200,7 @@ def quote(value: Any) -> str:
     return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS - 3] + "..."
 
 
-def format_loc(loc) -> str:
+def format_loc(loc: Iterable[int | str]) -> str:
     """A pydantic error location as ``a.b[2].c``."""
     out = ""
     for part in loc:

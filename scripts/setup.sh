@@ -10,4 +10,10 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 spec="."
 if [ -n "${1:-}" ]; then spec=".[$1]"; fi
-.venv/bin/python -m pip install --quiet -e "$spec"
+# strict editable mode: the install is a tree of links (build/__editable__.*) that type checkers
+# and IDEs can read (the default mode hides the package behind an import hook). Add new modules,
+# then run this again. setuptools announces every editable install with an informational
+# "Editable installation." notice sent as a warning; the filter drops that notice only (the wheel
+# test, tests/test_install.py, checks that a build prints no warnings at all).
+PYTHONWARNINGS="ignore:Editable installation:Warning" \
+  .venv/bin/python -m pip install --quiet -e "$spec" --config-settings editable_mode=strict

@@ -666,3 +666,21 @@ def test_the_readme_plate_example_renders_people_on_the_plate(pets_plate_dir, tm
     assert summary.frames == 2 and summary.objects >= 6
     rec = __import__("json").loads((tmp_path / "out" / "labels" / "000000.json").read_text())
     assert {o["class"] for o in rec["objects"]} == {"person"}
+
+
+def test_an_exact_spot_on_a_plate_stands_on_its_ground(tmp_path):
+    """`at:` placement looks up the ground height, which on a plate is its support plane (this
+    crashed: the lookup unpacked the plate's ground box as a (class, part) pair)."""
+    import yaml
+
+    from longtail.worlds.sampler import sample
+    from longtail.worlds.scenario import parse_scenario
+
+    _, folder, _, camera_yaml = _synthetic_plate_inputs(tmp_path)
+    fit_plate(folder, tmp_path / "plate", camera_yaml=camera_yaml)
+    doc = {"name": "spot", "description": "d", "layout": {"kind": "plate"}, "plate": str(tmp_path / "plate"),
+           "events": [{"asset": "pedestrian", "region": "ground", "distance_m_range": [6, 30],
+                       "at": {"x_m": 12.0, "y_m": 0.5, "yaw_deg": 0.0}}]}
+    scene = sample(parse_scenario(yaml.safe_load(yaml.safe_dump(doc)), "spot.yaml"), 0, 0)
+    (actor,) = scene.actors
+    assert actor.position[:2] == (12.0, 0.5) and abs(actor.position[2]) < 0.02

@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 
 from longtail.errors import UnknownNameError
 from longtail.registry import Registry
 from longtail.seeding import OUTFIT, stream_rng
+from longtail.worlds.scene import vec3
 
 RGBA = tuple[float, float, float, float]
 Shape = Literal["box", "cylinder", "frustum", "sphere"]
@@ -81,13 +82,21 @@ def _car(size, color, variant, hood: float, cabin: float, sill: float) -> list[P
     return parts + _wheels(l, w, r, [l / 2 - 0.18 * l, -l / 2 + 0.18 * l])
 
 
+def _car_of(hood: float, cabin: float, sill: float) -> Callable[[Any, Any, int], list[Part]]:
+    """The parts function of a car body with these proportions."""
+    def parts(size, color, variant: int) -> list[Part]:
+        return _car(size, color, variant, hood, cabin, sill)
+    return parts
+
+
 def _truck(size, color, variant) -> list[Part]:
     l, w, h = size
     cab_l = 2.2
     parts = [
         box(l / 2 - cab_l / 2, 0, 0.5, cab_l, w, h * 0.78 - 0.5, _rgba(color)),
         box(l / 2 - 0.05, 0, h * 0.45, 0.12, w * 0.9, h * 0.25, GLASS),
-        box(-cab_l / 2 - 0.1, 0, 0.9, l - cab_l - 0.2, w, h - 0.9, _rgba((0.85, 0.85, 0.82)) if variant % 2 else _shade(color, 0.7)),
+        box(-cab_l / 2 - 0.1, 0, 0.9, l - cab_l - 0.2, w, h - 0.9,
+            _rgba((0.85, 0.85, 0.82)) if variant % 2 else _shade(color, 0.7)),
         box(l / 2 - 0.03, w * 0.38, 0.7, 0.08, 0.25, 0.15, HEADLIGHT),
         box(l / 2 - 0.03, -w * 0.38, 0.7, 0.08, 0.25, 0.15, HEADLIGHT),
         box(-l / 2 + 0.03, w * 0.4, 0.6, 0.08, 0.2, 0.2, TAILLIGHT),
@@ -163,12 +172,12 @@ def _limb(a, b, r_a: float, r_b: float, rgba: RGBA, over_a: float = 0.0, over_b:
     d = (b - a) / np.linalg.norm(b - a)
     a, b = a - d * over_a, b + d * over_b
     roll, pitch = -math.asin(float(np.clip(d[1], -1, 1))), math.atan2(float(d[0]), float(d[2]))
-    return Part("frustum", (float(r_a), float(r_b), float(np.linalg.norm(b - a))), tuple(float(v) for v in (a + b) / 2),
+    return Part("frustum", (float(r_a), float(r_b), float(np.linalg.norm(b - a))), vec3((a + b) / 2),
                 rgba, (roll, pitch, 0.0))
 
 
 def _ball(c, r: float, rgba: RGBA) -> Part:
-    return Part("sphere", (float(r), 0.0, 0.0), tuple(float(v) for v in c), rgba)
+    return Part("sphere", (float(r), 0.0, 0.0), vec3(c), rgba)
 
 
 def _dir(fwd: float, out: float, side: int, up: bool = False) -> np.ndarray:
@@ -273,7 +282,7 @@ def _person_unit(lat: float, swing: float, variant: int, o: dict, head_frac: flo
         shoe_c = ankle - R @ off
         parts.append(_limb(knee, hip, 0.034 * k * b, 0.052 * k * b, legs, 0.0, 0.02 * k))
         parts.append(_limb(ankle, knee, 0.025 * k * b, 0.034 * k * b, legs, 0.0, 0.012 * k))
-        parts.append(Part("box", (foot_l / 2, 0.027 * k * b, 0.025 * k), tuple(float(v) for v in shoe_c), o["shoes"],
+        parts.append(Part("box", (foot_l / 2, 0.027 * k * b, 0.025 * k), vec3(shoe_c), o["shoes"],
                           (0.0, pitch, 0.0)))
     lift = hip_z - 0.5 * k  # the upper body rides on the hips
     z = lambda v: v * k + lift  # noqa: E731 a height of the standing figure, moved with the hips
@@ -281,14 +290,16 @@ def _person_unit(lat: float, swing: float, variant: int, o: dict, head_frac: flo
     waist_y, chest_y = 0.046 * k * lat * b, 0.05 * k * lat * b
     hem_r = 0.058 * k * b * (1.1 if o["hem"] < 0.42 else 1.0)
     for side in (-1, 1):
-        parts.append(_limb((hip_x, side * waist_y, z(o["hem"])), (0.0, side * chest_y, z(0.835)), hem_r, 0.062 * k * b, top))
-    parts.append(Part("box", (waist_y, 0.05 * k * b, (0.835 - o["hem"]) * k / 2), (hip_x / 2, 0.0, z((0.835 + o["hem"]) / 2)),
-                      top))
+        parts.append(_limb((hip_x, side * waist_y, z(o["hem"])), (0.0, side * chest_y, z(0.835)), hem_r,
+                           0.062 * k * b, top))
+    parts.append(Part("box", (waist_y, 0.05 * k * b, (0.835 - o["hem"]) * k / 2),
+                      (hip_x / 2, 0.0, z((0.835 + o["hem"]) / 2)), top))
     sh_y, sh_z = 0.092 * k * lat * b, z(0.806)
     # arms
     lu, lf = 0.185 * k, 0.16 * k
     if variant == 1:
-        arms = {1: (-math.radians(18) * swing, -math.radians(8) * swing), -1: (math.radians(16) * swing, math.radians(42) * swing)}
+        arms = {1: (-math.radians(18) * swing, -math.radians(8) * swing),
+                -1: (math.radians(16) * swing, math.radians(42) * swing)}
     elif variant == 2:
         arms = {1: (math.radians(12), math.radians(4)), -1: (math.radians(12), math.radians(4))}
     else:
@@ -328,7 +339,7 @@ PERSON_POSES = (0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 2)
 def _person(size, color, variant) -> list[Part]:
     """Standing, walking or arms raised (``PERSON_POSES[variant]``: 0, 1, 2); clothes, skin and
     hair follow from the colour. Fills its box: soles at z = 0, the top (head, or raised hands) at h."""
-    return list(_person_cached(tuple(float(v) for v in size), tuple(float(c) for c in color), int(variant)))
+    return list(_person_cached(vec3(size), tuple(float(c) for c in color), int(variant)))
 
 
 @lru_cache(maxsize=256)
@@ -397,7 +408,8 @@ def _cone(size, color, variant) -> list[Part]:
 def _barrier(size, color, variant) -> list[Part]:
     """Road-works barrier: a striped board on two feet."""
     l, w, h = size
-    parts = [box(0, 0, 0, 0.3, w, 0.08, (0.2, 0.2, 0.2, 1.0)), box(0, 0, 0, l, 0.3 if w > 0.3 else w, 0.08, (0.2, 0.2, 0.2, 1.0))]
+    parts = [box(0, 0, 0, 0.3, w, 0.08, (0.2, 0.2, 0.2, 1.0)),
+             box(0, 0, 0, l, 0.3 if w > 0.3 else w, 0.08, (0.2, 0.2, 0.2, 1.0))]
     for x in (-l / 2 + 0.06, l / 2 - 0.06):
         parts.append(box(x, 0, 0, 0.06, 0.06, h, (0.6, 0.6, 0.6, 1.0)))
     n = 5
@@ -479,7 +491,7 @@ def _rider_unit(lat: float, reach: float, helmet: bool, o: dict) -> list[Part]:
     for side in (-1, 1):
         parts.append(_limb(base + np.array([0, side * 0.046 * lat, 0]), neck + np.array([0, side * 0.05 * lat, -0.03]),
                            0.058, 0.062, top))
-    parts.append(Part("cylinder", (0.023, 0.08, 0.0), tuple(float(v) for v in neck + np.array([0.01, 0, 0.02])), skin,
+    parts.append(Part("cylinder", (0.023, 0.08, 0.0), vec3(neck + np.array([0.01, 0, 0.02])), skin,
                       (0.0, lean, 0.0)))
     for side in (-1, 1):
         shoulder = neck + np.array([-0.01, side * 0.092 * lat, -0.03])
@@ -494,7 +506,8 @@ def _rider_unit(lat: float, reach: float, helmet: bool, o: dict) -> list[Part]:
     if helmet:
         parts.append(_ball(head_c + np.array([-0.008, 0.0, 0.012]), 0.064, o["helmet"]))
     else:
-        parts.append(_ball(head_c + np.array([-0.012, 0.0, 0.0035 + 0.053 - 0.056]) + np.array([0, 0, 0.02]), 0.056, o["hair"]))
+        parts.append(_ball(head_c + np.array([-0.012, 0.0, 0.0035 + 0.053 - 0.056]) + np.array([0, 0, 0.02]), 0.056,
+                           o["hair"]))
     return parts
 
 
@@ -502,7 +515,8 @@ def _rider(size, color, variant) -> list[Part]:
     """A person seated astride a two-wheeler, leaning forward (variant 0 helmeted, 1 bare-headed);
     local origin on the ground under the seat; the top of the head at h."""
     o = dict(_outfit(color, variant))
-    o["helmet"] = _rgba(HATS[int(round(float(color[0]) * 4093)) % len(HATS)] if variant % 2 == 0 else (0.15, 0.15, 0.17))
+    o["helmet"] = _rgba(HATS[int(round(float(color[0]) * 4093)) % len(HATS)] if variant % 2 == 0
+                        else (0.15, 0.15, 0.17))
     return _fit(lambda lat, reach: _rider_unit(lat, reach, variant % 2 == 0, o), tuple(size), recentre=False)
 
 
@@ -522,8 +536,8 @@ def _branches(size, color, variant) -> list[Part]:
         y = math.sin(ang) * ln / 2
         parts.append(Part("cylinder", (h / 5, ln, 0.0), (x + math.cos(ang) * ln / 2, float(np.clip(y, -w / 2, w / 2)),
                                                              h / 5), _rgba(color), (0.0, math.pi / 2, ang)))
-        parts.append(Part("sphere", (min(w, l) * 0.18, 0, 0), (x + math.cos(ang) * ln, float(np.clip(2 * y, -w / 3, w / 3)),
-                                                              min(w, l) * 0.18), (0.2, 0.33, 0.12, 1.0)))
+        leaf = (x + math.cos(ang) * ln, float(np.clip(2 * y, -w / 3, w / 3)), min(w, l) * 0.18)
+        parts.append(Part("sphere", (min(w, l) * 0.18, 0, 0), leaf, (0.2, 0.33, 0.12, 1.0)))
     return parts
 
 
@@ -560,8 +574,7 @@ for _name, _size, _prop in [
     ("suv", ((4.5, 5.0), (1.85, 2.0), (1.65, 1.85)), (0.25, 0.55, 0.2)),
     ("van", ((4.8, 5.6), (1.9, 2.05), (1.9, 2.4)), (0.15, 0.75, 0.15)),
 ]:
-    _register(AssetDef(_name, "car", _size, CAR_PAINT,
-                       (lambda s, c, v, p=_prop: _car(s, c, v, *p)), groups=("car", "vehicle")))
+    _register(AssetDef(_name, "car", _size, CAR_PAINT, _car_of(*_prop), groups=("car", "vehicle")))
 _register(AssetDef("truck", "truck", ((7.0, 10.0), (2.4, 2.55), (3.0, 3.8)),
                    ((0.8, 0.8, 0.8), (0.2, 0.3, 0.6), (0.7, 0.1, 0.1), (0.9, 0.6, 0.1)), _truck, 2, ("vehicle",)))
 _register(AssetDef("bus", "bus", ((11.0, 13.0), (2.5, 2.55), (3.0, 3.3)),

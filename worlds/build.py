@@ -18,7 +18,7 @@ from longtail._pybullet import p
 from longtail.classes import get_class
 from longtail.worlds.assets import Part, asset_parts
 from longtail.worlds.layouts import static_world
-from longtail.worlds.scene import Actor, Scene
+from longtail.worlds.scene import Actor, Scene, vec3
 
 MAX_SHAPES_PER_ARRAY = 16  # PyBullet 3.2.7 crashes on larger visual shape arrays
 MESH_SEGMENTS = 10
@@ -98,7 +98,9 @@ def _unit_round_mesh(shape: str, taper: float, height: float = 1.0) -> tuple[np.
     for rad, zc, up in ((r1, h / 2, True), (r0, -h / 2, False)):
         if rad > 0:
             v, nn, t = _cap(rad, zc, n, up, count)
-            verts.append(v), norms.append(nn), idx.append(t)
+            verts.append(v)
+            norms.append(nn)
+            idx.append(t)
             count += len(v)
     return np.concatenate(verts), np.concatenate(norms), np.concatenate(idx)
 
@@ -189,7 +191,7 @@ def _bodies_from_parts(client: int, parts: list[Part], base_pos, base_yaw: float
     for pt in parts:
         if pt.shape == "box" or not meshes:
             continue
-        v, nrm, idx = _round_mesh(pt.shape, tuple(float(d) for d in pt.dims))
+        v, nrm, idx = _round_mesh(pt.shape, vec3(pt.dims))
         if pt.rpy != (0.0, 0.0, 0.0):
             R = _rotation(pt.rpy)
             v, nrm = v @ R.T, nrm @ R.T

@@ -56,7 +56,8 @@ class Static:
 
     parts: Labelled
     lamps: list[tuple[float, float, float]]
-    support: list[Part] = ()  # ground for physics only, never drawn (plates: the photo is the ground)
+    # ground for physics only, never drawn (plates: the photo is the ground)
+    support: tuple[Part, ...] | list[Part] = ()
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """(N, 3) part centres and (N,) enclosing radii, for fast proximity queries."""
@@ -126,7 +127,8 @@ class RoadLayout:
 
     def spans(self, region: str) -> list[Span]:
         lw = self.spec.lane_width
-        lane = lambda i, h: Span(self.lane_center(i) - lw / 2, self.lane_center(i) + lw / 2, h, 0.0, True)
+        def lane(i: int, h: float) -> Span:
+            return Span(self.lane_center(i) - lw / 2, self.lane_center(i) + lw / 2, h, 0.0, True)
         side_z = SIDEWALK_Z if self.urban else 0.0
         rw = self.roadside_width
         right = Span(-self.half - rw, -self.half - 0.3, 0.0, side_z, False)
@@ -402,7 +404,9 @@ class Highway(RoadLayout):
     def spans(self, region: str) -> list[Span]:
         if region in ("roadside", "right_roadside"):  # the hard shoulders
             right = [Span(-self.half - 1.0, -self.half - 0.2, 0.0, 0.0, False)]
-            return right if region == "right_roadside" else right + [Span(self.half + 0.2, self.half + 1.0, 0.0, 0.0, False)]
+            if region == "right_roadside":
+                return right
+            return right + [Span(self.half + 0.2, self.half + 1.0, 0.0, 0.0, False)]
         return super().spans(region)
 
     def roadside(self, rng, lamps):
@@ -429,7 +433,7 @@ class FourWay(UrbanStreet):
     sidewalks, zebra crossings on the ego road and buildings on the four corners."""
 
     kind = "four_way"
-    cross_sides = (-1, 1)  # which sides of the ego road the cross street leaves to
+    cross_sides: tuple[int, ...] = (-1, 1)  # which sides of the ego road the cross street leaves to
 
     def __init__(self, layout: Layout):
         super().__init__(layout)
@@ -462,7 +466,8 @@ class FourWay(UrbanStreet):
             spans["cross_traffic"].append(Span(0.0, lw, math.pi, 0.0, True, "cross", side))
         # pedestrians on the zebra before the junction, walking across the ego road
         s_zebra = self.sj - self.cross_half - 2.0
-        spans["crosswalk"] = [Span(-self.half, self.half, math.pi / 2, 0.0, False, s_range=(s_zebra - 1.2, s_zebra + 1.2))]
+        spans["crosswalk"] = [Span(-self.half, self.half, math.pi / 2, 0.0, False,
+                                   s_range=(s_zebra - 1.2, s_zebra + 1.2))]
         return spans
 
     def roadside(self, rng, lamps):
@@ -471,10 +476,12 @@ class FourWay(UrbanStreet):
         w = self.roadside_width
         for side in self.cross_sides:
             s_lo, s_hi = self.half, self.half + L * 0.5
-            out += [("road", p) for p in self._cross_strip(side, s_lo - 0.01, s_hi, 0.0, -0.05, 2 * self.cross_half, 0.05, ASPHALT)]
+            out += [("road", p) for p in self._cross_strip(side, s_lo - 0.01, s_hi, 0.0, -0.05, 2 * self.cross_half,
+                                                           0.05, ASPHALT)]
             for ts in (-1, 1):
                 t = ts * (self.cross_half + w / 2)
-                out += [("sidewalk", p) for p in self._cross_strip(side, s_lo + w, s_hi, t, 0.0, w, SIDEWALK_Z, PAVEMENT)]
+                out += [("sidewalk", p)
+                        for p in self._cross_strip(side, s_lo + w, s_hi, t, 0.0, w, SIDEWALK_Z, PAVEMENT)]
                 s = s_lo + w + rng.uniform(0.5, 3.0)
                 while s < s_hi - 8:  # facades along the cross street
                     bl, depth, bh = rng.uniform(10, 20), rng.uniform(8, 12), rng.uniform(7, 20)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from longtail.worlds.assets import get_asset, resolve_asset_names
 from longtail.worlds.layouts import PlateLayout, RoadLayout, Span, Static, make_layout, static_world
 from longtail.worlds.physics import Physics
 from longtail.worlds.scenario import CONDITIONS, ActorSpec, Scenario, TimeSpec, WeatherSpec
-from longtail.worlds.scene import Actor, Camera, Layout, Scene, Sun, Weather
+from longtail.worlds.scene import Actor, Camera, Layout, Scene, Sun, Weather, vec3
 
 MAX_SUN_ELEVATION_DEG = 55.0
 CLEARANCE_M = 0.4  # minimum gap between the footprints of two actors
@@ -68,15 +69,18 @@ def _uniform(rng: np.random.Generator, r) -> float:
 def _conditions(scenario: Scenario, rng: np.random.Generator) -> tuple[TimeSpec, WeatherSpec]:
     """Time and weather specs for this frame, honouring ``coverage`` shares (always two draws)."""
     u = {"time": float(rng.random()), "weather": float(rng.random())}
-    chosen = {"time": scenario.time, "weather": scenario.weather}
+    time, weather = scenario.time, scenario.weather
     acc = {"time": 0.0, "weather": 0.0}
     for name, share in scenario.coverage.items():
         group, spec = CONDITIONS[name]
         lo = acc[group]
         acc[group] += share
         if lo <= u[group] < acc[group]:
-            chosen[group] = chosen[group].model_copy(update=spec)
-    return chosen["time"], chosen["weather"]
+            if group == "time":
+                time = time.model_copy(update=spec)
+            else:
+                weather = weather.model_copy(update=spec)
+    return time, weather
 
 
 def _layout(scenario: Scenario, rng: np.random.Generator) -> Layout:
@@ -131,7 +135,7 @@ def ground_z(static: Static, x: float, y: float, max_z: float = 0.5) -> float:
     """Height of the walkable surface at world (x, y): the highest top, at most ``max_z``, of the
     static boxes under the point (road, kerb, sidewalk); 0 where there is none."""
     best = None
-    for _, pt in list(static.parts) + list(static.support):
+    for pt in [pt for _, pt in static.parts] + list(static.support):
         if pt.shape != "box":
             continue
         top = pt.pos[2] + pt.dims[2]
@@ -165,27 +169,32 @@ class _Placer:
     def _reject(self, why: str) -> None:
         self.rejections[why] = self.rejections.get(why, 0) + 1
 
-    def place(self, spec: ActorSpec, role: str, rng: np.random.Generator, anchor: Actor | None = None) -> list[Actor]:
+    def place(self, spec: ActorSpec, role: Literal["traffic", "event"], rng: np.random.Generator,
+              anchor: Actor | None = None) -> list[Actor]:
         """Place one actor of ``spec`` (relative to ``anchor`` if the spec says so)."""
         names = resolve_asset_names(spec.asset)
         spans = self.geom.spans(spec.region)
         for _ in range(self.tries):
             asset = get_asset(names[int(rng.integers(len(names)))])
-            size = tuple(_uniform(rng, r) for r in asset.size_range)
+            size = vec3(_uniform(rng, r) for r in asset.size_range)
             base = np.asarray(asset.palette[int(rng.integers(len(asset.palette)))])
-            color = tuple(float(c) for c in np.clip(base * rng.uniform(0.85, 1.15), 0.0, 1.0))
+            color = vec3(np.clip(base * rng.uniform(0.85, 1.15), 0.0, 1.0))
             variant = int(rng.integers(asset.variants))
             span = spans[int(rng.integers(len(spans)))]
             dist = _uniform(rng, spec.distance_m_range)
             s = _uniform(rng, span.s_range) if span.s_range else (dist if span.road == "main" else span.side * dist)
             if span.road == "plate":
+                assert isinstance(self.geom, PlateLayout)  # only a plate layout has plate spans
                 point = self.geom.sample_ground(rng, spec.distance_m_range)
                 if point is None:
                     self._reject(f"no visible ground of the plate at {spec.distance_m_range} m")
                     continue
                 s, t_plate = point
             mid = (span.t0 + span.t1) / 2
-            t = mid + float(rng.normal(0.0, abs(spec.lateral_jitter_m) / 2)) if span.snap else _uniform(rng, (span.t0, span.t1))
+            if span.snap:
+                t = mid + float(rng.normal(0.0, abs(spec.lateral_jitter_m) / 2))
+            else:
+                t = _uniform(rng, (span.t0, span.t1))
             if span.road == "plate":
                 t = t_plate
             heading_offset = math.radians(_uniform(rng, spec.heading_deg_range))
@@ -231,15 +240,16 @@ class _Placer:
         return []
 
     def _in_view(self, a: Actor) -> bool:
-        uv, z = self.camera.project([[a.position[0], a.position[1], a.position[2] + a.size[2] / 2]])
-        return bool(z[0] > self.camera.near and 0 <= uv[0, 0] < self.camera.width and 0 <= uv[0, 1] < self.camera.height)
+        uv, z = self.camera.project(np.array([[a.position[0], a.position[1], a.position[2] + a.size[2] / 2]]))
+        cam = self.camera
+        return bool(z[0] > cam.near and 0 <= uv[0, 0] < cam.width and 0 <= uv[0, 1] < cam.height)
 
     def _rider(self, bike: Actor, rng: np.random.Generator) -> Actor:
         asset = get_asset("rider")
-        size = tuple(_uniform(rng, r) for r in asset.size_range)
+        size = vec3(_uniform(rng, r) for r in asset.size_range)
         base = np.asarray(asset.palette[int(rng.integers(len(asset.palette)))])
         return Actor(id=bike.id + 1, asset="rider", cls="rider", size=size, position=bike.position, yaw=bike.yaw,
-                     color=tuple(float(c) for c in base), variant=int(rng.integers(asset.variants)), role=bike.role,
+                     color=vec3(base), variant=int(rng.integers(asset.variants)), role=bike.role,
                      speed=bike.speed, parent=bike.id)
 
 
@@ -260,8 +270,8 @@ def advance(scene: Scene, steps: int) -> Scene:
         cam = scene.camera
         dx, dy = cam.position[0] - ex, cam.position[1] - ey
         c, s = math.cos(h - eh), math.sin(h - eh)
-        update["camera"] = cam.model_copy(update={"position": (x + c * dx - s * dy, y + s * dx + c * dy, cam.position[2]),
-                                                   "yaw": cam.yaw + (h - eh)})
+        position = (x + c * dx - s * dy, y + s * dx + c * dy, cam.position[2])
+        update["camera"] = cam.model_copy(update={"position": position, "yaw": cam.yaw + (h - eh)})
         update["ego"] = (x, y, h)
     return scene.model_copy(update=update)
 
@@ -273,7 +283,8 @@ def _draw(scenario: Scenario, seed: int, index: int, physics: Physics) -> Scene:
     geom = make_layout(layout)
     sun = sun_from_hour(_uniform(rng, time_spec.hour_range), float(rng.uniform(0, 2 * math.pi)))
     if time_spec.sun_azimuth_deg_range is not None:
-        sun = sun.model_copy(update={"azimuth": math.radians(_uniform(rng, time_spec.sun_azimuth_deg_range)) % (2 * math.pi)})
+        azimuth = math.radians(_uniform(rng, time_spec.sun_azimuth_deg_range)) % (2 * math.pi)
+        sun = sun.model_copy(update={"azimuth": azimuth})
     vis = None
     if weather_spec.visibility_m_range is not None:  # log-uniform: dense fog as likely as light fog
         lo, hi = np.log(weather_spec.visibility_m_range[0]), np.log(weather_spec.visibility_m_range[1])
@@ -287,7 +298,9 @@ def _draw(scenario: Scenario, seed: int, index: int, physics: Physics) -> Scene:
     physics.begin(static)
     placer = _Placer(geom, camera, physics, scenario.max_tries, static)
     first: dict[int, Actor] = {}  # events entry -> its first actor, the anchor of relative entries
-    for role, specs in (("event", scenario.events), ("traffic", scenario.traffic)):
+    roles: tuple[tuple[Literal["event", "traffic"], list[ActorSpec]], ...] = (
+        ("event", scenario.events), ("traffic", scenario.traffic))
+    for role, specs in roles:
         for k, spec in enumerate(specs):
             anchor = first.get(spec.relative_to) if spec.relative_to is not None else None
             for _ in range(int(rng.integers(spec.count_range[0], spec.count_range[1] + 1))):

@@ -11,7 +11,7 @@ import json
 import math
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -25,31 +25,31 @@ from longtail.worlds.layouts import REGIONS, get_layout, list_layouts
 from longtail.worlds.plates import load_plate_cached
 
 
-def _ordered(r):
+Pair = tuple[float, float]
+T = TypeVar("T", int, float)
+
+
+def _ordered(r: tuple[T, T]) -> tuple[T, T]:
     if r[0] > r[1]:
         raise ValueError(f"range low {r[0]} is greater than high {r[1]}")
     return r
 
 
-FloatRange = Annotated[tuple[float, float], AfterValidator(_ordered)]
+FloatRange = Annotated[Pair, AfterValidator(_ordered)]
 
 
-def range_within(low: float, high: float, unit: str):
-    """An ordered (low, high) range type inside [``low``, ``high``] (in ``unit``). Every range
-    has limits: a value the schema lets through must work downstream (no 1e300-metre roads)."""
-    def check(r):
+def within(low: float, high: float, unit: str) -> AfterValidator:
+    """The check that an ordered (low, high) range lies inside [``low``, ``high``] (in ``unit``),
+    for ``Annotated[FloatRange, within(...)]``. Every range has limits: a value the schema lets
+    through must work downstream (no 1e300-metre roads)."""
+    def check(r: Pair) -> Pair:
         for v in r:
             if v < low:
                 raise ValueError(f"{v} is not >= {low:g} ({unit})")
             if v > high:
                 raise ValueError(f"{v} is not <= {high:g} ({unit})")
         return r
-    return Annotated[tuple[float, float], AfterValidator(_ordered), AfterValidator(check)]
-
-
-def range_at_least(low: float, unit: str, high: float = 1e5):
-    """An ordered (low, high) range type whose low end must be >= ``low`` (in ``unit``)."""
-    return range_within(low, high, unit)
+    return AfterValidator(check)
 
 
 MAX_COUNT = 100  # actors of one entry: a crowd; more would take minutes a frame to place
@@ -64,11 +64,11 @@ class Strict(BaseModel):
 class LayoutSpec(Strict):
     kind: str = "urban_street"
     lanes_choices: list[Annotated[int, Field(ge=1, le=8)]] = Field(default=[2], min_length=1)
-    lane_width_m_range: range_within(2.0, 6.0, "lane width in metres") = (3.2, 3.6)
+    lane_width_m_range: Annotated[FloatRange, within(2.0, 6.0, "lane width in metres")] = (3.2, 3.6)
     length_m: float = Field(default=180.0, ge=30.0, le=240.0)
     # curve: |radius| in metres (the bend's side is drawn); curve start or junction centre ahead
-    radius_m_range: range_at_least(20, "curve radius in metres") | None = None
-    junction_m_range: range_within(5, 240, "metres ahead of the ego") | None = None
+    radius_m_range: Annotated[FloatRange, within(20, 1e5, "curve radius in metres")] | None = None
+    junction_m_range: Annotated[FloatRange, within(5, 240, "metres ahead of the ego")] | None = None
 
     @field_validator("kind")
     @classmethod
@@ -82,11 +82,11 @@ class TimeSpec(Strict):
     hour_range: FloatRange = (10.0, 16.0)
     # where the sunlight comes from, relative to the road ahead (0 = from straight ahead, low sun
     # in the driver's eyes); None: from the hour and a random road bearing
-    sun_azimuth_deg_range: range_within(-720, 720, "degrees") | None = None
+    sun_azimuth_deg_range: Annotated[FloatRange, within(-720, 720, "degrees")] | None = None
 
     @field_validator("hour_range")
     @classmethod
-    def _hours(cls, v):
+    def _hours(cls, v: Pair) -> Pair:
         if not (0 <= v[0] <= 24 and 0 <= v[1] <= 24):
             raise ValueError("hours must lie in 0..24")
         return v
@@ -94,8 +94,8 @@ class TimeSpec(Strict):
 
 class WeatherSpec(Strict):
     kind: WeatherKind = "clear"
-    visibility_m_range: range_at_least(1, "visibility in metres") | None = None
-    intensity_range: range_within(0, 1, "strength") = (0.0, 0.0)
+    visibility_m_range: Annotated[FloatRange, within(1, 1e5, "visibility in metres")] | None = None
+    intensity_range: Annotated[FloatRange, within(0, 1, "strength")] = (0.0, 0.0)
 
 
 # Camera presets: values a preset fills in for the fields a scenario leaves out.
@@ -146,16 +146,16 @@ class CameraSpec(Strict):
     cx: float | None = Field(default=None, ge=-20_000.0, le=20_000.0)
     cy: float | None = Field(default=None, ge=-20_000.0, le=20_000.0)
     height_m: float = Field(default=1.65, gt=0.2, le=20.0)
-    pitch_deg_range: range_within(-90, 90, "degrees down") = (0.0, 2.0)
-    yaw_deg_range: range_within(-180, 180, "degrees left") = (0.0, 0.0)
-    roll_deg_range: range_within(-180, 180, "degrees") = (0.0, 0.0)
+    pitch_deg_range: Annotated[FloatRange, within(-90, 90, "degrees down")] = (0.0, 2.0)
+    yaw_deg_range: Annotated[FloatRange, within(-180, 180, "degrees left")] = (0.0, 0.0)
+    roll_deg_range: Annotated[FloatRange, within(-180, 180, "degrees")] = (0.0, 0.0)
     # more cameras rendered with every frame, each with all its buffers and labels: a list of
     # mounts, or a preset name ("front_sides": left and right cameras beside the front one)
     rig: list[RigMount] = []
 
     @model_validator(mode="before")
     @classmethod
-    def _apply_preset(cls, data):
+    def _apply_preset(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("preset"), str) and data["preset"] in CAMERA_PRESETS:
             data = {**CAMERA_PRESETS[data["preset"]], **data}
         if isinstance(data, dict) and isinstance(data.get("rig"), str):
@@ -201,16 +201,17 @@ class ActorSpec(Strict):
     asset: str
     count_range: IntRange = (1, 1)
     region: str = "same_direction"
-    distance_m_range: range_within(0, 1000, "metres ahead of the camera") = (8.0, 80.0)
-    heading_deg_range: range_within(-720, 720, "degrees") = (0.0, 0.0)
+    distance_m_range: Annotated[FloatRange, within(0, 1000, "metres ahead of the camera")] = (8.0, 80.0)
+    heading_deg_range: Annotated[FloatRange, within(-720, 720, "degrees")] = (0.0, 0.0)
     lateral_jitter_m: float = Field(default=0.3, ge=0.0, le=2.0)
-    speed_mps_range: range_within(-100, 100, "metres per second") | None = None  # None: the asset's default (0 for parked/static)
+    # None: the asset's default (0 for parked/static)
+    speed_mps_range: Annotated[FloatRange, within(-100, 100, "metres per second")] | None = None
     in_view: bool = False  # requirement: the actor's centre projects inside the image
     # placement relative to the first actor of an earlier ``events`` entry, in that actor's frame
     # (s forward along its heading, t to its left); ``region`` and distance are then not used
     relative_to: int | None = Field(default=None, ge=0)
-    offset_s_m_range: range_within(-100, 100, "metres") = (0.0, 0.0)
-    offset_t_m_range: range_within(-100, 100, "metres") = (0.0, 0.0)
+    offset_s_m_range: Annotated[FloatRange, within(-100, 100, "metres")] = (0.0, 0.0)
+    offset_t_m_range: Annotated[FloatRange, within(-100, 100, "metres")] = (0.0, 0.0)
     # an exact spot instead of region, distance and jitter (None: drawn as above)
     at: Placement | None = None
 
@@ -258,7 +259,7 @@ class Scenario(Strict):
     time: TimeSpec = TimeSpec()
     weather: WeatherSpec = WeatherSpec()
     camera: CameraSpec = CameraSpec()
-    ego_speed_mps_range: range_within(-100, 100, "metres per second") = (0.0, 0.0)
+    ego_speed_mps_range: Annotated[FloatRange, within(-100, 100, "metres per second")] = (0.0, 0.0)
     traffic: list[ActorSpec] = []
     events: list[ActorSpec] = []
     coverage: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = {}
@@ -310,7 +311,7 @@ class Scenario(Strict):
         cam = self.camera
         sx = width / cam.width if width else 1.0
         sy = height / cam.height if height else 1.0
-        update = {k: v for k, v in (("width", width), ("height", height)) if v}
+        update: dict[str, float] = {k: v for k, v in (("width", width), ("height", height)) if v}
         for k, scale in (("fx", sx), ("cx", sx), ("fy", sy), ("cy", sy)):
             if getattr(cam, k) is not None:
                 update[k] = getattr(cam, k) * scale
@@ -374,4 +375,5 @@ def load_scenario(name_or_path: str) -> Scenario:
         if not p.exists():
             raise InputError(name_or_path, None, "scenario file not found")
         return load_scenario_file(p)
-    raise ParameterError("scenario", f"unknown scenario {name_or_path!r}; expected a file path or one of: {', '.join(sorted(files))}")
+    raise ParameterError("scenario", f"unknown scenario {name_or_path!r}; expected a file path or one of: "
+                                     f"{', '.join(sorted(files))}")

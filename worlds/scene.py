@@ -7,7 +7,7 @@ y points left. Camera coordinates follow OpenCV: x right, y down, z forward (opt
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Iterable, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -16,6 +16,12 @@ from longtail.conditions import WeatherKind
 
 Vec3 = tuple[float, float, float]
 Coord = Annotated[float, Field(ge=-1e5, le=1e5)]  # metres: a world 200 km across
+
+
+def vec3(values: Iterable[float]) -> Vec3:
+    """Three floats from any iterable of three numbers (an array row, a list from a file)."""
+    x, y, z = (float(v) for v in values)
+    return x, y, z
 
 
 class Frozen(BaseModel):

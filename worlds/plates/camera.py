@@ -21,7 +21,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from longtail.errors import InputError, ParameterError
 from longtail.readers import load_yaml, read_text, validation_message
-from longtail.worlds.scene import Camera, Coord, Frozen
+from longtail.worlds.scene import Camera, Coord, Frozen, vec3
 
 # camera (OpenCV: x right, y down, z forward) -> Camera's body axes (x forward, y left, z up);
 # the same matrix as in Camera.world_from_camera
@@ -73,7 +73,7 @@ def camera_from_pose(width: int, height: int, fx: float, fy: float, cx: float, c
                      world_from_camera: np.ndarray) -> Camera:
     """A Camera with the given intrinsics (pixels) and (4, 4) world_from_camera pose (metres)."""
     yaw, pitch, roll = euler_from_world_from_camera(world_from_camera[:3, :3])
-    position = tuple(float(x) for x in world_from_camera[:3, 3])
+    position = vec3(world_from_camera[:3, 3])
     return Camera(name=PLATE_CAMERA_NAME, width=width, height=height, fx=float(fx), fy=float(fy), cx=float(cx),
                   cy=float(cy), position=position, yaw=yaw, pitch=pitch, roll=roll)
 
@@ -165,12 +165,17 @@ def read_camera_file(path: Path, width: int, height: int) -> Camera:
 
 def camera_from_spec(spec: CameraFile, width: int, height: int) -> Camera:
     """A validated camera file -> Camera for ``width`` x ``height`` frames."""
-    fx = spec.fx if spec.fx is not None else width / (2.0 * math.tan(math.radians(spec.hfov_deg) / 2.0))
+    if spec.fx is not None:
+        fx = spec.fx
+    else:
+        assert spec.hfov_deg is not None  # the file's schema asks for one of the two
+        fx = width / (2.0 * math.tan(math.radians(spec.hfov_deg) / 2.0))
     fy = spec.fy if spec.fy is not None else fx
     cx = width / 2.0 if spec.cx is None else spec.cx
     cy = height / 2.0 if spec.cy is None else spec.cy
     if spec.world_from_camera is not None:
         return camera_from_pose(width, height, fx, fy, cx, cy, np.asarray(spec.world_from_camera))
+    assert spec.height_m is not None  # the file's schema asks for height_m or world_from_camera
     return Camera(name=PLATE_CAMERA_NAME, width=width, height=height, fx=fx, fy=fy, cx=cx, cy=cy,
                   position=(0.0, 0.0, spec.height_m), yaw=math.radians(spec.yaw_deg),
                   pitch=math.radians(spec.pitch_deg), roll=math.radians(spec.roll_deg))

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from longtail.atomic import write_json, write_png
 from longtail.depth import decode_depth, encode_depth
@@ -25,9 +26,11 @@ from longtail.worlds.plates.camera import (
     FitReport, Horizon, camera_from_horizon, fit_camera_from_correspondences, read_camera_file,
     read_correspondences,
 )
-from longtail.worlds.plates.footage import median_background, read_frames, read_occluders, read_rgb, sample_footage_files
+from longtail.worlds.plates.footage import (
+    median_background, read_frames, read_occluders, read_rgb, sample_footage_files,
+)
 from longtail.worlds.plates.ground import estimate_airlight, ground_depth, plate_depth, sky_region
-from longtail.worlds.scene import Camera
+from longtail.worlds.scene import Camera, vec3
 
 FORMAT = "longtail-plate"
 FORMAT_VERSION = 1
@@ -126,6 +129,7 @@ def fit_camera(width: int, height: int, camera_yaml: Path | None = None,
         source = str(correspondences)
         uv, xy = read_correspondences(Path(correspondences))
     else:
+        assert correspondences is not None  # exactly one way was given, checked above
         source, (uv, xy) = "correspondences", correspondences
     return fit_camera_from_correspondences(uv, xy, width, height, source=source)
 
@@ -255,7 +259,7 @@ def load_plate(path: Path) -> Plate:
                                                                   f"mask, got shape {reg.shape}")
         regions = reg > 0
     return Plate(image=image, depth=decode_depth(depth_png), camera=camera,
-                 airlight=tuple(float(c) for c in airlight), occluders=occluders, fit=fit, regions=regions)
+                 airlight=vec3(airlight), occluders=occluders, fit=fit, regions=regions)
 
 
 @lru_cache(maxsize=4)
@@ -276,11 +280,16 @@ def _read_camera_meta(meta_path: Path) -> tuple[Camera, FitReport]:
     meta = _read_json(meta_path)
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
         raise DatasetError(str(meta_path), "format", f"expected {FORMAT!r} version {FORMAT_VERSION}")
-    out = []
-    for key, model in (("camera", Camera), ("fit", FitReport)):
-        try:
-            out.append(model.model_validate(meta.get(key)))
-        except ValidationError as err:
-            e = validation_message(str(meta_path), err)
-            raise DatasetError(e.source, f"{key}.{e.field}" if e.field else key, e.problem) from None
-    return out[0], out[1]
+    return _validate(Camera, meta, "camera", meta_path), _validate(FitReport, meta, "fit", meta_path)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validate(model: type[M], meta: dict, key: str, meta_path: Path) -> M:
+    """``meta[key]`` as a ``model``; DatasetError naming ``key.field`` otherwise."""
+    try:
+        return model.model_validate(meta.get(key))
+    except ValidationError as err:
+        e = validation_message(str(meta_path), err)
+        raise DatasetError(e.source, f"{key}.{e.field}" if e.field else key, e.problem) from None

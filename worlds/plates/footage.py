@@ -126,11 +126,11 @@ def correspondences_from_mot(seq_dir: Path, max_points: int = 1000) -> tuple[np.
     width, height = info.width, info.height
     if not gt.is_file():
         raise InputError(str(gt), None, "not found; expected the sequence's MOTChallenge ground truth")
-    rows = [r for _, r in mot.read_gt(gt) if len(r) >= 9]
-    if not rows or all(r[7] == -1 and r[8] == -1 for r in rows):
+    found = [r for _, r in mot.read_gt(gt) if len(r) >= 9]
+    if not found or all(r[7] == -1 and r[8] == -1 for r in found):
         raise InputError(str(gt), None, "no world coordinates: expected MOT 2015 rows whose columns 8-9 are the "
                                         "ground position in metres")
-    rows = np.array([r[:9] for r in rows], np.float64)
+    rows = np.array([r[:9] for r in found], np.float64)
     left, top, w, h = rows[:, 2], rows[:, 3], rows[:, 4], rows[:, 5]
     keep = (rows[:, 6] != 0) & np.all(rows[:, 7:9] != -1, axis=1)
     keep &= (left > 1) & (top > 1) & (left + w < width) & (top + h < height)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from longtail.worlds.scene import Camera
+from longtail.worlds.scene import Camera, vec3
 
 
 def _ray_z(camera: Camera) -> np.ndarray:
@@ -77,6 +77,6 @@ def estimate_airlight(image: np.ndarray, region: np.ndarray) -> tuple[float, flo
     cand = grey if len(grey) >= 50 else px
     lum = cand @ np.array([0.2126, 0.7152, 0.0722], np.float32)
     bright = cand[lum >= np.quantile(lum, 0.9)]
-    return tuple(float(c) for c in np.median(bright, axis=0) / 255.0)
+    return vec3(np.median(bright, axis=0) / 255.0)
 
 
