@@ -29,7 +29,7 @@ from longtail.render.plate import composite
 from longtail.render.sky import sky_colors, sky_image
 from longtail.render.weather.scene_weather import changes_frame
 from longtail.worlds.plates import load_plate_cached
-from longtail.worlds.build import build, build_actor
+from longtail.worlds.build import World, build, build_actor
 from longtail.worlds.layouts import static_world
 from longtail.worlds.scene import Actor, Camera, Scene
 
@@ -94,7 +94,7 @@ def _load_egl(client: int) -> bool:
         import pkgutil
 
         loader = pkgutil.get_loader("eglRenderer")
-        if loader is None:
+        if loader is None or not hasattr(loader, "get_filename"):  # not a file's loader: no plugin path
             return False
         return p.loadPlugin(loader.get_filename(), "_eglRendererPlugin", physicsClientId=client) >= 0
     except Exception:  # noqa: BLE001 - any failure means: no EGL here, use the CPU renderer
@@ -163,7 +163,7 @@ class Renderer:
         self.client = -1
         self.solo = -1
         self._built: str | None = None  # the scene (less its camera) whose world the client holds
-        self._world = None
+        self._world: World | None = None
 
     def __enter__(self) -> "Renderer":
         self.client = p.connect(p.DIRECT)
@@ -199,6 +199,7 @@ class Renderer:
             self._world = build(scene, self.client, meshes=self.backend == "tiny")
             self._built = key
         world = self._world
+        assert world is not None  # built above, or for an earlier camera of this scene
         clock.lap("build")
         rgb8, zbuf, seg = _get_image(self.client, cam, renderer=self.flag, **pybullet_light(scene))
         clock.lap("bare")

@@ -120,7 +120,7 @@ def irradiance(depth: np.ndarray, camera: Camera, lights: list[Light]) -> np.nda
     N = surface_normals(*P)
     c = camera.position
     facing = np.sign(N[0] * (c[0] - P[0]) + N[1] * (c[1] - P[1]) + N[2] * (c[2] - P[2])).astype(np.float32)
-    N = [n * facing for n in N]  # normals towards the camera
+    N = (N[0] * facing, N[1] * facing, N[2] * facing)  # normals towards the camera
     irr = np.zeros((*depth.shape, 3), np.float32)
     for L in lights:
         u0, v0, u1, v1 = _screen_rect(L, camera)
@@ -170,18 +170,20 @@ def upsample_by_depth(low: np.ndarray, low_depth: np.ndarray, depth: np.ndarray)
     big = np.float32(1e6)
     d = np.where(np.isfinite(depth), depth, big)
     ld = np.where(np.isfinite(low_depth), low_depth, big)
-    best_err = best = None
+    best: np.ndarray | None = None
+    best_err: np.ndarray | None = None
     for r in rows:
         lr, ldr = np.take(low, r, axis=0), np.take(ld, r, axis=0)
         for c in cols:
             cand = np.take(lr, c, axis=1)
             err = np.abs(np.take(ldr, c, axis=1) - d)
-            if best is None:
+            if best is None or best_err is None:  # the first candidate (both are set together)
                 best, best_err = cand, err
             else:
                 take = err < best_err
                 best = np.where(take[..., None], cand, best)
                 best_err = np.minimum(err, best_err)
+    assert best is not None  # rows and cols hold two index arrays each: the loop ran
     return best
 
 

@@ -43,7 +43,8 @@ EMISSIVE = {
 def noise_tile(seed: int = TEXTURE_SEED) -> np.ndarray:
     """(TILE, TILE) float32 smooth-ish value noise, zero mean, unit std, tiling seamlessly."""
     rng = np.random.default_rng(seed)
-    n = rng.standard_normal((TILE, TILE)).astype(np.float32)
+    # float32 throughout (numpy's stubs widen the smoothing's ``/ 4`` to float64)
+    n: np.ndarray = rng.standard_normal((TILE, TILE)).astype(np.float32)
     for axis in (0, 1):  # a little wrap-around smoothing: grain, not salt and pepper
         n = (np.roll(n, 1, axis) + 2 * n + np.roll(n, -1, axis)) / 4
     return (n - n.mean()) / n.std()

@@ -9,7 +9,7 @@ Fails (exit 1) on:
   none. The top of ``longtail/`` (``TOP``: the CLI, the per-frame pipeline, augment, previews) is
   the one place that wires the parts together.
 
-Usage: python scripts/check_imports.py [ROOT]   (prints the parts' arrows with counts)
+Usage: python scripts/check_imports.py [ROOT] [--quiet]   (prints the parts' arrows with counts unless --quiet)
 """
 
 from __future__ import annotations
@@ -138,10 +138,13 @@ def check(root: Path) -> tuple[list[str], Counter]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    root = Path(argv[0] if argv else Path(__file__).resolve().parents[1])
+    quiet = "--quiet" in argv
+    args = [a for a in argv if a != "--quiet"]
+    root = Path(args[0] if args else Path(__file__).resolve().parents[1])
     problems, arrows = check(root)
     for (a, b), n in sorted(arrows.items()):
-        print(f"{a} -> {b}: {n}")
+        if not quiet:
+            print(f"{a} -> {b}: {n}")
     for p in problems:
         print(p)
     print(f"{len(problems)} problems")

@@ -15,6 +15,10 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "chromium is not installed and this is not root: the editor's browser tests will be skipped" >&2
   fi
 fi
+# static checks first: lint, types, the design's import rules (each fails the run)
+.venv/bin/ruff check .
+.venv/bin/mypy
+.venv/bin/python scripts/check_imports.py --quiet
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?

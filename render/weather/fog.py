@@ -98,7 +98,8 @@ def estimate_airlight(image: np.ndarray, depth: np.ndarray | None, overcast: boo
         color = np.asarray(DEFAULT_AIRLIGHT) * min(max(level, 0.05), 1.0)
     grey = float(np.dot(color, (0.2126, 0.7152, 0.0722)))
     mix = 1.0 if overcast else 0.5
-    return tuple(float(np.clip(c + mix * (grey - c), 0.0, 1.0)) for c in color)
+    r, g, b = (float(np.clip(c + mix * (grey - c), 0.0, 1.0)) for c in color)
+    return r, g, b
 
 
 def attenuate(image: np.ndarray, transmission: np.ndarray, airlight) -> np.ndarray:

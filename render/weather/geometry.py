@@ -47,8 +47,8 @@ def camera_from_matrices(K, world_from_camera, width: int, height: int) -> Camer
     roll = math.atan2(R[2, 1], R[2, 2])
     yaw = math.atan2(R[1, 0], R[0, 0])
     return Camera(width=width, height=height, fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]),
-                  cy=float(K[1, 2]), position=tuple(float(v) for v in T[:3, 3]), yaw=yaw, pitch=pitch, roll=roll,
-                  far=1e4)
+                  cy=float(K[1, 2]), position=(float(T[0, 3]), float(T[1, 3]), float(T[2, 3])), yaw=yaw,
+                  pitch=pitch, roll=roll, far=1e4)
 
 
 def camera_for_image(shape: tuple[int, ...], K=None, world_from_camera=None, hfov_deg: float = DEFAULT_HFOV_DEG,
@@ -247,10 +247,12 @@ def ground_pattern(depth: np.ndarray, camera: Camera, texture: np.ndarray, cell_
     out = None
     for scale_m, weight in ((cell_m, 0.7 if octaves > 1 else 1.0), (cell_m / 4.0, 0.3))[:octaves]:
         mx, my = _wrapped(X, 1.0 / (scale_m * tw), tw), _wrapped(Y, 1.0 / (scale_m * th), th)
-        layer = cv2.remap(tiled, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # the stubs say any numeric array (or Mat); remap keeps ``tiled``'s dtype
+        layer: np.ndarray = cv2.remap(tiled, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if weight != 1.0:
             layer *= np.float32(weight)
         out = layer if out is None else np.add(out, layer, out=out)
+    assert out is not None  # one or two octaves: the loop ran
     return clip_(out, 0.0, 1.0, out=out)
 
 

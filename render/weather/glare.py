@@ -119,7 +119,7 @@ def starburst(shape: tuple[int, int], sun_uv: tuple[float, float], strength: flo
     """(h, w, 3) float32: the saturated sun disc with diffraction spikes, at ``sun_uv`` (pixels
     of that shape)."""
     h, w = shape
-    out = np.zeros((h, w, 3), np.float32)
+    out: np.ndarray = np.zeros((h, w, 3), np.float32)  # replaced by its blur below, still float32
     diag = math.hypot(w, h)
     c = (int(round(sun_uv[0] * 16)), int(round(sun_uv[1] * 16)))
     color = tuple(float(0.5 * strength * k) for k in sun_color)

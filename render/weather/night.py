@@ -124,7 +124,7 @@ def ego_motion_blur(image: np.ndarray, depth: np.ndarray, camera: Camera, displa
     step_v = np.ascontiguousarray((v - np.float32(foe[1])) * inv_z)
     u, v = np.ascontiguousarray(u), np.ascontiguousarray(v)
     wide = cv2.CV_16U if image.dtype == np.uint8 else cv2.CV_32F  # 8-bit sums fit in 16 bits
-    acc = image.astype(np.uint16 if image.dtype == np.uint8 else np.float32)
+    acc: np.ndarray = image.astype(np.uint16 if image.dtype == np.uint8 else np.float32)
     for i in range(1, samples):
         s = -float(displacement_m * i / (samples - 1))
         view = cv2.remap(image, cv2.scaleAdd(step_u, s, u), cv2.scaleAdd(step_v, s, v), cv2.INTER_LINEAR,

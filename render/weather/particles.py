@@ -143,8 +143,8 @@ def _half_res_alpha(depth: np.ndarray, layers: tuple[ParticleLayer, ...], slant:
             r1 = r0 + kl
             c1 = c0 + kw
             val = value[sl] / (kw * kl).astype(np.float32)
-            for a, top in ((r0, Hc), (r1, Hc), (c0, Wc), (c1, Wc)):
-                clip_(a, 0, top, out=a)
+            for edge, top in ((r0, Hc), (r1, Hc), (c0, Wc), (c1, Wc)):
+                clip_(edge, 0, top, out=edge)
             r0 *= Wc + 1
             r1 *= Wc + 1
             impulses = scratch("particles.impulses", (Hc + 1, Wc + 1), np.float32)
@@ -176,8 +176,8 @@ def _half_res_alpha(depth: np.ndarray, layers: tuple[ParticleLayer, ...], slant:
             spread = scratch("particles.spread", (Hc, Wc), np.float32)
             seeds.fill(0.0)
             seeds.reshape(-1)[rows[sl] * np.int32(Wc) + cols[sl]] = value[sl]
-            kw, kl = _box(layer)
-            out = cv2.blur(seeds, (kw, kl), dst=spread, borderType=cv2.BORDER_CONSTANT) if kw * kl > 1 else seeds
+            bw, bl = _box(layer)
+            out = cv2.blur(seeds, (bw, bl), dst=spread, borderType=cv2.BORDER_CONSTANT) if bw * bl > 1 else seeds
             acc += cv2.GaussianBlur(out, (0, 0), layer.sigma_px / 2.0, dst=spread, borderType=cv2.BORDER_CONSTANT)
     if acc is None:
         acc = scratch("particles.acc", (Hc, Wc), np.float32)
@@ -186,7 +186,7 @@ def _half_res_alpha(depth: np.ndarray, layers: tuple[ParticleLayer, ...], slant:
     done = shear_rows(acc, P, lean, h / 2.0, Q, half, through, MAX_ALPHA)  # compiled: a row shift each
     if done is not None:
         return done
-    M = np.float32([[1, lean, -P - lean * (h / 2.0 + Q)], [0, 1, -Q]])
+    M = np.asarray([[1, lean, -P - lean * (h / 2.0 + Q)], [0, 1, -Q]], np.float32)
     a = cv2.warpAffine(acc, M, (w, h), dst=half, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     if through is None:
         return a
@@ -208,9 +208,9 @@ def _splat_compiled(depth: np.ndarray, live: list[ParticleLayer], lean: float, Q
     acc = scratch("particles.acc", shape, np.float32)
     acc.fill(0.0)
     kw, kl = (np.asarray(k, np.int32) for k in zip(*(_box(layer) for layer in live)))
-    return splat(depth, *(np.concatenate([getattr(layer, a) for layer in live]) for a in ("x", "y", "value")),
-                 np.cumsum([0] + [layer.x.size for layer in live]), np.asarray([la.z_m for la in live], np.float32),
-                 kw, kl, lean, Q, P, acc)
+    x, y, value = (np.concatenate([getattr(layer, a) for layer in live]) for a in ("x", "y", "value"))
+    return splat(depth, x, y, value, np.cumsum([0] + [layer.x.size for layer in live]),
+                 np.asarray([la.z_m for la in live], np.float32), kw, kl, lean, Q, P, acc)
 
 
 def ambient_small(small: np.ndarray, floor, shape: tuple[int, ...]) -> np.ndarray:
@@ -326,6 +326,7 @@ def composite(image: np.ndarray, T: np.ndarray, ambient: np.ndarray, r0: int = 0
     Tb = T[r0:]
     ww = None
     if white is not None:
+        assert white_weight is not None  # the callers give it with ``white``
         ww = np.multiply(Tb, white_weight, out=scratch("particles.ww", Tb.shape, np.float32))
         Tb -= ww  # the surface keeps 1 - white_weight of its light
         if white.shape == Tb.shape:  # a half-resolution white: added before the upsampling, as ``add``
@@ -339,6 +340,7 @@ def composite(image: np.ndarray, T: np.ndarray, ambient: np.ndarray, r0: int = 0
         cv2.add(out, _transmitted(image, T), dst=out)
     if white is not None:
         R0 = H - white.shape[0]
+        assert ww is not None  # set above for a full-resolution ``white``
         _add_white(out[R0:], white, cv2.resize(ww, (W, H - R0), dst=scratch("particles.ww_up", (H - R0, W), np.float32)))
     return out
 

@@ -73,6 +73,7 @@ class WeatherDraw:
         """The draws as JSON for the frame record (``weather_stage``)."""
         out: dict[str, Any] = {"kind": self.kind, "stream": self.stream, **get_scene_weather(self.kind).describe(self.draws)}
         if self.flare is not None:
+            assert self.sun_uv is not None  # a flare is only drawn for a sun in or near the view
             out["glare"] = {"strength": round(self.glare, 6), "sun_uv": [round(v, 3) for v in self.sun_uv],
                             "spikes": self.flare.spikes, "spike_angle": round(self.flare.spike_angle, 6),
                             "ghosts": [[round(g.along, 6), round(g.radius, 6), list(g.color), round(g.gain, 6)]
@@ -173,5 +174,6 @@ def apply_scene_weather(image: np.ndarray, depth: np.ndarray, scene: Scene, draw
         return image
     out = get_scene_weather(draw.kind).apply(image, depth, scene, draw.draws, airlight)
     if draw.flare is not None:
+        assert draw.sun_uv is not None  # a flare is only drawn for a sun in or near the view
         out = sun_glare(out, scene.camera, draw.sun_uv, draw.glare, draw.flare, depth)
     return out

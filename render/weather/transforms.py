@@ -26,6 +26,7 @@ assumed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import albumentations as A
@@ -47,12 +48,16 @@ from longtail.worlds.scene import Camera
 Row3 = tuple[float, float, float]
 Row4 = tuple[float, float, float, float]
 Color = Annotated[tuple[float, float, float], AfterValidator(check_range_bounds(0, 1))]
+_Pair = tuple[float, float]
 
 
-def _range(low: float, high: float | None = None, **bounds: bool):
-    """A validated ``(low, high)`` tuple type: non-decreasing, within [low, high]."""
-    return Annotated[tuple[float, float], AfterValidator(check_range_bounds(low, high, **bounds)),
-                     AfterValidator(nondecreasing)]
+def _within(low: float, high: float | None = None, **bounds: bool) -> Callable[[Any], Any]:
+    """The check that every value of a tuple lies within [low, high].
+
+    A function, not an ``Annotated`` type, so the ranges below stay annotations mypy can read:
+    ``Annotated[_Pair, AfterValidator(_within(low, high)), AfterValidator(nondecreasing)]``.
+    """
+    return check_range_bounds(low, high, **bounds)
 
 
 class CameraSpec(BaseModel):
@@ -65,9 +70,9 @@ class CameraSpec(BaseModel):
 
     K: tuple[Row3, Row3, Row3] | None = None
     world_from_camera: tuple[Row4, Row4, Row4, Row4] | None = None
-    hfov_deg: float = Field(DEFAULT_HFOV_DEG, gt=0, lt=180)
-    height_m: float = Field(DEFAULT_HEIGHT_M, gt=0)
-    pitch_deg: float = Field(0.0, ge=-45, le=45)
+    hfov_deg: float = Field(default=DEFAULT_HFOV_DEG, gt=0, lt=180)
+    height_m: float = Field(default=DEFAULT_HEIGHT_M, gt=0)
+    pitch_deg: float = Field(default=0.0, ge=-45, le=45)
 
     @classmethod
     def from_record(cls, camera: dict) -> "CameraSpec":
@@ -128,8 +133,8 @@ class DepthFog(WeatherTransform):
     """
 
     class InitSchema(BaseTransformInitSchema):
-        visibility_m_range: _range(1.0)
-        fog_height_m_range: _range(0.1) | None
+        visibility_m_range: Annotated[_Pair, AfterValidator(_within(1.0)), AfterValidator(nondecreasing)]
+        fog_height_m_range: Annotated[_Pair, AfterValidator(_within(0.1)), AfterValidator(nondecreasing)] | None
         airlight: Color | None
         blur_px: float = Field(ge=0, le=50)
         camera: CameraSpec | None
@@ -178,11 +183,11 @@ class DepthRain(WeatherTransform):
     """
 
     class InitSchema(BaseTransformInitSchema):
-        rain_rate_mm_h_range: _range(0.0, 500.0)
-        slant_deg_range: _range(-60.0, 60.0)
-        wetness_range: _range(0.0, 1.0)
-        lens_drops_range: _range(0, 50)
-        visibility_m_range: _range(1.0) | None
+        rain_rate_mm_h_range: Annotated[_Pair, AfterValidator(_within(0.0, 500.0)), AfterValidator(nondecreasing)]
+        slant_deg_range: Annotated[_Pair, AfterValidator(_within(-60.0, 60.0)), AfterValidator(nondecreasing)]
+        wetness_range: Annotated[_Pair, AfterValidator(_within(0.0, 1.0)), AfterValidator(nondecreasing)]
+        lens_drops_range: Annotated[_Pair, AfterValidator(_within(0, 50)), AfterValidator(nondecreasing)]
+        visibility_m_range: Annotated[_Pair, AfterValidator(_within(1.0)), AfterValidator(nondecreasing)] | None
         exposure_s: float = Field(gt=0, le=1)
         airlight: Color | None
         camera: CameraSpec | None
@@ -242,10 +247,10 @@ class DepthSnow(WeatherTransform):
     """
 
     class InitSchema(BaseTransformInitSchema):
-        intensity_range: _range(0.0, 1.0)
-        drift_deg_range: _range(-60.0, 60.0)
-        cover_range: _range(0.0, 1.0) | None
-        visibility_m_range: _range(1.0) | None
+        intensity_range: Annotated[_Pair, AfterValidator(_within(0.0, 1.0)), AfterValidator(nondecreasing)]
+        drift_deg_range: Annotated[_Pair, AfterValidator(_within(-60.0, 60.0)), AfterValidator(nondecreasing)]
+        cover_range: Annotated[_Pair, AfterValidator(_within(0.0, 1.0)), AfterValidator(nondecreasing)] | None
+        visibility_m_range: Annotated[_Pair, AfterValidator(_within(1.0)), AfterValidator(nondecreasing)] | None
         exposure_s: float = Field(gt=0, le=1)
         airlight: Color | None
         camera: CameraSpec | None
@@ -304,12 +309,12 @@ class DayToNight(WeatherTransform):
     """
 
     class InitSchema(BaseTransformInitSchema):
-        ambient_range: _range(0.0, 1.0)
+        ambient_range: Annotated[_Pair, AfterValidator(_within(0.0, 1.0)), AfterValidator(nondecreasing)]
         sky: Literal["night", "dusk"]
         headlights: bool
         lights: list[Light] | None
-        gain_range: _range(0.0, 1000.0)
-        motion_blur_m_range: _range(0.0, 5.0)
+        gain_range: Annotated[_Pair, AfterValidator(_within(0.0, 1000.0)), AfterValidator(nondecreasing)]
+        motion_blur_m_range: Annotated[_Pair, AfterValidator(_within(0.0, 5.0)), AfterValidator(nondecreasing)]
         camera: CameraSpec | None
 
     def __init__(self, ambient_range: tuple[float, float] = (0.02, 0.05), sky: Literal["night", "dusk"] = "night",
@@ -367,10 +372,10 @@ class SunGlare(WeatherTransform):
 
     class InitSchema(BaseTransformInitSchema):
         sun_uv: tuple[float, float] | None
-        sun_elevation_deg_range: _range(-5.0, 90.0)
-        sun_azimuth_deg_range: _range(-180.0, 180.0)
-        strength_range: _range(0.0, 1.0)
-        ghosts_range: _range(0, 20)
+        sun_elevation_deg_range: Annotated[_Pair, AfterValidator(_within(-5.0, 90.0)), AfterValidator(nondecreasing)]
+        sun_azimuth_deg_range: Annotated[_Pair, AfterValidator(_within(-180.0, 180.0)), AfterValidator(nondecreasing)]
+        strength_range: Annotated[_Pair, AfterValidator(_within(0.0, 1.0)), AfterValidator(nondecreasing)]
+        ghosts_range: Annotated[_Pair, AfterValidator(_within(0, 20)), AfterValidator(nondecreasing)]
         sun_color: Color
         camera: CameraSpec | None
 
