@@ -20,7 +20,8 @@ from longtail.cli import main
 
 # CI runs every property a bounded number of times; LONGTAIL_FUZZ_EXAMPLES=1000 digs deeper locally
 EXAMPLES = int(os.environ.get("LONGTAIL_FUZZ_EXAMPLES", "40"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=float(os.environ.get("LONGTAIL_FUZZ_DEADLINE_MS", "0")) or None, derandomize=os.environ.get("LONGTAIL_FUZZ_RANDOM") is None,
+FUZZ = settings(max_examples=EXAMPLES, deadline=float(os.environ.get("LONGTAIL_FUZZ_DEADLINE_MS", "0")) or None,
+                derandomize=os.environ.get("LONGTAIL_FUZZ_RANDOM") is None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
 

@@ -48,7 +48,8 @@ def test_ground_prior_follows_the_camera_and_scales_with_the_image(tmp_path):
     cam = Camera(width=320, height=240, fx=400.0, fy=400.0, cx=160.0, cy=120.0, position=(0.0, 0.0, 7.0),
                  pitch=0.3)
     (tmp_path / "camera.json").write_text(json.dumps({"format": "longtail-plate", "format_version": 1,
-                                                      "camera": cam.model_dump(mode="json"), "fit": {"method": "yaml"}}))
+                                                      "camera": cam.model_dump(mode="json"),
+                                                      "fit": {"method": "yaml"}}))
     prior = GroundPrior(camera=load_camera(tmp_path))
     depth, spec = prior.for_shape(240, 320)
     ground = ground_depth(cam)
@@ -110,7 +111,8 @@ def test_sensor_augment_varies_the_camera_reproducibly_and_only_on_rendered_fram
     a, b = image.float().flatten(), outs[0].float().flatten()
     assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.7
     # the comparison gives every arm's rendered source the randomised camera, and only that source
-    inputs = Inputs(real_train=ds, synthetic=ds, plates=ds, tests={}, split=None, prior=GroundPrior(), classes=("person",))
+    inputs = Inputs(real_train=ds, synthetic=ds, plates=ds, tests={}, split=None, prior=GroundPrior(),
+                    classes=("person",))
     for arm in ("synthetic", "mixed", "pretrain-finetune", "real+plates", "real"):
         for on in (True, False):
             cfg = CompareConfig(arms=(arm,), steps=4, batch=2, sensor_augment=on)
@@ -241,7 +243,8 @@ def test_compare_on_real_pets_frames_writes_a_complete_resumable_report(pets, sy
         assert r["step"] == 3
     pf = json.loads((out / "runs/pretrain-finetune/real0.1/seed0/metrics.jsonl").read_text().splitlines()[-1])
     assert pf["sources"] == {"real": 2}  # the last step fine-tunes on real frames
-    weather = [json.loads(ln) for ln in (out / "runs/real+weather/real0.1/seed0/metrics.jsonl").read_text().splitlines()]
+    weather = [json.loads(ln)
+               for ln in (out / "runs/real+weather/real0.1/seed0/metrics.jsonl").read_text().splitlines()]
     assert all(sum(ln["weather"].values()) == 2 for ln in weather)
     assert {"torch", "torchvision", "longtail"} <= set(results["versions"])
     assert all(len(s["sha256"]) == 64 for s in results["sources"].values())

@@ -226,7 +226,8 @@ def test_export_cli(dataset, tmp_path, capsys):
     assert main(["export", str(dataset), "--out", str(tmp_path / "y"), "--format", "yolo"]) == 0
     assert "yolo export of 4 images" in capsys.readouterr().out
     assert (tmp_path / "y" / "data.yaml").is_file()
-    assert main(["export", str(dataset), "--out", str(tmp_path / "k"), "--format", "kitti", "--classes", "unicorn"]) == 2
+    assert main(["export", str(dataset), "--out", str(tmp_path / "k"), "--format", "kitti",
+                 "--classes", "unicorn"]) == 2
     assert "--classes" in capsys.readouterr().err
 
 

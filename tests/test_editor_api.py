@@ -117,7 +117,8 @@ def test_render_preview_is_the_cli_frame(client, tmp_path):
     assert saved.status_code == 200, saved.text
     path = tmp_path / "ws" / "hand_placed.yaml"
     out = tmp_path / "out"
-    assert cli_main(["render", "--scenario", str(path), "--frames", "2", "--seed", "11", "--out", str(out), "--quiet"]) == 0
+    assert cli_main(["render", "--scenario", str(path), "--frames", "2", "--seed", "11", "--out", str(out),
+                     "--quiet"]) == 0
     for p in previews:
         rgb = (out / frame_files(p["index"])["rgb"]).read_bytes()
         assert hashlib.sha256(rgb).hexdigest() == p["rgb_sha256"]

@@ -133,7 +133,8 @@ def test_plate_directory_files(plate_dir, data):
         if f.suffix == ".json" and data.draw(st.booleans()):
             new = json.dumps(mutate(json.loads(f.read_text()), data)).encode()
         else:
-            new = data.draw(binary | st.sampled_from([_png(np.zeros((H, W), np.uint16)), _png(np.zeros((2, 2, 3), np.uint8)),
+            new = data.draw(binary | st.sampled_from([_png(np.zeros((H, W), np.uint16)),
+                                                      _png(np.zeros((2, 2, 3), np.uint8)),
                                                       _png(np.full((H, W), 255, np.uint8))]))
         f.write_bytes(new)
         sc = Path(tmp) / "s.yaml"

@@ -426,7 +426,8 @@ def _plate_scenario(plate_dir: Path, extra: str = "", hour=(11, 13), distance=(6
 
     text = (f"name: pets_rare\ndescription: d\nlayout: {{kind: plate}}\nplate: {plate_dir}\n"
             f"time: {{hour_range: [{hour[0]}, {hour[1]}]}}\n"
-            f"events:\n  - {{asset: pedestrian, count_range: [6, 6], region: ground, distance_m_range: {list(distance)},"
+            "events:\n  - {asset: pedestrian, count_range: [6, 6], region: ground,"
+            f" distance_m_range: {list(distance)},"
             " heading_deg_range: [-180, 180]}\n" + extra)
     return parse_scenario(yaml.safe_load(text), "pets_rare.yaml")
 
@@ -507,7 +508,8 @@ def test_plate_contact_sheet_artifact(pets, pets_plate_dir):
 
     sc = _plate_scenario(pets_plate_dir, "traffic:\n  - {asset: dog, count_range: [1, 1], region: ground,"
                                          " distance_m_range: [8, 25], heading_deg_range: [-180, 180]}\n")
-    fog = sc.model_copy(update={"weather": sc.weather.model_copy(update={"kind": "fog", "visibility_m_range": (70.0, 70.0)})})
+    fog = sc.model_copy(update={"weather": sc.weather.model_copy(update={"kind": "fog",
+                                                                         "visibility_m_range": (70.0, 70.0)})})
     night = _plate_scenario(pets_plate_dir, hour=(23, 23))
     with engines() as eng:
         tiles = [np.asarray(Image.open(sorted((pets / "img1").iterdir())[100]).convert("RGB"))]
@@ -531,7 +533,8 @@ def _reference_contact_shadows(background, ground_xy, actors, camera):
     for a in actors:
         l, w, _ = a.size
         reach = 1.8 * (0.5 * max(l, w) + 0.25)
-        ring = np.array([[a.position[0] + dx, a.position[1] + dy, 0.0] for dx in (-reach, reach) for dy in (-reach, reach)])
+        ring = np.array([[a.position[0] + dx, a.position[1] + dy, 0.0]
+                         for dx in (-reach, reach) for dy in (-reach, reach)])
         uv, z = camera.project(ring)
         if np.any(z <= camera.near):
             u0, v0, u1, v1 = 0, 0, W, H
@@ -646,7 +649,8 @@ def test_frames_left_to_the_plate_are_those_night_and_weather_leave_alone(pets_p
             fog = sc.model_copy(update={"weather": sc.weather.model_copy(update={"kind": "fog",
                                                                                  "visibility_m_range": (70.0, 70.0)})})
             for s in (sample(sc, 1, 0, eng.physics), sample(fog, 1, 0, eng.physics)):
-                untouched = not s.is_night and apply_scene_weather(img, depth, s, draw_scene_weather(s), np.ones(3)) is img
+                untouched = not s.is_night and apply_scene_weather(img, depth, s, draw_scene_weather(s),
+                                                                   np.ones(3)) is img
                 assert (not s.is_night and not changes_frame(s)) == untouched
                 seen.add(untouched)
     assert seen == {True, False}

@@ -67,7 +67,8 @@ def test_ground_truth_as_detections_scores_one(synthetic):
     result = evaluate_detections(synthetic, perfect(synthetic))
     assert result["all"]["AP"] == pytest.approx(1.0) and result["all"]["AP50"] == pytest.approx(1.0)
     assert result["all"]["AR100"] == pytest.approx(1.0)
-    assert result["all"]["per_class"] and all(v["AP"] == pytest.approx(1.0) for v in result["all"]["per_class"].values())
+    assert result["all"]["per_class"] and all(v["AP"] == pytest.approx(1.0)
+                                              for v in result["all"]["per_class"].values())
     assert result["all"]["objects"] == synthetic.objects and result["all"]["images"] == 6
     assert set(result["by"]) == {"time_of_day", "weather", "scenario", "event"}
 

@@ -19,7 +19,8 @@ from longtail.render.weather.particles import particle_alpha
 from longtail.render.weather.presets import get_preset, list_presets
 from longtail.render.weather.rain import rain_extinction_beta, sample_rain
 from longtail.conditions import WEATHER_KINDS
-from longtail.render.weather.scene_weather import SCENE_WEATHER, apply_scene_weather, draw_scene_weather, get_scene_weather
+from longtail.render.weather.scene_weather import (SCENE_WEATHER, apply_scene_weather, draw_scene_weather,
+                                                  get_scene_weather)
 from longtail.seeding import WEATHER
 from longtail.render.weather.snow import sample_snow, snow
 from longtail.render.weather.transforms import (TRANSFORMS, CameraSpec, DayToNight, DepthFog, DepthRain, DepthSnow,
@@ -184,8 +185,8 @@ def test_depth_fog_is_the_renderers_koschmieder_fog(frame):
     ref = fog(img, render_ray_distance(depth, cam), koschmieder_beta(60.0), np.asarray(airlight))
     assert np.array_equal(depth_fog(img, depth, cam, 60.0, airlight), ref), "float frames render as before"
     sky = ~np.isfinite(depth)
-    np.testing.assert_allclose(depth_fog(img, depth, cam, 60.0, airlight)[sky], np.broadcast_to(airlight, (sky.sum(), 3)),
-                               atol=1e-6)
+    np.testing.assert_allclose(depth_fog(img, depth, cam, 60.0, airlight)[sky],
+                               np.broadcast_to(airlight, (sky.sum(), 3)), atol=1e-6)
 
 
 def test_height_fog_integrates_beta_along_the_ray():
