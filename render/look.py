@@ -202,7 +202,8 @@ SHADOW_CELL_M = 0.1  # resolution of the top-down shadow raster
 MIN_CASTER_M = 0.1  # thinner static parts (window panes, sign plates) are in their wall's shadow
 
 
-def shadow_raster(boxes: np.ndarray, sun: np.ndarray, origin: tuple[float, float], shape: tuple[int, int]) -> np.ndarray:
+def shadow_raster(boxes: np.ndarray, sun: np.ndarray, origin: tuple[float, float],
+                  shape: tuple[int, int]) -> np.ndarray:
     """(rows, cols) float32 top-down map of the ground, 1 where the sun is blocked.
 
     Cell (i, j) covers world x = origin[0] + j * SHADOW_CELL_M, y = origin[1] + i * SHADOW_CELL_M.

@@ -152,7 +152,8 @@ def plate_arrays(plate) -> PlateArrays:
                              gy=np.ascontiguousarray(plate.ground_xy[..., 1]),
                              edge=(edge := edges(empty, empty, depth)), edge_px=np.flatnonzero(edge),
                              rgb=to_uint8(edge_antialias(plate.image_f, empty, empty, depth)),
-                             sums=np.pad(plate.image_f.astype(np.float64).cumsum(0).cumsum(1), ((1, 0), (1, 0), (0, 0))))
+                             sums=np.pad(plate.image_f.astype(np.float64).cumsum(0).cumsum(1),
+                                         ((1, 0), (1, 0), (0, 0))))
         for a in vars(arrays).values():
             a.flags.writeable = False
         _ARRAYS[plate] = arrays

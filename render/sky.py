@@ -50,7 +50,7 @@ def sky_image(scene: Scene, mask: np.ndarray | None = None) -> np.ndarray:
         s_dir = np.array([math.cos(e) * math.cos(scene.sun.azimuth), math.cos(e) * math.sin(scene.sun.azimuth),
                           math.sin(e)], np.float32)
         cos_a = sum((R[i, 0] * u + R[i, 1] * v + R[i, 2]) * s_dir[i] for i in range(3)) / np.sqrt(u * u + v * v + 1.0)
-        warm = np.array([1.0, 0.85, 0.6], np.float32) if e < math.radians(12) else np.array([1.0, 0.97, 0.9], np.float32)
+        warm = np.array([1.0, 0.85, 0.6] if e < math.radians(12) else [1.0, 0.97, 0.9], np.float32)
         ang2 = 2.0 * (1.0 - cos_a)  # squared angle to the sun, for small angles (no arccos)
         glow = 0.55 * np.exp(-ang2 / SUN_GLOW_RAD**2) + (cos_a > math.cos(SUN_DISK_RAD))
         sky = sky + glow[..., None] * warm

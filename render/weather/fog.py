@@ -77,7 +77,8 @@ def optical_depth(depth: np.ndarray, camera: Camera, visibility_m: float,
     return height_fog_optical_depth(dist, ray_up(camera), camera.position[2], beta, scale_height_m)
 
 
-def estimate_airlight(image: np.ndarray, depth: np.ndarray | None, overcast: bool = False) -> tuple[float, float, float]:
+def estimate_airlight(image: np.ndarray, depth: np.ndarray | None,
+                     overcast: bool = False) -> tuple[float, float, float]:
     """Airlight colour (3,) 0..1 for an image: the sky just above the horizon (the lowest tenth
     of the rows holding sky), half desaturated (fog is whiter than a blue sky), fully for an
     ``overcast`` sky (rain, snow). Without sky pixels: the default scaled by the frame's

@@ -153,6 +153,7 @@ def sun_glare(image: np.ndarray, camera: Camera, sun_uv: tuple[float, float], st
     visible = sun_visibility(depth, sun_uv, 0.012 * math.hypot(W, H))
     light = glare_light((H, W), camera, sun_uv, strength, sample, visible, sun_color)
     if image.dtype == np.uint8:  # upsample the 8-bit light: a quarter of the bytes of float
-        return cv2.add(image, cv2.resize(cv2.convertScaleAbs(light, alpha=255.0), (W, H), interpolation=cv2.INTER_LINEAR))
+        light8 = cv2.convertScaleAbs(light, alpha=255.0)
+        return cv2.add(image, cv2.resize(light8, (W, H), interpolation=cv2.INTER_LINEAR))
     light = cv2.resize(light, (W, H), interpolation=cv2.INTER_LINEAR)
     return np.clip(image + light * np.float32(peak(image)), 0.0, 1.0)

@@ -341,7 +341,8 @@ def composite(image: np.ndarray, T: np.ndarray, ambient: np.ndarray, r0: int = 0
     if white is not None:
         R0 = H - white.shape[0]
         assert ww is not None  # set above for a full-resolution ``white``
-        _add_white(out[R0:], white, cv2.resize(ww, (W, H - R0), dst=scratch("particles.ww_up", (H - R0, W), np.float32)))
+        ww_up = cv2.resize(ww, (W, H - R0), dst=scratch("particles.ww_up", (H - R0, W), np.float32))
+        _add_white(out[R0:], white, ww_up)
     return out
 
 

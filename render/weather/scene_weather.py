@@ -71,7 +71,8 @@ class WeatherDraw:
 
     def record(self) -> dict:
         """The draws as JSON for the frame record (``weather_stage``)."""
-        out: dict[str, Any] = {"kind": self.kind, "stream": self.stream, **get_scene_weather(self.kind).describe(self.draws)}
+        out: dict[str, Any] = {"kind": self.kind, "stream": self.stream,
+                               **get_scene_weather(self.kind).describe(self.draws)}
         if self.flare is not None:
             assert self.sun_uv is not None  # a flare is only drawn for a sun in or near the view
             out["glare"] = {"strength": round(self.glare, 6), "sun_uv": [round(v, 3) for v in self.sun_uv],

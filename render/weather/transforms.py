@@ -140,7 +140,8 @@ class DepthFog(WeatherTransform):
         camera: CameraSpec | None
 
     def __init__(self, visibility_m_range: tuple[float, float] = (50.0, 300.0),
-                 fog_height_m_range: tuple[float, float] | None = None, airlight: tuple[float, float, float] | None = None,
+                 fog_height_m_range: tuple[float, float] | None = None,
+                 airlight: tuple[float, float, float] | None = None,
                  blur_px: float = 0.0, camera: CameraSpec | dict | None = None, p: float = 0.5):
         super().__init__(p=p)
         self.visibility_m_range = visibility_m_range
@@ -223,7 +224,8 @@ class DepthRain(WeatherTransform):
 
     def frame_attributes(self, params: dict[str, Any]) -> dict[str, Any]:
         rate = params["sample"].rate_mm_h
-        beta = rain_extinction_beta(rate) + (koschmieder_beta(params["visibility_m"]) if params["visibility_m"] else 0.0)
+        haze = koschmieder_beta(params["visibility_m"]) if params["visibility_m"] else 0.0
+        beta = rain_extinction_beta(rate) + haze
         return {"weather": "rainy", "rain_rate_mm_h": round(rate, 2),
                 "weather_intensity": round(min(1.0, rate / FULL_INTENSITY_MM_H), 3),
                 "visibility_m": round(koschmieder_beta(1.0) / beta, 1) if beta > 0 else None}
