@@ -120,7 +120,8 @@ class Workspace:
             name += ".yaml"
         p = (self.root / name).resolve()
         if p.parent != self.root:  # a symlink pointing elsewhere
-            raise ApiError(400, f"file name {name!r}: resolves outside the workspace", [{"loc": "name", "msg": "outside"}])
+            raise ApiError(400, f"file name {name!r}: resolves outside the workspace",
+                           [{"loc": "name", "msg": "outside"}])
         return p
 
     def list(self) -> list[str]:

@@ -17,6 +17,7 @@ import multiprocessing as mp
 import threading
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Callable
 
 import numpy as np
 
@@ -77,7 +78,8 @@ def scene_map(scenario_json: str, seed: int, index: int) -> dict:
             shapes.append({"circle": [_r(pt.pos[0]), _r(pt.pos[1]), _r(radius)], "color": colour})
     actors = [{"id": a.id, "asset": a.asset, "cls": a.cls, "role": a.role, "x": _r(a.position[0]),
                "y": _r(a.position[1]), "yaw": _r(a.yaw),
-               "poly": [[_r(x), _r(y)] for x, y in _footprint(a.position[0], a.position[1], a.yaw, a.size[0], a.size[1])]}
+               "poly": [[_r(x), _r(y)]
+                        for x, y in _footprint(a.position[0], a.position[1], a.yaw, a.size[0], a.size[1])]}
               for a in scene.actors]
     cam = scene.camera
     half = math.atan(cam.width / (2.0 * cam.fx))
@@ -138,7 +140,7 @@ def render_thumbnails(scenario_json: str, seed: int, count: int, width: int, hei
     return {"ok": True, "seed": seed, "thumbnails": out}
 
 
-JOBS = {"map": scene_map, "render": render_preview, "thumbnails": render_thumbnails}
+JOBS: dict[str, Callable[..., dict]] = {"map": scene_map, "render": render_preview, "thumbnails": render_thumbnails}
 
 
 def run_job(kind: str, *args) -> dict:

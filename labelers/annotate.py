@@ -94,7 +94,8 @@ def frame_attributes(scene: Scene) -> dict:
         "hour": round(scene.sun.hour, 3),
         "sun_elevation_deg": round(math.degrees(scene.sun.elevation), 3),
         # BDD100K's condition tags, which people already filter by
-        "time_of_day": "night" if scene.is_night else ("dawn/dusk" if scene.sun.elevation < math.radians(8) else "daytime"),
+        "time_of_day": ("night" if scene.is_night
+                        else "dawn/dusk" if scene.sun.elevation < math.radians(8) else "daytime"),
         "weather": WEATHER_TAGS[scene.weather.kind],
         "visibility_m": scene.weather.visibility_m,
         "weather_intensity": scene.weather.intensity,

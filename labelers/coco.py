@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from longtail.atomic import json_bytes
 from longtail.classes import get_class, target_classes
@@ -36,7 +36,8 @@ def to_coco(records: list[dict], description: str = "longtail synthetic dataset"
         flt: which objects become annotations and which ignore regions.
         file_name: a record's image path as written in ``images[].file_name``.
     """
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for rec in sorted(records, key=lambda r: r["frame"]):
         image_id = rec["frame"] + 1
         images.append({"id": image_id, "file_name": file_name(rec), "width": rec["camera"]["width"],

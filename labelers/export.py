@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -178,8 +179,9 @@ def export_dataset(root: Path, out: Path, fmt: str, flt: ExportFilter = ExportFi
         return img
 
     splits = [split_objects(r, flt) for r in records]
-    summary = {"format": fmt, "out": str(out), "images": len(records), "objects": sum(len(k) for k, _ in splits),
-               "ignored": sum(len(i) for _, i in splits), "files": 0}
+    summary: dict[str, Any] = {"format": fmt, "out": str(out), "images": len(records),
+                               "objects": sum(len(k) for k, _ in splits), "ignored": sum(len(i) for _, i in splits),
+                               "files": 0}
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(out)
     tmp = _scratch(out, "partial")

@@ -123,4 +123,5 @@ def kitti_files(records: list[dict], flt: ExportFilter, out: Path, load_png: Loa
         stem = frame_stem(rec)
         yield f"training/image_2/{stem}.png", Copy(rec["files"]["rgb"])
         yield f"training/label_2/{stem}.txt", kitti_label(rec, flt).encode()
-        yield f"training/calib/{stem}.txt", kitti_calib(rec["camera"]["K"], rec["camera"].get("camera_from_level")).encode()
+        calib = kitti_calib(rec["camera"]["K"], rec["camera"].get("camera_from_level"))
+        yield f"training/calib/{stem}.txt", calib.encode()

@@ -16,14 +16,16 @@ def add_commands(sub, positive_int, seed) -> None:
                        "continues an interrupted run to the same result.")
     t.add_argument("--data", required=True, action="append", metavar="[NAME=]KIND:PATH",
                    help="a dataset: KIND is longtail|coco|kitti|yolo|mot (or give PATH and let the format be "
-                   "detected); repeat for mixes; NAME (default: synthetic for longtail data, else real) names it in --mix")
+                   "detected); repeat for mixes; NAME (default: synthetic for longtail data, else real) names it "
+                   "in --mix")
     t.add_argument("--mix", metavar="NAME=SHARE,...", help="share of each named dataset in every batch (default equal)")
     t.add_argument("--model", default="fasterrcnn_mobilenet_v3_large_320_fpn", metavar="NAME",
                    help="torchvision detection model (default fasterrcnn_mobilenet_v3_large_320_fpn)")
     t.add_argument("--classes", metavar="A,B", help="longtail classes to detect (default: every detection target)")
     t.add_argument("--steps", required=True, type=positive_int, metavar="N", help="optimizer steps")
     t.add_argument("--batch", type=positive_int, default=4, metavar="B", help="images per step (default 4)")
-    t.add_argument("--img-size", type=positive_int, nargs=2, metavar=("H", "W"), help="input size (default: the model's)")
+    t.add_argument("--img-size", type=positive_int, nargs=2, metavar=("H", "W"),
+                   help="input size (default: the model's)")
     t.add_argument("--out", required=True, type=Path, metavar="RUN_DIR", help="run directory (new, or this run's)")
     t.add_argument("--seed", type=seed, default=0, metavar="S", help="run seed (default 0)")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present")
@@ -58,7 +60,8 @@ def add_commands(sub, positive_int, seed) -> None:
     c.add_argument("--steps", type=positive_int, metavar="N")
     c.add_argument("--batch", type=positive_int, metavar="B")
     c.add_argument("--img-size", type=positive_int, nargs=2, metavar=("H", "W"))
-    c.add_argument("--arms", metavar="A,B", help="arms to run (default: all but real+plates; real+plates with --plates)")
+    c.add_argument("--arms", metavar="A,B",
+                   help="arms to run (default: all but real+plates; real+plates with --plates)")
     c.add_argument("--real-fractions", metavar="F,F", help="fractions of the real training frames, e.g. 0.1,0.25,1")
     c.add_argument("--seeds", type=positive_int, metavar="N", help="seeds per arm and fraction")
     c.add_argument("--robustness", metavar="PRESET,...", help="weather presets of the test conditions")
@@ -87,7 +90,8 @@ def add_commands(sub, positive_int, seed) -> None:
     e.add_argument("--out", type=Path, metavar="JSON", help="also write all numbers to this file")
     e.add_argument("--robustness", metavar="PRESET,...", help="also evaluate under these weather presets: AP per "
                    "preset and strength, mPC and rPC (Michaelis et al. 2019)")
-    e.add_argument("--severities", default="0.25,0.5,0.75", metavar="S,S", help="preset strengths (default 0.25,0.5,0.75)")
+    e.add_argument("--severities", default="0.25,0.5,0.75", metavar="S,S",
+                   help="preset strengths (default 0.25,0.5,0.75)")
     e.add_argument("--camera", type=Path, metavar="PLATE_DIR|camera.json",
                    help="camera of real test images for the ground-plane depth prior")
 
@@ -137,7 +141,7 @@ def cmd_train(args) -> int:
         augment = WeatherAugment(tuple(args.augment.split(",")), p=args.augment_p, prior=prior)
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None
     spec = ModelSpec(name=args.model, img_size=tuple(args.img_size) if args.img_size else None,
-                     **({"classes": classes} if classes else {}))
+                     classes=classes or ModelSpec.classes)  # the field's default when none are given
     if len(datasets) == 1:
         if args.mix:
             raise InputError("--mix", None, "needs two or more --data")
@@ -193,8 +197,9 @@ def cmd_evaluate(args) -> int:
         severities = _floats(args.severities, "--severities")
         if not severities or any(not 0 <= v <= 1 for v in severities):
             raise InputError("--severities", None, f"expected strengths in [0, 1], got {args.severities!r}")
-        table = robustness_table(model, dataset, _names(args.robustness), severities, prior, device, spec.labels,
-                                 clear=o)
+        presets = _names(args.robustness)
+        assert presets is not None  # args.robustness is set here
+        table = robustness_table(model, dataset, presets, severities, prior, device, spec.labels, clear=o)
         for preset, by_s in table["presets"].items():
             cells = ", ".join(f"{s}: {fmt(m['AP50'])}" for s, m in by_s.items())
             print(f"  {preset}: AP50 {cells}")

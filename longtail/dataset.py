@@ -96,8 +96,8 @@ class Manifest:
         try:
             m = ManifestFile.model_validate(data)
         except ValidationError as err:
-            e = validation_message(str(path), err)
-            raise DatasetError(e.source, e.field, e.problem) from None
+            bad = validation_message(str(path), err)
+            raise DatasetError(bad.source, bad.field, bad.problem) from None
         return cls(scenario=m.scenario, scenario_digest=m.scenario_digest, seed=m.seed, frame_count=m.frame_count,
                    sequence=m.sequence, files=dict(m.files), complete=m.complete,
                    longtail_version=m.longtail_version)

@@ -89,7 +89,7 @@ def gallery(root: Path, out: Path, frames: int = 4, width: int = 320) -> Path:
                   Image.fromarray(instance_colours(read_png(root / f["instance"]))),
                   Image.fromarray(depth_colours(read_depth(root / f["depth"])))]
         h = round(panels[0].height * width / panels[0].width)
-        rows.append([p_.resize((width, h), Image.NEAREST) for p_ in panels])
+        rows.append([p_.resize((width, h), Image.Resampling.NEAREST) for p_ in panels])
     h = rows[0][0].height
     sheet = Image.new("RGB", (4 * width, n * h))
     for r, row in enumerate(rows):

@@ -259,14 +259,14 @@ def open_inputs(real: str, synthetic: str | None, tests: Sequence[str], cfg: Com
         chosen = tuple(sorted(labelled))
     synth = open_dataset(synthetic) if synthetic and needs_synth else None
     plate_ds = open_dataset(plates) if plates and "real+plates" in cfg.arms else None
-    for name, ds in (("synthetic", synth), ("plates", plate_ds)):
-        if ds is not None and ds.kind != "longtail":
-            raise ParameterError(name, f"expected a longtail dataset directory, got {ds.kind} data")
+    for name, extra in (("synthetic", synth), ("plates", plate_ds)):
+        if extra is not None and extra.kind != "longtail":
+            raise ParameterError(name, f"expected a longtail dataset directory, got {extra.kind} data")
     prior = GroundPrior(camera=load_camera(real_camera)) if real_camera else GroundPrior()
     sources = {"real": {**real_ds.describe(), "sha256": dataset_digest(real_ds)}}
-    for name, ds in (("synthetic", synth), ("plates", plate_ds)):
-        if ds is not None:
-            sources[name] = {**ds.describe(), "sha256": dataset_digest(ds)}
+    for name, extra in (("synthetic", synth), ("plates", plate_ds)):
+        if extra is not None:
+            sources[name] = {**extra.describe(), "sha256": dataset_digest(extra)}
     for name, ds in test_sets.items():
         sources[f"test: {name}"] = {**ds.describe(), "sha256": dataset_digest(ds)}
     return Inputs(train_ds, synth, plate_ds, test_sets, split, prior, chosen, sources)
@@ -287,7 +287,7 @@ class RunKey:
 
 
 def run_keys(cfg: CompareConfig) -> list[RunKey]:
-    keys = []
+    keys: list[RunKey] = []
     for seed in range(cfg.seeds):
         for arm in cfg.arms:
             fractions = [None] if arm == "synthetic" else list(cfg.real_fractions)
@@ -305,15 +305,23 @@ def arm_batches(key: RunKey, inputs: Inputs, cfg: CompareConfig) -> tuple[Sample
     steps, batch, seed = cfg.steps, cfg.batch, key.seed
     share = {"synthetic": cfg.synthetic_share, "real": 1 - cfg.synthetic_share}
     rendered = {"synthetic": SensorAugment()} if cfg.sensor_augment else None
-    if key.arm == "real":
-        data = SampledBatches.mixed({"real": real}, {"real": 1.0}, steps, batch, seed)
-    elif key.arm == "synthetic":
+    # open_inputs opens the synthetic and plate datasets of the arms that use them, and run_keys
+    # gives every arm but synthetic a real fraction
+    if key.arm == "synthetic":
+        assert inputs.synthetic is not None
         data = SampledBatches.mixed({"synthetic": inputs.synthetic}, {"synthetic": 1.0}, steps, batch, seed, rendered)
+    elif real is None:  # pragma: no cover - see above
+        raise AssertionError(f"{key.arm} without real frames")
+    elif key.arm == "real":
+        data = SampledBatches.mixed({"real": real}, {"real": 1.0}, steps, batch, seed)
     elif key.arm == "mixed":
+        assert inputs.synthetic is not None
         data = SampledBatches.mixed({"real": real, "synthetic": inputs.synthetic}, share, steps, batch, seed, rendered)
     elif key.arm == "real+plates":
+        assert inputs.plates is not None
         data = SampledBatches.mixed({"real": real, "synthetic": inputs.plates}, share, steps, batch, seed, rendered)
     elif key.arm == "pretrain-finetune":
+        assert inputs.synthetic is not None
         sets = {"synthetic": inputs.synthetic, "real": real}
         pre = max(1, min(steps - 1, int(round(cfg.pretrain_share * steps))))
         data = SampledBatches(sets, two_stage({k: len(v) for k, v in sets.items()}, "synthetic", "real", pre, steps,
@@ -340,7 +348,11 @@ def evaluate_run(checkpoint: Path, inputs: Inputs, cfg: CompareConfig, device) -
     for name, ds in inputs.tests.items():
         cells = {}
         for cell, preset, strength in test_cells(cfg):
-            view = ds if preset is None else Weathered(ds, preset, strength, inputs.prior)
+            if preset is None:
+                view = ds
+            else:
+                assert strength is not None  # test_cells gives every preset a strength
+                view = Weathered(ds, preset, strength, inputs.prior)
             res = evaluate(model, view, device, labels=spec.labels)
             cells[cell] = res["all"] if preset is not None else res
         out["tests"][name] = cells
@@ -457,7 +469,7 @@ def _open_report_dir(out: Path, record: dict) -> None:
 def versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"python": platform.python_version()}
+    out: dict[str, str | None] = {"python": platform.python_version()}
     for pkg in ("longtail", "torch", "torchvision", "pycocotools", "numpy", "albumentations", "pybullet"):
         try:
             out[pkg] = version(pkg)

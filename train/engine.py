@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping
+from typing import Callable, Iterator, Mapping, Protocol
 
 import numpy as np
 import torch
@@ -33,17 +33,24 @@ from longtail.errors import InputError, LongtailError, ParameterError
 from longtail.train.checkpoint import read_checkpoint, save_checkpoint
 from longtail.train.classmap import LabelSpace
 from longtail.train.models import ModelSpec
-from longtail.train.sample import DetectionDataset
+from longtail.train.sample import DetectionDataset, Entry
 from longtail.train.sampler import MixedSampler, StagedSampler
-
-if TYPE_CHECKING:
-    from longtail.train.weather import WeatherAugment
 
 RUN_FILE = "run.json"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 
 Progress = Callable[[int, int, dict], None]  # (steps done, total steps, the step's metrics line)
+
+
+class Augment(Protocol):
+    """What a source's images pass through when loaded: ``WeatherAugment`` or ``SensorAugment``."""
+
+    def __call__(self, image: torch.Tensor, entry: Entry, rng: np.random.Generator) -> tuple[torch.Tensor, str]:
+        """The (3, H, W) uint8 image, changed or not, and a word for what was applied."""
+
+    def describe(self) -> dict:
+        """The settings, as a run's log records them."""
 
 
 class TrainingError(LongtailError):
@@ -109,7 +116,7 @@ class SampledBatches:
     """
 
     def __init__(self, datasets: Mapping[str, DetectionDataset], sampler: MixedSampler | StagedSampler,
-                 augment: Mapping[str, "WeatherAugment"] | None = None):
+                 augment: Mapping[str, Augment] | None = None):
         self.datasets = dict(datasets)
         self.sampler = sampler
         self.augment = dict(augment or {})
@@ -119,14 +126,14 @@ class SampledBatches:
 
     @classmethod
     def single(cls, dataset: DetectionDataset, steps: int, batch: int, seed: int,
-               augment: "WeatherAugment | None" = None) -> "SampledBatches":
+               augment: Augment | None = None) -> "SampledBatches":
         """Batches from one dataset, each image once per epoch."""
         return cls({"data": dataset}, MixedSampler({"data": len(dataset)}, {"data": 1.0}, steps, batch, seed),
                    {"data": augment} if augment else None)
 
     @classmethod
     def mixed(cls, datasets: Mapping[str, DetectionDataset], shares: Mapping[str, float], steps: int, batch: int,
-              seed: int, augment: Mapping[str, "WeatherAugment"] | None = None) -> "SampledBatches":
+              seed: int, augment: Mapping[str, Augment] | None = None) -> "SampledBatches":
         """Batches from named datasets at the given shares (``--mix real=0.7,synthetic=0.3``)."""
         sizes = {name: len(d) for name, d in datasets.items()}
         return cls(datasets, MixedSampler(sizes, shares, steps, batch, seed), augment)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 from pycocotools.coco import COCO
@@ -57,7 +57,8 @@ def coco_gt(dataset: DetectionDataset, level: str | None = None) -> dict:
         level: KITTI difficulty; boxes harder than it (or without one) become ignore regions.
     """
     categories = [c.id for c in target_classes()]
-    images, anns = [], []
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
     for i in range(len(dataset)):
         e = dataset.entries[i]
         t = dataset.target(i)

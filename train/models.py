@@ -14,6 +14,7 @@ import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import torch
@@ -61,13 +62,15 @@ def _set_ssd_size(model: nn.Module, img_size: tuple[int, int]) -> None:
     # SSD builders fix 300x300 / 320x320 and refuse a size argument; the anchors are relative to
     # the image, so resizing the input transform is all a different size needs.
     h, w = img_size
-    model.transform.min_size = (min(h, w),)
-    model.transform.max_size = max(h, w)
-    model.transform.fixed_size = (w, h)  # GeneralizedRCNNTransform reads fixed_size as (width, height)
+    # a GeneralizedRCNNTransform; torch types ``Module.__getattr__`` as ``Tensor | Module``
+    transform: Any = model.transform
+    transform.min_size = (min(h, w),)
+    transform.max_size = max(h, w)
+    transform.fixed_size = (w, h)  # GeneralizedRCNNTransform reads fixed_size as (width, height)
 
 
-def build_model(name: str = DEFAULT_MODEL, num_classes: int = LabelSpace().num_classes, *, img_size: tuple[int, int] | None = None,
-                seed: int | None = None, **kw) -> nn.Module:
+def build_model(name: str = DEFAULT_MODEL, num_classes: int = LabelSpace().num_classes, *,
+                img_size: tuple[int, int] | None = None, seed: int | None = None, **kw) -> nn.Module:
     """A torchvision detector with random weights.
 
     Args:

@@ -318,7 +318,8 @@ class YoloDataset(RealDataset):
                     xy = vals.reshape(-1, 2)
                     box = (xy[:, 0].min() * w, xy[:, 1].min() * h, xy[:, 0].max() * w, xy[:, 1].max() * h)
             except (ValueError, IndexError):
-                raise InputError(str(path), f"line {n}", "expected 'class cx cy w h' (normalised) or a polygon") from None
+                raise InputError(str(path), f"line {n}",
+                                 "expected 'class cx cy w h' (normalised) or a polygon") from None
             if cls not in names:
                 raise InputError(str(path), f"line {n}", f"class index {cls} is not in data.yaml names "
                                  f"(0..{len(names) - 1})")

@@ -35,7 +35,7 @@ def _value(cell: dict, metric: str = METRIC) -> float | None:
     return _clear_all(cell).get(metric)
 
 
-def _stats(values: list[float]) -> dict:
+def _stats(values: list[float | None]) -> dict:
     v = [x for x in values if x is not None]
     if not v:
         return {"mean": None, "std": None, "n": 0, "values": values}
@@ -77,8 +77,7 @@ def summarize(runs: list[dict], cfg) -> dict:
                              for k, cs in conds.items()}
                 weather_cells = [c for c in cells if c != "clear"]
                 mpc = [_mean_or_none([per_seed[c][i] for c in weather_cells]) for i in range(len(group))]
-                rpc = [None if m is None or not per_seed["clear"][i] else m / per_seed["clear"][i]
-                       for i, m in enumerate(mpc)]
+                rpc = [None if m is None or not clear else m / clear for m, clear in zip(mpc, per_seed["clear"])]
                 rows[arm] = {"seeds": [r["seed"] for r in group], "cells": {c: _stats(v) for c, v in per_seed.items()},
                              "conditions": {k: _stats(v) for k, v in cond_seed.items()},
                              "per_seed_conditions": cond_seed, "mPC": _stats(mpc), "rPC": _stats(rpc),
@@ -132,6 +131,7 @@ def verdicts(table: dict) -> list[dict]:
                     elif syn_mean > real_mean:
                         tail = f", more than {real_text}"
                     else:
+                        assert ratio is not None  # real_mean >= 0.01 here
                         tail = f", {100 * ratio:.0f}% of {real_text}"
                     text = f"synthetic-only reaches {100 * syn_mean:.1f} AP50 on {cond}{tail}"
                     out.append({"test": test, "fraction": frac, "arm": "synthetic", "condition": cond,

@@ -74,7 +74,9 @@ class SensorAugment:
             img = np.clip(img.astype(np.float32) + n, 0, 255).astype(np.uint8)
         if jpeg:
             _, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-            img = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+            assert decoded is not None  # the JPEG was encoded just above
+            img = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
         return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).contiguous(), "sensor"
 
     def describe(self) -> dict:

@@ -80,7 +80,8 @@ def _prior(prior: GroundPrior, height: int, width: int) -> tuple[np.ndarray, Cam
                                    "fy": c.fy * sy, "cy": c.cy * sy})
     depth = plate_depth(cam, far_m=prior.far_m)
     depth.flags.writeable = False
-    spec = CameraSpec(K=tuple(map(tuple, cam.K.tolist())), world_from_camera=tuple(map(tuple, cam.world_from_camera().tolist())))
+    # validated from the nested lists: pydantic checks the 3 x 3 and 4 x 4 shapes mypy cannot see in ``tolist``
+    spec = CameraSpec.model_validate({"K": cam.K.tolist(), "world_from_camera": cam.world_from_camera().tolist()})
     return depth, spec
 
 
