@@ -48,7 +48,7 @@ from longtail.render.capture import Renderer
 from longtail.render.weather import fused
 from longtail.render.weather.particles import _transmitted
 from longtail.render.weather.presets import get_preset, list_presets
-from longtail.render.weather.transforms import CameraSpec, DayToNight, DepthFog, DepthRain, DepthSnow, SunGlare
+from longtail.render.weather.transforms import FrameCamera, DayToNight, DepthFog, DepthRain, DepthSnow, SunGlare
 from longtail.worlds.sampler import sample
 from longtail.worlds.scenario import load_scenario
 
@@ -74,12 +74,12 @@ NEAREST_BUILTIN = {  # preset -> the albumentations pipeline that comes closest,
 
 
 def rendered_frame(width: int, height: int, seed: int = 4, index: int = 0):
-    """(rgb uint8, depth float32 metres with inf sky, CameraSpec) of a rendered day frame."""
+    """(rgb uint8, depth float32 metres with inf sky, FrameCamera) of a rendered day frame."""
     scene = sample(load_scenario(SCENARIO).with_resolution(width, height), seed, index)
     with Renderer() as r:
         buf = render_scene(scene, r)
     cam = scene.camera
-    return buf.rgb, buf.depth, CameraSpec(K=cam.K.tolist(), world_from_camera=cam.world_from_camera().tolist())
+    return buf.rgb, buf.depth, FrameCamera(K=cam.K.tolist(), world_from_camera=cam.world_from_camera().tolist())
 
 
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}

@@ -118,12 +118,12 @@ def cmd_train(args) -> int:
     from longtail.train.datasets import open_dataset
     from longtail.train.engine import SampledBatches, train
     from longtail.train.models import ModelSpec
-    from longtail.train.sampler import parse_shares
+    from longtail.train.batching import parse_shares
 
     specs = _named(args.data)
     datasets = {name: open_dataset(ds) for name, ds in specs.items()}
     if args.dry_run:
-        from longtail.train.sample import check_images
+        from longtail.train.entries import check_images
 
         for name, ds in datasets.items():
             check_images(ds)

@@ -15,6 +15,8 @@ import zlib
 
 import numpy as np
 
+# the renderer's procedural noise textures: fixed, part of the renderer, not of any frame
+TEXTURES = 20261125
 # [dataset seed, frame index, WEATHER]: a frame's render-time weather (particles, lens glare)
 WEATHER = 1
 # [r, g, b (each x 4093, rounded), variant, OUTFIT]: a person's clothes, hair and skin, a pure

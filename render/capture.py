@@ -24,7 +24,7 @@ from longtail._pybullet import p
 
 from longtail.render.camera import linearize_depth, projection_matrix, view_matrix, world_xyz
 from longtail.render.lighting import casts_shadows, night_shading, pybullet_light, scene_lights, sun_vector
-from longtail.render.look import bloom, cast_shadows, caster_boxes, edge_antialias, emission, texture_gain
+from longtail.render.look import bloom, cast_shadows, caster_boxes, edge_antialias, emission, texture_gain, to_uint8
 from longtail.render.plate import composite
 from longtail.render.sky import sky_colors, sky_image
 from longtail.render.weather.scene_weather import changes_frame
@@ -74,10 +74,6 @@ class Buffers:
     alone: dict[int, Alone]
     airlight: np.ndarray
     finished: bool = False
-
-
-def to_uint8(img: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
 BACKENDS = ("auto", "tiny", "egl")

@@ -14,9 +14,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from longtail.classes import get_class
+from longtail.seeding import TEXTURES
 
 TILE = 256
-TEXTURE_SEED = 20261125  # fixed: textures are part of the renderer, not of a frame's randomness
 
 # semantic class -> (fine texel metres, fine amplitude, coarse texel metres, coarse amplitude,
 # distance in metres over which the fine grain fades out to avoid shimmering)
@@ -40,7 +40,7 @@ EMISSIVE = {
 
 
 @lru_cache(maxsize=2)
-def noise_tile(seed: int = TEXTURE_SEED) -> np.ndarray:
+def noise_tile(seed: int = TEXTURES) -> np.ndarray:
     """(TILE, TILE) float32 smooth-ish value noise, zero mean, unit std, tiling seamlessly."""
     rng = np.random.default_rng(seed)
     # float32 throughout (numpy's stubs widen the smoothing's ``/ 4`` to float64)
@@ -123,6 +123,11 @@ def bloom(emitted: np.ndarray, radius: int = 4, strength: float = 0.35) -> np.nd
 
 
 TENT = [(dr, dc, (2 - abs(dr)) * (2 - abs(dc)) / 16.0) for dr in (-1, 0, 1) for dc in (-1, 0, 1)]
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """A float image 0..1 as uint8: x 255, rounded half to even, clipped to 0..255."""
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
 def edges(instance: np.ndarray, semantic: np.ndarray, depth: np.ndarray) -> np.ndarray:

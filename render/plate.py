@@ -151,7 +151,7 @@ def plate_arrays(plate) -> PlateArrays:
                              gx=np.ascontiguousarray(plate.ground_xy[..., 0]),
                              gy=np.ascontiguousarray(plate.ground_xy[..., 1]),
                              edge=(edge := edges(empty, empty, depth)), edge_px=np.flatnonzero(edge),
-                             rgb=to_uint8(edge_antialias(plate.image_f, empty, empty, depth)),
+                             rgb=nonnegative_to_uint8(edge_antialias(plate.image_f, empty, empty, depth)),
                              sums=np.pad(plate.image_f.astype(np.float64).cumsum(0).cumsum(1),
                                          ((1, 0), (1, 0), (0, 0))))
         for a in vars(arrays).values():
@@ -173,9 +173,9 @@ def _grow(r: tuple[int, int, int, int], d: int, H: int, W: int) -> tuple[int, in
     return max(v0 - d, 0), min(v1 + d, H), max(u0 - d, 0), min(u1 + d, W)
 
 
-def to_uint8(img: np.ndarray) -> np.ndarray:
-    """``capture.to_uint8`` (x 255, round half to even, clip to 0..255) of a non-negative float32
-    array, in one pass."""
+def nonnegative_to_uint8(img: np.ndarray) -> np.ndarray:
+    """``look.to_uint8`` (x 255, round half to even, clip to 0..255) of a non-negative float32
+    array, in one OpenCV pass (it takes absolute values, so only for non-negative input)."""
     return cv2.convertScaleAbs(img, alpha=255.0)
 
 
@@ -195,7 +195,7 @@ class Composite:
     shadows: list = field(default_factory=list)
 
     def finish(self, plate) -> np.ndarray:
-        """The (H, W, 3) uint8 frame, ``to_uint8(edge_antialias(...))`` of the whole composite:
+        """The (H, W, 3) uint8 frame, ``nonnegative_to_uint8(edge_antialias(...))`` of the whole composite:
         the plate's own finished frame, redone within a pixel of the boxes and windows (a
         pixel's result reads its 3x3 neighbourhood; whether it is an edge, its 4-neighbours)."""
         arrays = plate_arrays(plate)
@@ -214,7 +214,7 @@ class Composite:
         found = []
         for i, r in enumerate(self.boxes + self.shadows):
             v0, v1, u0, u1 = _grow(r, 1, H, W)
-            rgb[v0:v1, u0:u1] = to_uint8(img[v0:v1, u0:u1])
+            rgb[v0:v1, u0:u1] = nonnegative_to_uint8(img[v0:v1, u0:u1])
             if i < len(self.boxes) or arrays.edge_px.size:  # (no edge of the plate: only the boxes have any)
                 ys, xs = np.nonzero(edge[v0:v1, u0:u1])
                 found.append((ys + v0) * W + (xs + u0))
@@ -227,7 +227,7 @@ class Composite:
             acc = np.zeros((flat.size, img3.shape[1]), np.float32)
             for dr, dc, wgt in TENT:  # as edge_antialias, in its order
                 acc += wgt * img3.take(rs[dr] + cs[dc], 0)
-            rgb.reshape(H * W, -1)[flat] = to_uint8(acc)
+            rgb.reshape(H * W, -1)[flat] = nonnegative_to_uint8(acc)
         return rgb
 
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from longtail.pipeline import render_scene
 from longtail.classes import get_class
-from longtail.render.capture import to_uint8
+from longtail.render.look import to_uint8
 from longtail.render.look import bloom, edge_antialias, emission, texture_gain
 from longtail.render.sky import sky_image
 from longtail.worlds.sampler import sample

@@ -555,7 +555,7 @@ def _reference_contact_shadows(background, ground_xy, actors, camera):
 
 def _reference_composite(plate, img, depth, instance, semantic, actors, cam):
     """The whole-frame composite (depth test, contact shadows, light matching, anti-aliasing)."""
-    from longtail.render.capture import to_uint8
+    from longtail.render.look import to_uint8
     from longtail.render.look import edge_antialias
     from longtail.render.plate import match_to_plate
 

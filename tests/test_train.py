@@ -25,7 +25,7 @@ from longtail.train.datasets import SyntheticDataset
 from longtail.train.engine import SampledBatches, TrainConfig, read_metrics, resolve_device, train
 from longtail.train.evaluate import evaluate, evaluate_checkpoint
 from longtail.train.models import DEFAULT_MODEL, ModelSpec, build_model, list_models
-from longtail.train.sampler import StagedSampler
+from longtail.train.batching import StagedSampler
 from longtail.worlds.scenario import load_scenario
 
 SSD = "ssdlite320_mobilenet_v3_large"

@@ -29,7 +29,7 @@ from longtail.pipeline import render_dataset
 from longtail.train.classmap import IGNORE_LABEL, KITTI, LabelSpace, class_map, load_class_map
 from longtail.train.datasets import (CocoDataset, KittiDataset, MotDataset, SyntheticDataset, YoloDataset,
                                      detect_kind, open_dataset)
-from longtail.train.sampler import MixedSampler, StagedSampler, parse_shares, two_stage
+from longtail.train.batching import MixedSampler, StagedSampler, parse_shares, two_stage
 from longtail.worlds.scenario import load_scenario
 
 ID = {name: get_class(name).id for name in ("person", "rider", "car", "truck", "animal", "bicycle")}

@@ -25,7 +25,7 @@ from longtail.labelers.export_base import ExportFilter
 from longtail.train.classmap import IGNORE_LABEL
 from longtail.train.datasets import SyntheticDataset
 from longtail.train.evaluate import coco_gt, coco_metrics, evaluate_detections
-from longtail.train.sample import DetectionDataset, make_entry
+from longtail.train.entries import DetectionDataset, make_entry
 from longtail.worlds.scenario import load_scenario
 
 CAR, PERSON, TRUCK = (get_class(n).id for n in ("car", "person", "truck"))

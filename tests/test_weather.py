@@ -23,7 +23,7 @@ from longtail.render.weather.scene_weather import (SCENE_WEATHER, apply_scene_we
                                                   get_scene_weather)
 from longtail.seeding import WEATHER
 from longtail.render.weather.snow import sample_snow, snow
-from longtail.render.weather.transforms import (TRANSFORMS, CameraSpec, DayToNight, DepthFog, DepthRain, DepthSnow,
+from longtail.render.weather.transforms import (TRANSFORMS, FrameCamera, DayToNight, DepthFog, DepthRain, DepthSnow,
                                                 SunGlare)
 from longtail.render.weather.visibility import fog_visibility, is_visible, object_visibility
 from longtail.worlds.scene import Actor, Camera, Layout, Scene, Sun, Weather
@@ -280,7 +280,7 @@ def test_camera_from_matrices_round_trip():
                  yaw=0.3, pitch=0.05, roll=-0.02)
     back = camera_from_matrices(cam.K, cam.world_from_camera(), 320, 200)
     np.testing.assert_allclose(back.world_from_camera(), cam.world_from_camera(), atol=1e-12)
-    spec = CameraSpec(K=cam.K.tolist(), world_from_camera=cam.world_from_camera().tolist())
+    spec = FrameCamera(K=cam.K.tolist(), world_from_camera=cam.world_from_camera().tolist())
     np.testing.assert_allclose(spec.for_image((200, 320, 3)).world_from_camera(), cam.world_from_camera(), atol=1e-12)
     assert camera_for_image((96, 160)).position == (0.0, 0.0, 1.65)
 
@@ -401,7 +401,7 @@ def test_particle_boxes_conserve_light_and_lean_with_the_wind():
 
 
 def test_camera_for_image_is_memoised_and_takes_lists():
-    spec = CameraSpec(K=((300.0, 0.0, 160.0), (0.0, 300.0, 96.0), (0.0, 0.0, 1.0)))
+    spec = FrameCamera(K=((300.0, 0.0, 160.0), (0.0, 300.0, 96.0), (0.0, 0.0, 1.0)))
     assert spec.for_image((192, 320, 3)) is spec.for_image((192, 320, 3))
     as_lists = camera_for_image((192, 320), K=[[300.0, 0.0, 160.0], [0.0, 300.0, 96.0], [0.0, 0.0, 1.0]])
     assert as_lists == spec.for_image((192, 320, 3))

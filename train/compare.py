@@ -42,8 +42,8 @@ from longtail.train.datasets import open_dataset
 from longtail.train.engine import SampledBatches, TrainConfig, read_metrics, resolve_device, train
 from longtail.train.evaluate import evaluate
 from longtail.train.models import ModelSpec, check_model_name
-from longtail.train.sample import DetectionDataset
-from longtail.train.sampler import two_stage
+from longtail.train.entries import DetectionDataset
+from longtail.train.batching import two_stage
 from longtail.train.sensor import SensorAugment
 from longtail.train.weather import GroundPrior, Weathered, WeatherAugment, check_presets
 from longtail.worlds.plates import load_camera

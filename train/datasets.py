@@ -1,4 +1,4 @@
-"""Datasets for training and evaluation, all in one sample format (``longtail.train.sample``).
+"""Datasets for training and evaluation, all in one sample format (``longtail.train.entries``).
 
 - ``SyntheticDataset``: a longtail dataset directory (``manifest.json``, frame records);
 - ``CocoDataset``, ``KittiDataset``, ``YoloDataset``, ``MotDataset``: real data in standard
@@ -19,7 +19,7 @@ from longtail.labelers.export_base import ExportFilter, object_role
 from longtail.train.classmap import ClassMap
 from longtail.train.real import (CocoDataset, KittiDataset, MotDataset, YoloDataset, is_coco_json, is_mot_dir,
                                  kitti_root)
-from longtail.train.sample import DetectionDataset, Entry, categorical, make_entry, read_image
+from longtail.train.entries import DetectionDataset, Entry, categorical, make_entry, read_image
 from longtail.train.tags import apply_tags, load_tags
 
 __all__ = ["DetectionDataset", "Entry", "SyntheticDataset", "CocoDataset", "KittiDataset", "YoloDataset",

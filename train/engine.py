@@ -33,8 +33,8 @@ from longtail.errors import InputError, LongtailError, ParameterError
 from longtail.train.checkpoint import read_checkpoint, save_checkpoint
 from longtail.train.classmap import LabelSpace
 from longtail.train.models import ModelSpec
-from longtail.train.sample import DetectionDataset, Entry
-from longtail.train.sampler import MixedSampler, StagedSampler
+from longtail.train.entries import DetectionDataset, Entry
+from longtail.train.batching import MixedSampler, StagedSampler
 
 RUN_FILE = "run.json"
 CHECKPOINT = "checkpoint.pt"

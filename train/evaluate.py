@@ -27,7 +27,7 @@ from torch import nn
 from longtail.classes import target_classes
 from longtail.train.checkpoint import load_detector
 from longtail.train.classmap import IGNORE_LABEL, LabelSpace
-from longtail.train.sample import DetectionDataset
+from longtail.train.entries import DetectionDataset
 
 BREAKDOWN = ("time_of_day", "weather", "scenario", "event")
 DIFFICULTIES = ("easy", "moderate", "hard")

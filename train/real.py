@@ -1,7 +1,7 @@
 """Loaders for real datasets in standard formats: COCO, KITTI, YOLO and MOTChallenge.
 
 Each parses every label file up front into ``Entry`` records in the common sample format
-(``longtail.train.sample``), with source classes mapped onto longtail's through a class map
+(``longtail.train.entries``), with source classes mapped onto longtail's through a class map
 (``longtail.train.classmap``); objects of classes the map drops or lacks are counted in
 ``dataset.unmapped``. Boxes are clipped to the image; boxes left empty are skipped.
 """
@@ -21,7 +21,7 @@ from longtail.errors import InputError
 from longtail.readers import load_json, load_yaml, parse_int, parse_number, text_lines, validation_message
 from longtail.classes import kitti_difficulty
 from longtail.train.classmap import IGNORE_LABEL, ClassMap, MOT_CLASS_IDS, class_map
-from longtail.train.sample import DetectionDataset, Entry, categorical, image_size, make_entry
+from longtail.train.entries import DetectionDataset, Entry, categorical, image_size, make_entry
 from longtail.train.tags import apply_tags, load_tags
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from longtail.errors import ParameterError
-from longtail.train.sample import Entry
+from longtail.train.entries import Entry
 
 
 @dataclass(frozen=True)

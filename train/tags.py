@@ -20,7 +20,7 @@ from pathlib import Path
 
 from longtail.errors import InputError
 from longtail.readers import parse_json, read_text
-from longtail.train.sample import Entry
+from longtail.train.entries import Entry
 
 FILE_COLUMNS = ("file", "file_name", "image")
 

@@ -7,7 +7,7 @@ Every weather preset (``longtail.render.weather.presets``) needs a depth map and
   horizon sees the ground z = 0 from the camera's height, ``depth = -h / ray_z`` along the pixel's
   ray, capped at ``far_m`` (250 m) at and above the horizon. The camera is the one
   ``longtail plate fit`` fitted to the footage (``--real-camera PLATE_DIR`` or its
-  ``camera.json``), or else a level car camera (``CameraSpec`` defaults: 1.5 m up, 60 deg wide,
+  ``camera.json``), or else a level car camera (``FrameCamera`` defaults: 1.5 m up, 60 deg wide,
   principal point at the centre), scaled to each image's size. Vertical things (people, poles,
   walls) take the depth of the ground behind them, so fog on them is slightly too thick: a
   standing person 20 m away at 7 m camera height is under-estimated by ~1 m of fog, far below the
@@ -30,8 +30,8 @@ import torch
 from longtail.depth import read_depth
 from longtail.errors import InputError, ParameterError
 from longtail.render.weather.presets import get_preset, list_presets
-from longtail.render.weather.transforms import CameraSpec
-from longtail.train.sample import DetectionDataset, Entry
+from longtail.render.weather.transforms import FrameCamera
+from longtail.train.entries import DetectionDataset, Entry
 from longtail.worlds.plates import plate_depth
 from longtail.worlds.scene import Camera
 
@@ -61,16 +61,16 @@ class GroundPrior:
     """
 
     camera: Camera | None = None
-    spec: CameraSpec = field(default_factory=CameraSpec)
+    spec: FrameCamera = field(default_factory=FrameCamera)
     far_m: float = FAR_M
 
-    def for_shape(self, height: int, width: int) -> tuple[np.ndarray, CameraSpec]:
-        """(H, W) float32 depth and the CameraSpec of an image of that size (cached)."""
+    def for_shape(self, height: int, width: int) -> tuple[np.ndarray, FrameCamera]:
+        """(H, W) float32 depth and the FrameCamera of an image of that size (cached)."""
         return _prior(self, int(height), int(width))
 
 
 @lru_cache(maxsize=8)
-def _prior(prior: GroundPrior, height: int, width: int) -> tuple[np.ndarray, CameraSpec]:
+def _prior(prior: GroundPrior, height: int, width: int) -> tuple[np.ndarray, FrameCamera]:
     if prior.camera is None:
         cam = prior.spec.for_image((height, width))
     else:
@@ -81,15 +81,15 @@ def _prior(prior: GroundPrior, height: int, width: int) -> tuple[np.ndarray, Cam
     depth = plate_depth(cam, far_m=prior.far_m)
     depth.flags.writeable = False
     # validated from the nested lists: pydantic checks the 3 x 3 and 4 x 4 shapes mypy cannot see in ``tolist``
-    spec = CameraSpec.model_validate({"K": cam.K.tolist(), "world_from_camera": cam.world_from_camera().tolist()})
+    spec = FrameCamera.model_validate({"K": cam.K.tolist(), "world_from_camera": cam.world_from_camera().tolist()})
     return depth, spec
 
 
-def depth_and_camera(entry: Entry, prior: GroundPrior) -> tuple[np.ndarray, CameraSpec]:
+def depth_and_camera(entry: Entry, prior: GroundPrior) -> tuple[np.ndarray, FrameCamera]:
     """An image's depth (metres, inf = sky) and camera: recorded ones where the entry has them,
     else the ground-plane prior."""
     if entry.depth is not None and entry.camera is not None:
-        return read_depth(entry.depth), CameraSpec.from_record(entry.camera)
+        return read_depth(entry.depth), FrameCamera.from_record(entry.camera)
     return prior.for_shape(entry.height, entry.width)
 
 

@@ -55,7 +55,7 @@ def camera_for_image(shape: tuple[int, ...], K=None, world_from_camera=None, hfo
                      height_m: float = DEFAULT_HEIGHT_M, pitch_deg: float = 0.0) -> Camera:
     """The camera of an image of ``shape`` (H, W, ...): from K / world_from_camera where given,
     the defaults (``default_camera``) for whatever is missing. Memoised for hashable arguments
-    (a ``CameraSpec``'s tuples): the same Camera object per frame size, so the per-camera
+    (a ``FrameCamera``'s tuples): the same Camera object per frame size, so the per-camera
     geometry caches below hit by identity."""
     key = (int(shape[0]), int(shape[1]), K, world_from_camera, hfov_deg, height_m, pitch_deg)
     try:

@@ -18,7 +18,7 @@ from typing import Callable
 import albumentations as A
 
 from longtail.registry import Registry
-from longtail.render.weather.transforms import CameraSpec, DayToNight, DepthFog, DepthRain, DepthSnow, SunGlare
+from longtail.render.weather.transforms import FrameCamera, DayToNight, DepthFog, DepthRain, DepthSnow, SunGlare
 
 Preset = Callable[..., A.Compose]
 PRESETS: Registry[Preset] = Registry("weather preset")
@@ -47,20 +47,20 @@ def _band(x: float, lo: float = -math.inf, hi: float = math.inf) -> tuple[float,
     return max(lo, x * (1 - BAND)), min(hi, x * (1 + BAND))
 
 
-def _camera(camera: CameraSpec | dict | None) -> CameraSpec | None:
-    """A frame record's camera dict (K, world_from_camera, ...), a CameraSpec or its fields."""
-    if camera is None or isinstance(camera, CameraSpec):
+def _camera(camera: FrameCamera | dict | None) -> FrameCamera | None:
+    """A frame record's camera dict (K, world_from_camera, ...), a FrameCamera or its fields."""
+    if camera is None or isinstance(camera, FrameCamera):
         return camera
     if "K" in camera and "world_from_camera" in camera:
-        return CameraSpec.from_record(camera)
-    return CameraSpec.model_validate(camera)
+        return FrameCamera.from_record(camera)
+    return FrameCamera.model_validate(camera)
 
 
 def _preset(name: str):
     """Register ``build(strength, camera) -> transforms`` as the preset ``name``."""
 
-    def register(build: Callable[[float, CameraSpec | None], list]) -> Preset:
-        def preset(strength: float = 1.0, *, camera: CameraSpec | dict | None = None, seed: int | None = None
+    def register(build: Callable[[float, FrameCamera | None], list]) -> Preset:
+        def preset(strength: float = 1.0, *, camera: FrameCamera | dict | None = None, seed: int | None = None
                    ) -> A.Compose:
             if not 0.0 <= strength <= 1.0:
                 raise ValueError(f"strength must be in [0, 1], got {strength}")

@@ -18,7 +18,7 @@ is). Images are (H, W, 3) uint8 or float32 0..1. These are image-only transforms
 keypoints and the depth itself pass through unchanged.
 
 Camera geometry (ray lengths, the ground plane, light positions) comes from ``camera``: a
-``CameraSpec`` or a dict of its fields, e.g. ``CameraSpec.from_record(record["camera"])`` for a
+``FrameCamera`` or a dict of its fields, e.g. ``FrameCamera.from_record(record["camera"])`` for a
 longtail frame; without one a level car camera with an 81-degree field of view at 1.65 m is
 assumed.
 """
@@ -60,7 +60,7 @@ def _within(low: float, high: float | None = None, **bounds: bool) -> Callable[[
     return check_range_bounds(low, high, **bounds)
 
 
-class CameraSpec(BaseModel):
+class FrameCamera(BaseModel):
     """The camera of the images a transform sees: intrinsics ``K`` (3 x 3) and the 4 x 4
     ``world_from_camera`` of a longtail frame record (OpenCV camera axes, world z up, ground at
     z = 0), or, where those are missing, a level car camera of ``hfov_deg``, ``height_m`` and
@@ -75,7 +75,7 @@ class CameraSpec(BaseModel):
     pitch_deg: float = Field(default=0.0, ge=-45, le=45)
 
     @classmethod
-    def from_record(cls, camera: dict) -> "CameraSpec":
+    def from_record(cls, camera: dict) -> "FrameCamera":
         """From the ``camera`` entry of a longtail frame record (``labels/NNNNNN.json``)."""
         return cls(K=camera["K"], world_from_camera=camera["world_from_camera"])
 
@@ -89,8 +89,8 @@ class WeatherTransform(A.ImageOnlyTransform):
 
     needs_depth = True
 
-    def _spec(self, camera: CameraSpec | dict | None) -> CameraSpec:
-        return camera if isinstance(camera, CameraSpec) else CameraSpec.model_validate(camera or {})
+    def _spec(self, camera: FrameCamera | dict | None) -> FrameCamera:
+        return camera if isinstance(camera, FrameCamera) else FrameCamera.model_validate(camera or {})
 
     def _inputs(self, params: dict[str, Any], data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, Camera]:
         image = data["image"] if "image" in data else data["images"][0]
@@ -126,7 +126,7 @@ class DepthFog(WeatherTransform):
         fog_height_m_range: e-folding height of ground fog, metres; None = homogeneous fog.
         airlight: fog colour (3,) 0..1; None = estimated from the sky near the horizon.
         blur_px: Gaussian sigma (pixels) of forward scattering at zero transmission; 0 = none.
-        camera: ``CameraSpec`` (or its fields as a dict); None = the default car camera.
+        camera: ``FrameCamera`` (or its fields as a dict); None = the default car camera.
         p: probability of applying the transform.
 
     Targets: image (masks, bboxes, keypoints and depth pass through).
@@ -137,12 +137,12 @@ class DepthFog(WeatherTransform):
         fog_height_m_range: Annotated[_Pair, AfterValidator(_within(0.1)), AfterValidator(nondecreasing)] | None
         airlight: Color | None
         blur_px: float = Field(ge=0, le=50)
-        camera: CameraSpec | None
+        camera: FrameCamera | None
 
     def __init__(self, visibility_m_range: tuple[float, float] = (50.0, 300.0),
                  fog_height_m_range: tuple[float, float] | None = None,
                  airlight: tuple[float, float, float] | None = None,
-                 blur_px: float = 0.0, camera: CameraSpec | dict | None = None, p: float = 0.5):
+                 blur_px: float = 0.0, camera: FrameCamera | dict | None = None, p: float = 0.5):
         super().__init__(p=p)
         self.visibility_m_range = visibility_m_range
         self.fog_height_m_range = fog_height_m_range
@@ -177,7 +177,7 @@ class DepthRain(WeatherTransform):
         visibility_m_range: extra haze (mist, spray) as a visibility, metres; None = rain only.
         exposure_s: exposure time; streak length = fall speed x exposure.
         airlight: haze colour (3,) 0..1; None = estimated from the sky.
-        camera: ``CameraSpec`` (or its fields as a dict); None = the default car camera.
+        camera: ``FrameCamera`` (or its fields as a dict); None = the default car camera.
         p: probability of applying the transform.
 
     Targets: image (masks, bboxes, keypoints and depth pass through).
@@ -191,13 +191,13 @@ class DepthRain(WeatherTransform):
         visibility_m_range: Annotated[_Pair, AfterValidator(_within(1.0)), AfterValidator(nondecreasing)] | None
         exposure_s: float = Field(gt=0, le=1)
         airlight: Color | None
-        camera: CameraSpec | None
+        camera: FrameCamera | None
 
     def __init__(self, rain_rate_mm_h_range: tuple[float, float] = (5.0, 50.0),
                  slant_deg_range: tuple[float, float] = (-15.0, 15.0), wetness_range: tuple[float, float] = (0.6, 1.0),
                  lens_drops_range: tuple[int, int] = (0, 4), visibility_m_range: tuple[float, float] | None = None,
                  exposure_s: float = 1 / 60, airlight: tuple[float, float, float] | None = None,
-                 camera: CameraSpec | dict | None = None, p: float = 0.5):
+                 camera: FrameCamera | dict | None = None, p: float = 0.5):
         super().__init__(p=p)
         self.rain_rate_mm_h_range = rain_rate_mm_h_range
         self.slant_deg_range = slant_deg_range
@@ -242,7 +242,7 @@ class DepthSnow(WeatherTransform):
         visibility_m_range: visibility in the snowfall, metres; None = from intensity.
         exposure_s: exposure time; flakes streak by fall speed x exposure.
         airlight: haze colour (3,) 0..1; None = estimated from the sky.
-        camera: ``CameraSpec`` (or its fields as a dict); None = the default car camera.
+        camera: ``FrameCamera`` (or its fields as a dict); None = the default car camera.
         p: probability of applying the transform.
 
     Targets: image (masks, bboxes, keypoints and depth pass through).
@@ -255,12 +255,12 @@ class DepthSnow(WeatherTransform):
         visibility_m_range: Annotated[_Pair, AfterValidator(_within(1.0)), AfterValidator(nondecreasing)] | None
         exposure_s: float = Field(gt=0, le=1)
         airlight: Color | None
-        camera: CameraSpec | None
+        camera: FrameCamera | None
 
     def __init__(self, intensity_range: tuple[float, float] = (0.3, 1.0),
                  drift_deg_range: tuple[float, float] = (-20.0, 20.0), cover_range: tuple[float, float] | None = None,
                  visibility_m_range: tuple[float, float] | None = None, exposure_s: float = 1 / 60,
-                 airlight: tuple[float, float, float] | None = None, camera: CameraSpec | dict | None = None,
+                 airlight: tuple[float, float, float] | None = None, camera: FrameCamera | dict | None = None,
                  p: float = 0.5):
         super().__init__(p=p)
         self.intensity_range = intensity_range
@@ -304,7 +304,7 @@ class DayToNight(WeatherTransform):
         lights: more ``lighting.Light`` s in the camera's world frame (lamps, other cars).
         gain_range: analogue gain of the exposure (1 = base ISO); 0 = no noise.
         motion_blur_m_range: metres the car moves during the exposure; 0 = no blur.
-        camera: ``CameraSpec`` (or its fields as a dict); None = the default car camera.
+        camera: ``FrameCamera`` (or its fields as a dict); None = the default car camera.
         p: probability of applying the transform.
 
     Targets: image (masks, bboxes, keypoints and depth pass through).
@@ -317,12 +317,12 @@ class DayToNight(WeatherTransform):
         lights: list[Light] | None
         gain_range: Annotated[_Pair, AfterValidator(_within(0.0, 1000.0)), AfterValidator(nondecreasing)]
         motion_blur_m_range: Annotated[_Pair, AfterValidator(_within(0.0, 5.0)), AfterValidator(nondecreasing)]
-        camera: CameraSpec | None
+        camera: FrameCamera | None
 
     def __init__(self, ambient_range: tuple[float, float] = (0.02, 0.05), sky: Literal["night", "dusk"] = "night",
                  headlights: bool = True, lights: list[Light] | None = None,
                  gain_range: tuple[float, float] = (8.0, 16.0), motion_blur_m_range: tuple[float, float] = (0.0, 0.3),
-                 camera: CameraSpec | dict | None = None, p: float = 0.5):
+                 camera: FrameCamera | dict | None = None, p: float = 0.5):
         super().__init__(p=p)
         self.ambient_range = ambient_range
         self.sky = sky
@@ -363,7 +363,7 @@ class SunGlare(WeatherTransform):
         strength_range: 0..1 glare strength.
         ghosts_range: number of flare ghosts (integers).
         sun_color: (3,) 0..1 colour of the sunlight.
-        camera: ``CameraSpec`` (or its fields as a dict); None = the default car camera.
+        camera: ``FrameCamera`` (or its fields as a dict); None = the default car camera.
         p: probability of applying the transform.
 
     Depth is optional here (it hides a sun behind a surface). Targets: image (masks, bboxes,
@@ -379,13 +379,13 @@ class SunGlare(WeatherTransform):
         strength_range: Annotated[_Pair, AfterValidator(_within(0.0, 1.0)), AfterValidator(nondecreasing)]
         ghosts_range: Annotated[_Pair, AfterValidator(_within(0, 20)), AfterValidator(nondecreasing)]
         sun_color: Color
-        camera: CameraSpec | None
+        camera: FrameCamera | None
 
     def __init__(self, sun_uv: tuple[float, float] | None = None,
                  sun_elevation_deg_range: tuple[float, float] = (1.0, 8.0),
                  sun_azimuth_deg_range: tuple[float, float] = (-30.0, 30.0),
                  strength_range: tuple[float, float] = (0.6, 1.0), ghosts_range: tuple[int, int] = (3, 6),
-                 sun_color: tuple[float, float, float] = SUN_COLOR, camera: CameraSpec | dict | None = None,
+                 sun_color: tuple[float, float, float] = SUN_COLOR, camera: FrameCamera | dict | None = None,
                  p: float = 0.5):
         super().__init__(p=p)
         self.sun_uv = sun_uv
