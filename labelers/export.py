@@ -97,10 +97,10 @@ def check_output(out: Path, fmt: str, root: Path) -> None:
     marker = _read_marker(out)
     if marker is None:
         raise DatasetError(str(out), None, "output directory is not empty and holds no longtail export; "
-                           "choose a new --out directory")
+                           "choose a new output directory")
     if marker.get("export_format") != fmt:
         raise DatasetError(str(out), None, f"holds a {marker.get('export_format')!r} export, not {fmt!r}; "
-                           "choose a new --out directory")
+                           "choose a new output directory")
 
 
 def _scratch(out: Path, kind: str) -> Path:

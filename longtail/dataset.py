@@ -156,12 +156,13 @@ class DatasetWriter:
                                ("frame_count", have.frame_count, frames), ("sequence", have.sequence, sequence)):
                 if a != b:
                     what = "a different scenario" if name == "scenario" else f"{name} {a}, not {b}"
-                    raise DatasetError(str(root), None, f"holds another dataset ({what}); choose a new --out directory")
+                    raise DatasetError(str(root), None,
+                                       f"holds another dataset ({what}); choose a new output directory")
             remove_stale_tmp(root)
             return cls(root, have)
         if root.exists() and any(root.iterdir()):
             raise DatasetError(str(root), None, "output directory is not empty and holds no longtail manifest; "
-                               "choose a new --out directory")
+                               "choose a new output directory")
         root.mkdir(parents=True, exist_ok=True)
         w = cls(root, want)
         w.save()

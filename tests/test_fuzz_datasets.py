@@ -4,10 +4,12 @@ work or fail in one line (exit 2) and write nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -47,64 +49,57 @@ def _damage(root: Path, data: st.DataObject) -> None:
         (root / "manifest.json").write_text(json.dumps(manifest))
 
 
-def _with_damaged_copy(dataset: Path, data) -> tuple[Path, Path]:
+@contextlib.contextmanager
+def _damaged_copy(dataset: Path, data) -> Iterator[tuple[Path, Path]]:
+    """(a scratch folder, a damaged copy of ``dataset`` in it), removed afterwards."""
     tmp = Path(tempfile.mkdtemp())
-    root = tmp / "ds"
-    shutil.copytree(dataset, root)
-    _damage(root, data)
-    return tmp, root
+    try:
+        root = tmp / "ds"
+        shutil.copytree(dataset, root)
+        _damage(root, data)
+        yield tmp, root
+    finally:
+        shutil.rmtree(tmp)
 
 
 @FUZZ
 @given(st.data())
 def test_verify_lists_findings(dataset, data):
-    tmp, root = _with_damaged_copy(dataset, data)
-    try:
+    with _damaged_copy(dataset, data) as (tmp, root):
         rc, out, err = run_cli(["verify", root])
         assert_clean(rc, out, err, allowed=(0, 1, 2))
         assert len(out.splitlines()) <= 22, out  # at most 20 findings, a count of the rest, a summary
-    finally:
-        shutil.rmtree(tmp)
 
 
 @FUZZ
 @given(st.data(), st.sampled_from(["coco", "kitti", "yolo", "cityscapes"]))
 def test_export(dataset, data, fmt):
-    tmp, root = _with_damaged_copy(dataset, data)
-    try:
+    with _damaged_copy(dataset, data) as (tmp, root):
         rc, out, err = run_cli(["export", root, "--out", tmp / "exp", "--format", fmt])
         assert_clean(rc, out, err)
         if rc == 2:
             no_partial_output(tmp / "exp")
-    finally:
-        shutil.rmtree(tmp)
 
 
 @FUZZ
 @given(st.data())
 def test_augment(dataset, data):
-    tmp, root = _with_damaged_copy(dataset, data)
-    try:
+    with _damaged_copy(dataset, data) as (tmp, root):
         rc, out, err = run_cli(["augment", root, tmp / "aug", "--preset", "light_fog"])
         assert_clean(rc, out, err)
         if rc == 2:
             no_partial_output(tmp / "aug")
             assert [p.name for p in tmp.iterdir()] == ["ds"], "a scratch directory was left behind"
-    finally:
-        shutil.rmtree(tmp)
 
 
 @FUZZ
 @given(st.data())
 def test_stats(dataset, data):
-    tmp, root = _with_damaged_copy(dataset, data)
-    try:
+    with _damaged_copy(dataset, data) as (tmp, root):
         rc, out, err = run_cli(["stats", root, "--out", tmp / "stats.html"])
         assert_clean(rc, out, err)
         if rc == 2:
             assert not (tmp / "stats.html").exists()
-    finally:
-        shutil.rmtree(tmp)
 
 
 def test_the_undamaged_dataset_passes_everything(dataset, tmp_path):

@@ -458,10 +458,10 @@ def _open_report_dir(out: Path, record: dict) -> None:
         have = json.loads(file.read_text())
         for key in ("config", "classes", "inputs", "sources"):
             if have.get(key) != json.loads(json.dumps(record[key])):
-                raise InputError(str(out), None, f"holds a comparison with other {key}; choose a new --out directory")
+                raise InputError(str(out), None, f"holds a comparison with other {key}; choose a new output directory")
         return
     if out.exists() and any(out.iterdir()):
-        raise InputError(str(out), None, "not empty and holds no comparison; choose a new --out directory")
+        raise InputError(str(out), None, "not empty and holds no comparison; choose a new output directory")
     out.mkdir(parents=True, exist_ok=True)
     write_json(file, record)
 

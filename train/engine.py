@@ -278,11 +278,11 @@ def _open_run_dir(out: Path, record: dict, resume: bool) -> None:
         have = json.loads(run_file.read_text())
         for key in record:
             if have.get(key) != json.loads(json.dumps(record[key])):
-                raise InputError(str(out), None, f"holds another run ({key} differs); choose a new --out directory")
+                raise InputError(str(out), None, f"holds another run ({key} differs); choose a new output directory")
         return
     if out.exists() and any(out.iterdir()):
         raise InputError(str(out), None, "output directory is not empty and holds no training run; "
-                         "choose a new --out directory")
+                         "choose a new output directory")
     out.mkdir(parents=True, exist_ok=True)
     write_json(run_file, record)
 
@@ -333,7 +333,7 @@ def _optimize(model: nn.Module, optimizer: torch.optim.Optimizer, images: list, 
         losses = model(images, targets)
     loss = sum(losses.values())
     if not torch.isfinite(loss):
-        raise TrainingError(f"the loss is {loss.item()}; lower --lr or check the data")
+        raise TrainingError(f"the loss is {loss.item()}; lower the learning rate or check the data")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.clip_grad_norm is not None:
