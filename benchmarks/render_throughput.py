@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from longtail.pipeline import engines, frame_scene, render_frames, render_scene
-from longtail.render.capture import _get_image
+from longtail.render.capture import camera_image
 from longtail.worlds.scenario import load_scenario
 
 DEMO = "fallen_cargo,animal_herd,deer_on_dark_road,night_jaywalker,dense_fog_highway,fallen_cargo+rig"
@@ -51,7 +51,7 @@ def bench(name: str, frames: int, width: int, height: int, seed: int = 0) -> dic
             add("sample", time.perf_counter() - t0)
             render_scene(scene, r, t)
             t0 = time.perf_counter()
-            _get_image(r.client, scene.camera, renderer=r.flag, shadow=0)
+            camera_image(r.client, scene.camera, renderer=r.flag, shadow=0)
             add("flat", time.perf_counter() - t0)
         t0 = time.perf_counter()
         list(render_frames(sc, seed, list(range(frames)), eng, Path(tmp)))

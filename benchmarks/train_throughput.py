@@ -36,8 +36,14 @@ The per-step breakdown (median ms per step) wraps longtail's own functions with 
 batch's PNGs and targets), prepare (targets, flips, to device), optimize (forward, backward,
 clip, step), ema, other (sampler, lr, RNG fork/seed, .item(), JSON line, flush), ckpt (amortised).
 
+insertion  : with ``--insert SCENARIO``, the batches of the same steps loaded with actors inserted
+             into every image (``train.insert``, p = 1) against loaded without, interleaved per
+             step; the extra load time is set against longtail's median training step
+             (issue target: a step with insertion within 1.1x of a plain one). The actor bank is
+             built once before (its time printed apart).
+
 Usage: python benchmarks/train_throughput.py [--model NAME[,NAME]] [--batch B] [--steps N]
-       [--warmup W] [--frames F] [--size WxH] [--data DIR] [--device auto|cpu|cuda]
+       [--warmup W] [--frames F] [--size WxH] [--data DIR] [--device auto|cpu|cuda] [--insert SCENARIO]
 """
 
 from __future__ import annotations
@@ -246,6 +252,34 @@ def bench(name: str, dataset, size: tuple[int, int], batch: int, warmup: int, st
     return m
 
 
+def insert_cost(dataset, scenario_path: str, batch: int, steps: int, seed: int) -> dict:
+    """Median ms to load a batch with and without insertion, the same pairs and rng per step."""
+    import numpy as np
+
+    from longtail.train.insert import ActorBank, Inserter
+    from longtail.worlds.scenario import load_scenario
+
+    scenario = load_scenario(scenario_path)
+    t0 = time.perf_counter()
+    bank = ActorBank(scenario)
+    bank_s = time.perf_counter() - t0
+    plain = SampledBatches.single(dataset, steps + 2, batch, seed)
+    inserted = SampledBatches.single(dataset, steps + 2, batch, seed, insert=Inserter(scenario, bank))
+    with_ins, without = [], []
+    for step in range(steps + 2):
+        pairs = plain.pairs(step)
+        t0 = time.perf_counter()
+        plain.load(pairs, np.random.default_rng([seed, step]))
+        t1 = time.perf_counter()
+        inserted.load(pairs, np.random.default_rng([seed, step]))
+        t2 = time.perf_counter()
+        if step >= 2:  # the first ones fill caches (ground maps, sprite lookups)
+            without.append(t1 - t0)
+            with_ins.append(t2 - t1)
+    med = statistics.median
+    return {"bank_s": bank_s, "plain_ms": med(without) * 1e3, "insert_ms": med(with_ins) * 1e3}
+
+
 def render(frames: int, size: tuple[int, int], out: Path, seed: int, scenario: str) -> None:
     from longtail.pipeline import render_dataset
     from longtail.worlds.scenario import load_scenario
@@ -266,6 +300,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--eval-repeats", type=int, default=3, help="evaluation passes of each (best taken)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--insert", metavar="SCENARIO", help="also time loading batches with this scenario's actors "
+                    "inserted into every image")
     args = ap.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     device = resolve_device(args.device)
@@ -302,6 +338,14 @@ def main() -> None:
                   f"{m['pred_ips']:9.2f} {m['pred_ips'] / m['bare_ev_ips']:10.2f} {m['score_ms']:12.1f}")
         ratios = [m["paired"] for m in results.values()]
         print(f"\ntrain/bare rate: min {min(ratios):.2f}, mean {statistics.mean(ratios):.2f} (target >= 0.9)")
+        if args.insert:
+            c = insert_cost(dataset, args.insert, args.batch, args.steps, args.seed)
+            for name, m in results.items():
+                step_ms = args.batch / m["lt_ips"] * 1e3
+                extra = c["insert_ms"] - c["plain_ms"]
+                print(f"insertion ({args.insert}, every image): batch load {c['plain_ms']:.1f} -> "
+                      f"{c['insert_ms']:.1f} ms, +{extra:.1f} ms on a {step_ms:.0f} ms {name} step: "
+                      f"{(step_ms + extra) / step_ms:.3f}x (target <= 1.1); actor bank built in {c['bank_s']:.1f} s")
 
 
 if __name__ == "__main__":

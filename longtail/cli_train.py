@@ -35,7 +35,13 @@ def add_commands(sub, positive_int, seed) -> None:
                    "of these weather presets with probability --augment-p (real images: ground-plane depth prior)")
     t.add_argument("--augment-p", type=float, default=0.5, metavar="P", help="share of images augmented (default 0.5)")
     t.add_argument("--camera", type=Path, metavar="PLATE_DIR|camera.json",
-                   help="camera of the real images for the depth prior (default: a level car camera 1.5 m up)")
+                   help="camera of the real images for the depth prior and insertion (default: a level car camera "
+                   "1.65 m up, 81 deg wide)")
+    t.add_argument("--insert", metavar="SCENARIO",
+                   help="insert actors of this plate-style scenario (assets, counts, distances, headings) into the "
+                   "real images on the fly, standing on --camera's ground plane, before --augment's weather")
+    t.add_argument("--insert-p", type=float, default=0.5, metavar="P",
+                   help="share of real images that get actors (default 0.5)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--dry-run", action="store_true",
                    help="only open and check every --data source (labels, and every image's header against the "
@@ -50,6 +56,8 @@ def add_commands(sub, positive_int, seed) -> None:
     c.add_argument("--real", required=True, metavar="[KIND:]PATH", help="real training data (MOT, COCO, KITTI, YOLO)")
     c.add_argument("--synthetic", metavar="DIR", help="longtail dataset (synthetic, mixed, pretrain-finetune arms)")
     c.add_argument("--plates", metavar="DIR", help="longtail dataset rendered on your plate (real+plates arm)")
+    c.add_argument("--insert", metavar="SCENARIO",
+                   help="plate-style scenario of actors inserted into the real frames (real+inserted arm)")
     c.add_argument("--test", action="append", default=[], metavar="[KIND:]PATH",
                    help="held-out test set (repeatable); default: the last block of the real frames")
     c.add_argument("--out", required=True, type=Path, metavar="REPORT_DIR")
@@ -61,7 +69,8 @@ def add_commands(sub, positive_int, seed) -> None:
     c.add_argument("--batch", type=positive_int, metavar="B")
     c.add_argument("--img-size", type=positive_int, nargs=2, metavar=("H", "W"))
     c.add_argument("--arms", metavar="A,B",
-                   help="arms to run (default: all but real+plates; real+plates with --plates)")
+                   help="arms to run (default: all but real+plates and real+inserted, which come with --plates and "
+                   "--insert)")
     c.add_argument("--real-fractions", metavar="F,F", help="fractions of the real training frames, e.g. 0.1,0.25,1")
     c.add_argument("--seeds", type=positive_int, metavar="N", help="seeds per arm and fraction")
     c.add_argument("--robustness", metavar="PRESET,...", help="weather presets of the test conditions")
@@ -122,6 +131,19 @@ def cmd_train(args) -> int:
 
     specs = _named(args.data)
     datasets = {name: open_dataset(ds) for name, ds in specs.items()}
+    insert = None
+    if args.insert:
+        from longtail.train.insert import ActorBank, Inserter
+        from longtail.train.weather import GroundPrior
+        from longtail.worlds.plates import load_camera
+        from longtail.worlds.scenario import load_scenario
+
+        scenario = load_scenario(args.insert)
+        prior = GroundPrior(camera=load_camera(args.camera)) if args.camera else GroundPrior()
+        inserter = Inserter(scenario, ActorBank(scenario), prior, p=args.insert_p)
+        insert = {name: inserter for name, ds in datasets.items() if ds.kind != "longtail"}
+        if not insert:
+            raise InputError("--insert", None, "needs a real dataset (coco, kitti, yolo, mot) among --data")
     if args.dry_run:
         from longtail.train.entries import check_images
 
@@ -145,11 +167,12 @@ def cmd_train(args) -> int:
     if len(datasets) == 1:
         if args.mix:
             raise InputError("--mix", None, "needs two or more --data")
-        data = SampledBatches.single(next(iter(datasets.values())), args.steps, args.batch, args.seed, augment)
+        data = SampledBatches.single(next(iter(datasets.values())), args.steps, args.batch, args.seed, augment,
+                                     next(iter(insert.values())) if insert else None)
     else:
         shares = parse_shares(args.mix) if args.mix else {n: 1.0 / len(datasets) for n in datasets}
         data = SampledBatches.mixed(datasets, shares, args.steps, args.batch, args.seed,
-                                    {n: augment for n in datasets} if augment else None)
+                                    {n: augment for n in datasets} if augment else None, insert)
     model = spec.build(args.seed)
     if args.init:
         load_init(model, args.init)
@@ -163,7 +186,8 @@ def cmd_train(args) -> int:
         res = train(model, data, args.steps, spec=spec, out_dir=args.out, seed=args.seed, device=args.device,
                     resume=args.resume, progress=progress,
                     run_info={"sources": specs, "mix": args.mix, "init": str(args.init) if args.init else None,
-                              "camera": str(args.camera) if args.camera else None})
+                              "camera": str(args.camera) if args.camera else None,
+                              **({"insert": args.insert, "insert_p": args.insert_p} if args.insert else {})})
     finally:
         bar.close()
     print(f"{res.out_dir}: {res.steps} steps ({res.steps - res.started_at} this run), "
@@ -230,7 +254,7 @@ def cmd_compare(args) -> int:
 
     arms = _names(args.arms)
     if arms is None:
-        arms = DEFAULT_ARMS + (("real+plates",) if args.plates else ())
+        arms = DEFAULT_ARMS + (("real+plates",) if args.plates else ()) + (("real+inserted",) if args.insert else ())
     cfg = preset_config(args.preset, model=args.model, steps=args.steps, batch=args.batch,
                         img_size=tuple(args.img_size) if args.img_size else None, arms=arms,
                         real_fractions=_floats(args.real_fractions, "--real-fractions"), seeds=args.seeds,
@@ -258,7 +282,7 @@ def cmd_compare(args) -> int:
     try:
         results = run_compare(args.real, args.synthetic, args.test, args.out, cfg, plates=args.plates,
                               real_camera=args.real_camera, classes=_names(args.classes), device=args.device,
-                              log=log, step_progress=step_progress, preset=args.preset)
+                              log=log, step_progress=step_progress, preset=args.preset, insert=args.insert)
     finally:
         if bar is not None:
             bar.close()

@@ -97,8 +97,10 @@ def _load_egl(client: int) -> bool:
         return False
 
 
-def _get_image(client: int, camera: Camera, crop=None, renderer: int | None = None,
+def camera_image(client: int, camera: Camera, crop=None, renderer: int | None = None,
                **light) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One ``getCameraImage`` of ``client``: (H, W, 3) uint8 RGB, (H, W) float32 z-buffer, (H, W)
+    int32 segmentation; ``crop`` (u0, v0, w, h) renders only that window of ``camera``'s image."""
     w, h = (crop[2], crop[3]) if crop else (camera.width, camera.height)
     _, _, rgba, zbuf, seg = p.getCameraImage(
         w, h, view_matrix(camera), projection_matrix(camera, crop),
@@ -197,7 +199,7 @@ class Renderer:
         world = self._world
         assert world is not None  # built above, or for an earlier camera of this scene
         clock.lap("build")
-        rgb8, zbuf, seg = _get_image(self.client, cam, renderer=self.flag, **pybullet_light(scene))
+        rgb8, zbuf, seg = camera_image(self.client, cam, renderer=self.flag, **pybullet_light(scene))
         clock.lap("bare")
         depth = linearize_depth(zbuf, cam)
         body = np.where(seg < 0, -1, seg & ((1 << 24) - 1)) + 1
@@ -276,7 +278,7 @@ class Renderer:
             if crop is None:
                 continue
             bodies = build_actor(actor, self.solo, meshes=self.backend == "tiny")
-            _, _, seg = _get_image(self.solo, cam, crop, renderer=self.flag, shadow=0)
+            _, _, seg = camera_image(self.solo, cam, crop, renderer=self.flag, shadow=0)
             p.resetSimulation(physicsClientId=self.solo)
             mine = np.isin(seg, bodies)
             u0, v0, w, h = crop

@@ -7,7 +7,7 @@ import pytest
 
 from longtail._pybullet import p
 from longtail.render.camera import linearize_depth, projection_matrix, view_matrix, world_xyz
-from longtail.render.capture import _get_image
+from longtail.render.capture import camera_image
 from longtail.worlds.scene import Camera
 
 
@@ -27,7 +27,7 @@ def test_projected_point_lands_on_rendered_pixel(yaw, pitch, roll):
         for k, (d, l, h) in enumerate([(8.0, 0.0, 1.6), (12.0, 2.0, 0.8), (6.0, -1.5, 2.2)]):
             point = np.asarray(cam.position) + d * fwd + l * left + np.array([0, 0, h - 1.6])
             body = _marker_world(client, point)
-            _, zbuf, seg = _get_image(client, cam)
+            _, zbuf, seg = camera_image(client, cam)
             ys, xs = np.nonzero(seg == body)
             assert xs.size > 0, "marker not rendered"
             uv, z = cam.project(point[None])
@@ -48,7 +48,7 @@ def test_depth_is_metric_and_world_points_recover_geometry():
     try:
         vs = p.createVisualShape(p.GEOM_BOX, halfExtents=[0.5, 20, 20], rgbaColor=[1, 1, 1, 1], physicsClientId=client)
         p.createMultiBody(0, -1, vs, [10.5, 0, 1.5], physicsClientId=client)  # a wall whose face is at x = 10
-        _, zbuf, seg = _get_image(client, cam)
+        _, zbuf, seg = camera_image(client, cam)
         depth = linearize_depth(zbuf, cam)
         assert np.allclose(depth, 10.0, atol=2e-3)
         x, y, z = world_xyz(depth, cam)
@@ -64,9 +64,9 @@ def test_crop_reproduces_full_image_pixels():
     client = p.connect(p.DIRECT)
     try:
         body = _marker_world(client, (9.0, -0.7, 1.2), half=0.6)
-        _, _, full = _get_image(client, cam)
+        _, _, full = camera_image(client, cam)
         crop = (95, 40, 53, 37)
-        _, _, part = _get_image(client, cam, crop)
+        _, _, part = camera_image(client, cam, crop)
         u0, v0, w, h = crop
         assert np.array_equal(full[v0:v0 + h, u0:u0 + w] == body, part == body)
         assert (part == body).sum() > 100

@@ -43,12 +43,14 @@ from longtail.train.engine import SampledBatches, TrainConfig, read_metrics, res
 from longtail.train.evaluate import evaluate
 from longtail.train.models import ModelSpec, check_model_name
 from longtail.train.entries import DetectionDataset
+from longtail.train.insert import ActorBank, Inserter
 from longtail.train.batching import two_stage
 from longtail.train.sensor import SensorAugment
 from longtail.train.weather import GroundPrior, Weathered, WeatherAugment, check_presets
 from longtail.worlds.plates import load_camera
+from longtail.worlds.scenario import Scenario, load_scenario
 
-ARMS = ("real", "synthetic", "mixed", "pretrain-finetune", "real+weather", "real+plates")
+ARMS = ("real", "synthetic", "mixed", "pretrain-finetune", "real+weather", "real+plates", "real+inserted")
 DEFAULT_ARMS = ("real", "synthetic", "mixed", "pretrain-finetune", "real+weather")
 CONFIG_FILE = "compare.json"
 EVAL_FILE = "eval.json"
@@ -78,6 +80,7 @@ class CompareConfig:
         warmup_steps: learning-rate warm-up.
         pretrained: start from torchvision's ImageNet backbone weights (local cache only).
         sensor_augment: camera randomisation (``train.sensor``) on the rendered frames of every arm.
+        insert_share: share of the real images that get actors in the ``real+inserted`` arm.
     """
 
     model: str = "fasterrcnn_mobilenet_v3_large_320_fpn"
@@ -98,6 +101,7 @@ class CompareConfig:
     warmup_steps: int = 50
     pretrained: bool = False
     sensor_augment: bool = False
+    insert_share: float = 0.5
 
     def __post_init__(self):
         check_model_name(self.model)
@@ -121,7 +125,10 @@ class CompareConfig:
         check_presets(self.train_weather, "train_weather")
 
     def to_json(self) -> dict:
-        return json.loads(json.dumps(asdict(self)))
+        out = json.loads(json.dumps(asdict(self)))
+        if "real+inserted" not in self.arms:  # a comparison without the arm reads as it did before it existed
+            del out["insert_share"]
+        return out
 
 
 # ``smoke`` proves the plumbing end to end (all arms, one seed) in under 10 minutes on 2 CPU
@@ -215,6 +222,8 @@ class Inputs:
     prior: GroundPrior
     classes: tuple[str, ...]
     sources: dict = field(default_factory=dict)
+    insert: Scenario | None = None  # the real+inserted arm's scenario
+    bank: ActorBank | None = None  # its actors, rendered once for every run
 
 
 def _labelled_classes(dataset: DetectionDataset) -> set[str]:
@@ -225,14 +234,17 @@ def _labelled_classes(dataset: DetectionDataset) -> set[str]:
 
 
 def open_inputs(real: str, synthetic: str | None, tests: Sequence[str], cfg: CompareConfig, *,
-                plates: str | None = None, real_camera: Path | None = None, classes: Sequence[str] | None = None
-                ) -> Inputs:
+                plates: str | None = None, real_camera: Path | None = None, classes: Sequence[str] | None = None,
+                insert: str | None = None) -> Inputs:
     """Open and check every dataset a comparison needs (before anything is trained)."""
     needs_synth = any(a in cfg.arms for a in ("synthetic", "mixed", "pretrain-finetune"))
     if needs_synth and not synthetic:
         raise ParameterError("synthetic", "the synthetic, mixed and pretrain-finetune arms need a longtail dataset")
     if "real+plates" in cfg.arms and not plates:
         raise ParameterError("plates", "the real+plates arm needs a longtail dataset rendered on your plate")
+    if "real+inserted" in cfg.arms and not insert:
+        raise ParameterError("insert", "the real+inserted arm needs a scenario of actors to insert")
+    insert_scenario = load_scenario(insert) if insert and "real+inserted" in cfg.arms else None
     real_ds = open_dataset(real)
     if len(real_ds) == 0:
         raise InputError(real, None, "no images")
@@ -269,7 +281,11 @@ def open_inputs(real: str, synthetic: str | None, tests: Sequence[str], cfg: Com
             sources[name] = {**extra.describe(), "sha256": dataset_digest(extra)}
     for name, ds in test_sets.items():
         sources[f"test: {name}"] = {**ds.describe(), "sha256": dataset_digest(ds)}
-    return Inputs(train_ds, synth, plate_ds, test_sets, split, prior, chosen, sources)
+    bank = None
+    if insert_scenario is not None:
+        sources["insert"] = {"scenario": insert_scenario.name, "digest": insert_scenario.digest()}
+        bank = ActorBank(insert_scenario)
+    return Inputs(train_ds, synth, plate_ds, test_sets, split, prior, chosen, sources, insert_scenario, bank)
 
 
 # --- runs -------------------------------------------------------------------------------------
@@ -326,9 +342,13 @@ def arm_batches(key: RunKey, inputs: Inputs, cfg: CompareConfig) -> tuple[Sample
         pre = max(1, min(steps - 1, int(round(cfg.pretrain_share * steps))))
         data = SampledBatches(sets, two_stage({k: len(v) for k, v in sets.items()}, "synthetic", "real", pre, steps,
                                               batch, seed), rendered)
-    elif key.arm == "real+weather":
+    elif key.arm in ("real+weather", "real+inserted"):
         augment = WeatherAugment(cfg.train_weather, p=0.5, strength=(0.3, 1.0), prior=inputs.prior)
-        data = SampledBatches.mixed({"real": real}, {"real": 1.0}, steps, batch, seed, {"real": augment})
+        insert = None
+        if key.arm == "real+inserted":
+            assert inputs.insert is not None and inputs.bank is not None  # open_inputs made them
+            insert = {"real": Inserter(inputs.insert, inputs.bank, inputs.prior, p=cfg.insert_share)}
+        data = SampledBatches.mixed({"real": real}, {"real": 1.0}, steps, batch, seed, {"real": augment}, insert)
     else:  # pragma: no cover - CompareConfig checks the names
         raise AssertionError(key.arm)
     return data, {"real_images": 0 if real is None else len(real)}
@@ -395,15 +415,18 @@ Progress = Callable[[str], None]
 
 def run_compare(real: str, synthetic: str | None, tests: Sequence[str], out: Path, cfg: CompareConfig, *,
                 plates: str | None = None, real_camera: Path | None = None, classes: Sequence[str] | None = None,
-                device: str = "auto", log: Progress = print, step_progress=None, preset: str | None = None) -> dict:
+                device: str = "auto", log: Progress = print, step_progress=None, preset: str | None = None,
+                insert: str | None = None) -> dict:
     """Run every arm (skipping finished ones), then write the report; returns ``results.json``'s content."""
     from longtail.train.report import write_report
 
-    inputs = open_inputs(real, synthetic, tests, cfg, plates=plates, real_camera=real_camera, classes=classes)
+    inputs = open_inputs(real, synthetic, tests, cfg, plates=plates, real_camera=real_camera, classes=classes,
+                         insert=insert)
     out = Path(out)
     record = {"config": cfg.to_json(), "preset": preset, "classes": list(inputs.classes),
               "inputs": {"real": real, "synthetic": synthetic, "tests": list(tests), "plates": plates,
-                         "real_camera": str(real_camera) if real_camera else None},
+                         "real_camera": str(real_camera) if real_camera else None,
+                         **({"insert": insert} if insert else {})},  # only when used: older runs resume
               "sources": inputs.sources, "split": inputs.split}
     _open_report_dir(out, record)
     dev = resolve_device(device)

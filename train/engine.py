@@ -46,8 +46,22 @@ Progress = Callable[[int, int, dict], None]  # (steps done, total steps, the ste
 class Augment(Protocol):
     """What a source's images pass through when loaded: ``WeatherAugment`` or ``SensorAugment``."""
 
-    def __call__(self, image: torch.Tensor, entry: Entry, rng: np.random.Generator) -> tuple[torch.Tensor, str]:
-        """The (3, H, W) uint8 image, changed or not, and a word for what was applied."""
+    def __call__(self, image: torch.Tensor, entry: Entry, rng: np.random.Generator,
+                 depth: np.ndarray | None = None) -> tuple[torch.Tensor, str]:
+        """The (3, H, W) uint8 image, changed or not, and a word for what was applied; ``depth``:
+        the image's depth when an earlier step changed it (actors inserted)."""
+
+    def describe(self) -> dict:
+        """The settings, as a run's log records them."""
+
+
+class Insert(Protocol):
+    """What puts actors into a source's images before the weather stage (``insert.Inserter``)."""
+
+    def __call__(self, image: torch.Tensor, target: dict, entry: Entry, rng: np.random.Generator
+                 ) -> tuple[torch.Tensor, dict, np.ndarray | None, int]:
+        """The image and target with actors inserted, the composite's depth (or None) and how
+        many actors went in."""
 
     def describe(self) -> dict:
         """The settings, as a run's log records them."""
@@ -116,27 +130,30 @@ class SampledBatches:
     """
 
     def __init__(self, datasets: Mapping[str, DetectionDataset], sampler: MixedSampler | StagedSampler,
-                 augment: Mapping[str, Augment] | None = None):
+                 augment: Mapping[str, Augment] | None = None, insert: Mapping[str, Insert] | None = None):
         self.datasets = dict(datasets)
         self.sampler = sampler
         self.augment = dict(augment or {})
-        unknown = set(self.augment) - set(self.datasets)
-        if unknown:
-            raise ParameterError("augment", f"no dataset named {sorted(unknown)[0]!r} to augment")
+        self.insert = dict(insert or {})
+        for param, named in (("augment", self.augment), ("insert", self.insert)):
+            unknown = set(named) - set(self.datasets)
+            if unknown:
+                raise ParameterError(param, f"no dataset named {sorted(unknown)[0]!r} to {param} into")
 
     @classmethod
     def single(cls, dataset: DetectionDataset, steps: int, batch: int, seed: int,
-               augment: Augment | None = None) -> "SampledBatches":
+               augment: Augment | None = None, insert: Insert | None = None) -> "SampledBatches":
         """Batches from one dataset, each image once per epoch."""
         return cls({"data": dataset}, MixedSampler({"data": len(dataset)}, {"data": 1.0}, steps, batch, seed),
-                   {"data": augment} if augment else None)
+                   {"data": augment} if augment else None, {"data": insert} if insert else None)
 
     @classmethod
     def mixed(cls, datasets: Mapping[str, DetectionDataset], shares: Mapping[str, float], steps: int, batch: int,
-              seed: int, augment: Mapping[str, Augment] | None = None) -> "SampledBatches":
+              seed: int, augment: Mapping[str, Augment] | None = None,
+              insert: Mapping[str, Insert] | None = None) -> "SampledBatches":
         """Batches from named datasets at the given shares (``--mix real=0.7,synthetic=0.3``)."""
         sizes = {name: len(d) for name, d in datasets.items()}
-        return cls(datasets, MixedSampler(sizes, shares, steps, batch, seed), augment)
+        return cls(datasets, MixedSampler(sizes, shares, steps, batch, seed), augment, insert)
 
     @property
     def steps(self) -> int:
@@ -150,16 +167,24 @@ class SampledBatches:
 
     def load(self, pairs: list[tuple[str, int]], rng: np.random.Generator | None = None
              ) -> list[tuple[torch.Tensor, dict]]:
-        """The (image, target) samples of (source, index) pairs; sources with an ``augment`` get
-        weather drawn from ``rng`` (one draw per image, so a batch is a function of the rng)."""
+        """The (image, target) samples of (source, index) pairs; sources with an ``insert`` get
+        actors, then sources with an ``augment`` get weather, all drawn from ``rng`` (so a batch
+        is a function of the rng)."""
         out = []
         for name, i in pairs:
             image, target = self.datasets[name][i]
-            fx = self.augment.get(name)
+            entry = self.datasets[name].entries[i]
+            ins, fx = self.insert.get(name), self.augment.get(name)
+            if (ins is not None or fx is not None) and rng is None:
+                raise ValueError("augmented sources need the step's generator")
+            depth = None
+            if ins is not None:
+                assert rng is not None
+                image, target, depth, n = ins(image, target, entry, rng)
+                target["conditions"]["inserted"] = str(n)
             if fx is not None:
-                if rng is None:
-                    raise ValueError("augmented sources need the step's generator")
-                image, target["conditions"]["augment"] = fx(image, self.datasets[name].entries[i], rng)
+                assert rng is not None
+                image, target["conditions"]["augment"] = fx(image, entry, rng, depth)
             out.append((image, target))
         return out
 
@@ -167,6 +192,8 @@ class SampledBatches:
         out = {"sampler": self.sampler.describe(), "datasets": {k: d.describe() for k, d in self.datasets.items()}}
         if self.augment:
             out["augment"] = {k: a.describe() for k, a in self.augment.items()}
+        if self.insert:
+            out["insert"] = {k: a.describe() for k, a in self.insert.items()}
         return out
 
 

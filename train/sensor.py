@@ -42,7 +42,8 @@ class SensorAugment:
         if not 0.0 < self.p <= 1.0:
             raise ParameterError("sensor_augment", f"expected 0 < p <= 1, got {self.p}")
 
-    def __call__(self, image: torch.Tensor, entry: Entry, rng: np.random.Generator) -> tuple[torch.Tensor, str]:
+    def __call__(self, image: torch.Tensor, entry: Entry, rng: np.random.Generator,
+                 depth: np.ndarray | None = None) -> tuple[torch.Tensor, str]:
         """The image (3, H, W) uint8 with a random camera applied, and ``"sensor"``."""
         # every draw made up front, in a fixed order, whether or not it is used
         colour = rng.random() < self.p

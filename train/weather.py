@@ -68,16 +68,25 @@ class GroundPrior:
         """(H, W) float32 depth and the FrameCamera of an image of that size (cached)."""
         return _prior(self, int(height), int(width))
 
+    def camera_for_shape(self, height: int, width: int) -> Camera:
+        """The Camera of an image of that size: the footage's camera scaled to it, or the level car
+        camera of ``spec``."""
+        return _prior_camera(self, int(height), int(width))
+
+
+@lru_cache(maxsize=8)
+def _prior_camera(prior: GroundPrior, height: int, width: int) -> Camera:
+    if prior.camera is None:
+        return prior.spec.for_image((height, width))
+    c = prior.camera
+    sx, sy = width / c.width, height / c.height
+    return c.model_copy(update={"width": width, "height": height, "fx": c.fx * sx, "cx": c.cx * sx,
+                                "fy": c.fy * sy, "cy": c.cy * sy})
+
 
 @lru_cache(maxsize=8)
 def _prior(prior: GroundPrior, height: int, width: int) -> tuple[np.ndarray, FrameCamera]:
-    if prior.camera is None:
-        cam = prior.spec.for_image((height, width))
-    else:
-        c = prior.camera
-        sx, sy = width / c.width, height / c.height
-        cam = c.model_copy(update={"width": width, "height": height, "fx": c.fx * sx, "cx": c.cx * sx,
-                                   "fy": c.fy * sy, "cy": c.cy * sy})
+    cam = _prior_camera(prior, height, width)
     depth = plate_depth(cam, far_m=prior.far_m)
     depth.flags.writeable = False
     # validated from the nested lists: pydantic checks the 3 x 3 and 4 x 4 shapes mypy cannot see in ``tolist``
@@ -94,9 +103,11 @@ def depth_and_camera(entry: Entry, prior: GroundPrior) -> tuple[np.ndarray, Fram
 
 
 def apply_preset(image: torch.Tensor, entry: Entry, prior: GroundPrior, preset: str, strength: float,
-                 seed: int) -> torch.Tensor:
-    """(3, H, W) uint8 image with weather preset ``preset`` at ``strength`` applied."""
-    depth, spec = depth_and_camera(entry, prior)
+                 seed: int, depth: np.ndarray | None = None) -> torch.Tensor:
+    """(3, H, W) uint8 image with weather preset ``preset`` at ``strength`` applied; ``depth``
+    overrides the image's own or prior depth (a composite's, after insertion)."""
+    own_depth, spec = depth_and_camera(entry, prior)
+    depth = own_depth if depth is None else depth
     hwc = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
     if depth.shape != hwc.shape[:2]:
         raise InputError(str(entry.image), None, f"image is {hwc.shape[1]}x{hwc.shape[0]} but its depth "
@@ -131,13 +142,15 @@ class WeatherAugment:
         if not 0.0 <= lo <= hi <= 1.0:
             raise ParameterError("augment_strength", f"expected 0 <= low <= high <= 1, got {lo} {hi}")
 
-    def __call__(self, image: torch.Tensor, entry: Entry, rng: np.random.Generator) -> tuple[torch.Tensor, str]:
-        """The image, maybe weathered, and the preset applied (``clear`` for none)."""
+    def __call__(self, image: torch.Tensor, entry: Entry, rng: np.random.Generator,
+                 depth: np.ndarray | None = None) -> tuple[torch.Tensor, str]:
+        """The image, maybe weathered, and the preset applied (``clear`` for none); ``depth``:
+        the image's depth when it differs from the entry's (actors inserted)."""
         apply, k, s, seed = rng.random() < self.p, rng.integers(len(self.presets)), rng.uniform(*self.strength), \
             int(rng.integers(2**31))
         if not apply:
             return image, "clear"
-        return apply_preset(image, entry, self.prior, self.presets[k], float(s), seed), self.presets[k]
+        return apply_preset(image, entry, self.prior, self.presets[k], float(s), seed, depth), self.presets[k]
 
     def describe(self) -> dict:
         return {"presets": list(self.presets), "p": self.p, "strength": list(self.strength),

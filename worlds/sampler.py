@@ -20,11 +20,11 @@ import numpy as np
 
 from longtail.errors import SamplingError
 from longtail.seeding import frame_rng
-from longtail.worlds.assets import get_asset, resolve_asset_names
+from longtail.worlds.assets import AssetDef, get_asset, resolve_asset_names
 from longtail.worlds.layouts import PlateLayout, RoadLayout, Span, Static, make_layout, static_world
 from longtail.worlds.physics import Physics
 from longtail.worlds.scenario import CONDITIONS, ActorSpec, Scenario, TimeSpec, WeatherSpec
-from longtail.worlds.scene import Actor, Camera, Layout, Scene, Sun, Weather, vec3
+from longtail.worlds.scene import Actor, Camera, Layout, Scene, Sun, Vec3, Weather, vec3
 
 MAX_SUN_ELEVATION_DEG = 55.0
 CLEARANCE_M = 0.4  # minimum gap between the footprints of two actors
@@ -64,6 +64,22 @@ def footprints_overlap(a: np.ndarray, b: np.ndarray, gap: float = 0.0) -> bool:
 
 def _uniform(rng: np.random.Generator, r) -> float:
     return float(rng.uniform(r[0], r[1])) if r[1] > r[0] else float(r[0])
+
+
+def draw_look(asset: AssetDef, rng: np.random.Generator, jitter: bool = True) -> tuple[Vec3, Vec3, int]:
+    """An actor's size (l, w, h metres), colour and shape variant, drawn in this order: size,
+    palette entry, brightness jitter (``jitter``), variant."""
+    size = vec3(_uniform(rng, r) for r in asset.size_range)
+    base = np.asarray(asset.palette[int(rng.integers(len(asset.palette)))])
+    color = vec3(np.clip(base * rng.uniform(0.85, 1.15), 0.0, 1.0)) if jitter else vec3(base)
+    return size, color, int(rng.integers(asset.variants))
+
+
+def rider_for(bike: Actor, rng: np.random.Generator) -> Actor:
+    """The rider a two-wheeler carries: its own actor (id after the bike's), on the bike's spot."""
+    size, color, variant = draw_look(get_asset("rider"), rng, jitter=False)
+    return Actor(id=bike.id + 1, asset="rider", cls="rider", size=size, position=bike.position, yaw=bike.yaw,
+                 color=color, variant=variant, role=bike.role, speed=bike.speed, parent=bike.id)
 
 
 def _conditions(scenario: Scenario, rng: np.random.Generator) -> tuple[TimeSpec, WeatherSpec]:
@@ -176,10 +192,7 @@ class _Placer:
         spans = self.geom.spans(spec.region)
         for _ in range(self.tries):
             asset = get_asset(names[int(rng.integers(len(names)))])
-            size = vec3(_uniform(rng, r) for r in asset.size_range)
-            base = np.asarray(asset.palette[int(rng.integers(len(asset.palette)))])
-            color = vec3(np.clip(base * rng.uniform(0.85, 1.15), 0.0, 1.0))
-            variant = int(rng.integers(asset.variants))
+            size, color, variant = draw_look(asset, rng)
             span = spans[int(rng.integers(len(spans)))]
             dist = _uniform(rng, spec.distance_m_range)
             s = _uniform(rng, span.s_range) if span.s_range else (dist if span.road == "main" else span.side * dist)
@@ -245,12 +258,7 @@ class _Placer:
         return bool(z[0] > cam.near and 0 <= uv[0, 0] < cam.width and 0 <= uv[0, 1] < cam.height)
 
     def _rider(self, bike: Actor, rng: np.random.Generator) -> Actor:
-        asset = get_asset("rider")
-        size = vec3(_uniform(rng, r) for r in asset.size_range)
-        base = np.asarray(asset.palette[int(rng.integers(len(asset.palette)))])
-        return Actor(id=bike.id + 1, asset="rider", cls="rider", size=size, position=bike.position, yaw=bike.yaw,
-                     color=vec3(base), variant=int(rng.integers(asset.variants)), role=bike.role,
-                     speed=bike.speed, parent=bike.id)
+        return rider_for(bike, rng)
 
 
 def advance(scene: Scene, steps: int) -> Scene:
