@@ -37,6 +37,12 @@ def add_commands(sub, positive_int, seed) -> None:
     t.add_argument("--camera", type=Path, metavar="PLATE_DIR|camera.json",
                    help="camera of the real images for the depth prior and insertion (default: a level car camera "
                    "1.65 m up, 81 deg wide)")
+    t.add_argument("--camera-height", type=float, default=1.65, metavar="M",
+                   help="without --camera: the car camera's height above the road (default 1.65 m, KITTI's)")
+    t.add_argument("--camera-pitch", type=float, default=0.0, metavar="DEG",
+                   help="without --camera: its downward pitch (default 0)")
+    t.add_argument("--camera-hfov", type=float, default=81.0, metavar="DEG",
+                   help="without --camera: its horizontal field of view (default 81 deg)")
     t.add_argument("--insert", metavar="SCENARIO",
                    help="insert actors of this plate-style scenario (assets, counts, distances, headings) into the "
                    "real images on the fly, standing on --camera's ground plane, before --augment's weather")
@@ -120,6 +126,27 @@ def _named(specs: list[str]) -> dict[str, str]:
     return out
 
 
+def _camera(args):
+    """(GroundPrior, Plate or None) of the real images: --camera's plate or camera.json, else the
+    car camera prior of --camera-height, --camera-pitch and --camera-hfov."""
+    from pydantic import ValidationError
+
+    from longtail.readers import validation_message
+    from longtail.render.weather.transforms import FrameCamera
+    from longtail.train.weather import GroundPrior
+    from longtail.worlds.plates import load_camera, load_plate
+
+    if args.camera:
+        plate = load_plate(args.camera) if args.camera.is_dir() else None
+        return GroundPrior(camera=load_camera(args.camera)), plate
+    try:
+        spec = FrameCamera(height_m=args.camera_height, pitch_deg=args.camera_pitch, hfov_deg=args.camera_hfov)
+    except ValidationError as err:
+        e = validation_message("camera prior", err)
+        raise InputError(f"--camera-{(e.field or 'height').split('_')[0]}", None, e.problem) from None
+    return GroundPrior(spec=spec), None
+
+
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
@@ -131,19 +158,9 @@ def cmd_train(args) -> int:
 
     specs = _named(args.data)
     datasets = {name: open_dataset(ds) for name, ds in specs.items()}
-    insert = None
-    if args.insert:
-        from longtail.train.insert import ActorBank, Inserter
-        from longtail.train.weather import GroundPrior
-        from longtail.worlds.plates import load_camera
-        from longtail.worlds.scenario import load_scenario
-
-        scenario = load_scenario(args.insert)
-        prior = GroundPrior(camera=load_camera(args.camera)) if args.camera else GroundPrior()
-        inserter = Inserter(scenario, ActorBank(scenario), prior, p=args.insert_p)
-        insert = {name: inserter for name, ds in datasets.items() if ds.kind != "longtail"}
-        if not insert:
-            raise InputError("--insert", None, "needs a real dataset (coco, kitti, yolo, mot) among --data")
+    prior, plate = _camera(args)
+    if args.insert and all(ds.kind == "longtail" for ds in datasets.values()):
+        raise InputError("--insert", None, "needs a real dataset (coco, kitti, yolo, mot) among --data")
     if args.dry_run:
         from longtail.train.entries import check_images
 
@@ -154,12 +171,18 @@ def cmd_train(args) -> int:
             print(f"{name}: {d['kind']} {d['path']}: {d['images']} images, {d['objects']} objects"
                   + (f" (classes not mapped, left out: {unmapped})" if unmapped else ""))
         return 0
+    insert = None
+    if args.insert:
+        from longtail.train.insert import ActorBank, Inserter
+        from longtail.worlds.scenario import load_scenario
+
+        scenario = load_scenario(args.insert)
+        inserter = Inserter(scenario, ActorBank(scenario), prior, p=args.insert_p, plate=plate)
+        insert = {name: inserter for name, ds in datasets.items() if ds.kind != "longtail"}
     augment = None
     if args.augment:
-        from longtail.train.weather import GroundPrior, WeatherAugment
-        from longtail.worlds.plates import load_camera
+        from longtail.train.weather import WeatherAugment
 
-        prior = GroundPrior(camera=load_camera(args.camera)) if args.camera else GroundPrior()
         augment = WeatherAugment(tuple(args.augment.split(",")), p=args.augment_p, prior=prior)
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None
     spec = ModelSpec(name=args.model, img_size=tuple(args.img_size) if args.img_size else None,

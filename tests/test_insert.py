@@ -218,3 +218,66 @@ def test_training_batches_insert_before_the_weather(bank):
     assert int(t["conditions"]["inserted"]) == len(t["boxes"]) >= 1
     assert seen["depth"] is not None and seen["depth"].shape == (H, W)
     assert "insert" in data.describe()
+
+
+def test_a_plate_s_regions_and_occluders_are_honoured(bank):
+    """Actors stand only where the plate's regions.png allows, and its occluders (nearer than
+    the actors) stay in front of them."""
+    from longtail.worlds.plates import FitReport, Plate, plate_depth
+
+    sc, b = bank
+    cam = GroundPrior().camera_for_shape(H, W)
+    regions = np.zeros((H, W), bool)
+    regions[:, : W // 2] = True  # the left half only
+    occluders = np.zeros((H, W), bool)
+    occluders[40:H - 60, W // 4 - 16:W // 4 + 16] = True  # a pillar in the left half, its foot near
+    plate = Plate(image=np.zeros((H, W, 3), np.uint8), depth=plate_depth(cam, occluders), camera=cam,
+                  airlight=(0.7, 0.7, 0.7), occluders=occluders, fit=FitReport(method="yaml"), regions=regions)
+    ins = _plain(sc, b, plate=plate)
+    # the same allowed ground without the post: the same spots are drawn, nothing is hidden
+    open_plate = Plate(image=plate.image, depth=plate_depth(cam), camera=cam, airlight=plate.airlight,
+                       occluders=None, fit=plate.fit, regions=regions & ~occluders)
+    bare = _plain(sc, b, plate=open_plate)
+    feet = hidden = 0
+    for seed in range(30):
+        image, target, entry = _frame()
+        out, t, depth, n = ins(image, target, entry, np.random.default_rng(seed))
+        drawn = (bare(image, target, entry, np.random.default_rng(seed))[0] != image).any(0).numpy()
+        changed = (out != image).any(0).numpy()
+        lost = drawn & ~changed
+        assert not (lost & ~occluders).any()  # only the post hides anything
+        hidden += int(lost.any())
+        for x0, y0, x1, y1 in t["boxes"].numpy()[t["inserted"].numpy()]:
+            assert (x0 + x1) / 2 < W // 2 + 4  # its feet in the allowed half (a sprite may lean a little)
+            assert not occluders[int(y0):int(y1), int(x0):int(x1)][changed[int(y0):int(y1), int(x0):int(x1)]].any()
+            feet += 1
+    assert feet >= 6 and hidden >= 1
+
+
+def test_train_inserts_actors_from_the_command_line(tmp_path):
+    """`longtail train --insert` on a tiny MOT sequence: trains, and its run records the insertion."""
+    import json
+
+    from fuzzing import run_cli
+    from PIL import Image
+
+    seq = tmp_path / "seq"
+    (seq / "img1").mkdir(parents=True)
+    (seq / "gt").mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(1, 4):
+        Image.fromarray((rng.random((H, W, 3)) * 255).astype(np.uint8)).save(seq / "img1" / f"{k:06d}.jpg")
+    (seq / "gt" / "gt.txt").write_text("".join(f"{k},1,40,60,20,50,1,-1,-1,-1\n" for k in range(1, 4)))
+    (seq / "seqinfo.ini").write_text(f"[Sequence]\nname=s\nimDir=img1\nimExt=.jpg\nimWidth={W}\nimHeight={H}\n")
+    scenario = tmp_path / "actors.yaml"
+    scenario.write_text(yaml.safe_dump(_scenario().model_dump(mode="json")))
+    rc, out, err = run_cli(["train", "--data", f"mot:{seq}", "--steps", "2", "--batch", "2", "--model",
+                            "ssdlite320_mobilenet_v3_large", "--img-size", "96", "128", "--out", tmp_path / "run",
+                            "--insert", scenario, "--insert-p", "1", "--camera-pitch", "2", "--quiet"])
+    assert rc == 0, err
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["insert"] == str(scenario) and run["insert_p"] == 1.0
+    assert run["data"]["insert"]["data"]["scenario"] == "insert_test"  # the inserter's own record
+    rc, _, err = run_cli(["train", "--data", f"mot:{seq}", "--steps", "2", "--out", tmp_path / "run2",
+                          "--insert", scenario, "--camera-pitch", "80"])
+    assert rc == 2 and "--camera-pitch" in err and "Traceback" not in err

@@ -47,7 +47,7 @@ from longtail.train.insert import ActorBank, Inserter
 from longtail.train.batching import two_stage
 from longtail.train.sensor import SensorAugment
 from longtail.train.weather import GroundPrior, Weathered, WeatherAugment, check_presets
-from longtail.worlds.plates import load_camera
+from longtail.worlds.plates import Plate, load_camera, load_plate
 from longtail.worlds.scenario import Scenario, load_scenario
 
 ARMS = ("real", "synthetic", "mixed", "pretrain-finetune", "real+weather", "real+plates", "real+inserted")
@@ -224,6 +224,7 @@ class Inputs:
     sources: dict = field(default_factory=dict)
     insert: Scenario | None = None  # the real+inserted arm's scenario
     bank: ActorBank | None = None  # its actors, rendered once for every run
+    plate: Plate | None = None  # the real camera's plate, when --real-camera is one (regions, occluders)
 
 
 def _labelled_classes(dataset: DetectionDataset) -> set[str]:
@@ -281,11 +282,12 @@ def open_inputs(real: str, synthetic: str | None, tests: Sequence[str], cfg: Com
             sources[name] = {**extra.describe(), "sha256": dataset_digest(extra)}
     for name, ds in test_sets.items():
         sources[f"test: {name}"] = {**ds.describe(), "sha256": dataset_digest(ds)}
-    bank = None
+    bank = plate = None
     if insert_scenario is not None:
         sources["insert"] = {"scenario": insert_scenario.name, "digest": insert_scenario.digest()}
         bank = ActorBank(insert_scenario)
-    return Inputs(train_ds, synth, plate_ds, test_sets, split, prior, chosen, sources, insert_scenario, bank)
+        plate = load_plate(real_camera) if real_camera and Path(real_camera).is_dir() else None
+    return Inputs(train_ds, synth, plate_ds, test_sets, split, prior, chosen, sources, insert_scenario, bank, plate)
 
 
 # --- runs -------------------------------------------------------------------------------------
@@ -347,7 +349,8 @@ def arm_batches(key: RunKey, inputs: Inputs, cfg: CompareConfig) -> tuple[Sample
         insert = None
         if key.arm == "real+inserted":
             assert inputs.insert is not None and inputs.bank is not None  # open_inputs made them
-            insert = {"real": Inserter(inputs.insert, inputs.bank, inputs.prior, p=cfg.insert_share)}
+            insert = {"real": Inserter(inputs.insert, inputs.bank, inputs.prior, p=cfg.insert_share,
+                                       plate=inputs.plate)}
         data = SampledBatches.mixed({"real": real}, {"real": 1.0}, steps, batch, seed, {"real": augment}, insert)
     else:  # pragma: no cover - CompareConfig checks the names
         raise AssertionError(key.arm)

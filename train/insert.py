@@ -45,7 +45,7 @@ from longtail.train.entries import Entry
 from longtail.train.weather import GroundPrior
 from longtail.worlds.assets import get_asset, resolve_asset_names
 from longtail.worlds.build import build_actor
-from longtail.worlds.plates import ground_depth
+from longtail.worlds.plates import Plate, ground_depth
 from longtail.worlds.sampler import draw_look, rider_for
 from longtail.worlds.scenario import ActorSpec, Scenario
 from longtail.worlds.scene import Actor, Camera
@@ -235,6 +235,8 @@ class Inserter:
         bank: its actor bank.
         prior: the images' camera (a plate's, or the level car camera prior).
         p: share of images that get actors.
+        plate: the static camera's plate, if there is one: its ``regions.png`` (where actors may
+            stand) and ``occluders.png`` (static things in front of them) are honoured.
     """
 
     label = "actors inserted on the fly"  # how a run's log describes a source with it
@@ -245,6 +247,8 @@ class Inserter:
     blends: tuple[int, ...] = (0, 1, 2)  # edges drawn from: 0 hard, 1 feathered, 2 blurred
     shadows: bool = True  # contact shadows under the actors
     match: bool = True  # actors' light matched to the image around them
+    plate: Plate | None = None
+    _plate_maps: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.p <= 1.0:
@@ -268,6 +272,12 @@ class Inserter:
         if self.shadows:
             img = contact_shadows(img, _ground(cam)[0], [q.actor for q in placed], cam)
         depth = self.prior.for_shape(H, W)[0].copy()
+        occluder_depth = self._maps(H, W)[1]
+        if occluder_depth is not None:  # static occluders of the plate stay in front of actors behind them
+            for q in placed:
+                h, w = q.alpha.shape
+                hidden = occluder_depth[q.y0:q.y0 + h, q.x0:q.x0 + w] < q.depth
+                q.alpha = np.where(hidden, 0.0, q.alpha).astype(np.float32)
         covered = np.zeros((H, W), bool)
         masks: list[tuple[np.ndarray, str]] = []
         for q in sorted(placed, key=lambda q: -q.z):  # far first: nearer actors cover them
@@ -304,7 +314,9 @@ class Inserter:
     def _place_one(self, cam: Camera, spec: ActorSpec, names: list[str], dist: np.ndarray, real_boxes: np.ndarray,
                    placed: list[_Placed], rng: np.random.Generator, H: int, W: int) -> _Placed | None:
         lo, hi = spec.distance_m_range
-        cand = np.flatnonzero((dist >= lo) & (dist <= hi))
+        ok = (dist >= lo) & (dist <= hi)
+        allowed = self._maps(H, W)[0]
+        cand = np.flatnonzero(ok if allowed is None else ok & allowed)
         for _ in range(MAX_TRIES):
             name = names[int(rng.integers(len(names)))]
             look = int(rng.integers(len(self.bank.sprites[name])))
@@ -376,9 +388,30 @@ class Inserter:
                        rgb=rgb[cy0:cy1, cx0:cx1], depth=depth[cy0:cy1, cx0:cx1], z=float(z[0]),
                        classes=sprite.classes, actor=actor)
 
+    def _maps(self, H: int, W: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The plate's (H, W) allowed ground (its regions, less its occluders) and occluder depth
+        at an image's size (nearest-neighbour from the plate's), or None where there is no plate."""
+        if self.plate is None:
+            return None, None
+        if (H, W) not in self._plate_maps:
+            pl = self.plate
+
+            def fit(a: np.ndarray) -> np.ndarray:
+                if a.shape[:2] == (H, W):
+                    return a
+                return cv2.resize(a.astype(np.float32), (W, H), interpolation=cv2.INTER_NEAREST)
+
+            allowed = np.ones(pl.depth.shape, bool) if pl.regions is None else pl.regions.copy()
+            if pl.occluders is not None:
+                allowed &= ~pl.occluders
+            occ = None if pl.occluders is None else fit(pl.occluder_depth).astype(np.float32)
+            self._plate_maps[(H, W)] = (fit(allowed) > 0.5, occ)
+        return self._plate_maps[(H, W)]
+
     def describe(self) -> dict:
         return {"scenario": self.scenario.name, "p": self.p, "bank": self.bank.describe(),
-                "prior": "plate camera" if self.prior.camera is not None else "level car camera"}
+                "prior": "plate camera" if self.prior.camera is not None else "level car camera",
+                "plate": "regions and occluders" if self.plate is not None else None}
 
 
 def match_light(placed: list[_Placed], img: np.ndarray) -> None:
