@@ -226,16 +226,25 @@ def test_pretrained_backbone_only_from_the_local_cache(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_compare_on_real_pets_frames_writes_a_complete_resumable_report(pets, synthetic, tmp_path, capsys):
+    from longtail.train.compare import DEFAULT_ARMS
+
     cfg = preset_config("smoke", steps=3, batch=2, img_size=(96, 128), test_images=4, gap=5,
-                        robustness=("dense_fog", "night"))
+                        robustness=("dense_fog", "night"), arms=DEFAULT_ARMS + ("real+inserted",))
+    actors = tmp_path / "actors.yaml"
+    actors.write_text("name: actors\ndescription: d\nevents:\n  - {asset: pedestrian, count_range: [1, 3], "
+                      "region: roadside, distance_m_range: [8, 30], heading_deg_range: [-180, 180]}\n")
     out = tmp_path / "report"
     lines = []
-    results = run_compare(f"mot:{pets}", str(synthetic), [], out, cfg, log=lines.append)
+    results = run_compare(f"mot:{pets}", str(synthetic), [], out, cfg, log=lines.append, insert=str(actors))
     assert results["classes"] == ["person"]
     assert "contiguous blocks of the 600 real frames" in results["split"]
     arms = {(r["arm"], r["fraction"]) for r in results["runs"]}
     assert arms == {("real", 0.1), ("synthetic", None), ("mixed", 0.1), ("pretrain-finetune", 0.1),
-                    ("real+weather", 0.1)}
+                    ("real+weather", 0.1), ("real+inserted", 0.1)}
+    assert any("real+inserted" in ln and "actors inserted on the fly, weather on the fly" in ln for ln in lines)
+    inserted = [json.loads(ln)
+                for ln in (out / "runs/real+inserted/real0.1/seed0/metrics.jsonl").read_text().splitlines()]
+    assert sum(sum(ln["weather"].values()) for ln in inserted) == 6  # 3 steps of 2 images, weathered or not
     for r in results["runs"]:
         cells = r["tests"]["real held-out"]
         assert set(cells) == {"clear", "dense_fog@0.5", "night@0.5"}
@@ -255,8 +264,8 @@ def test_compare_on_real_pets_frames_writes_a_complete_resumable_report(pets, sy
     assert (out / "plots" / "loss_curves.png").stat().st_size > 1000
     # resumable: a rerun trains nothing and writes the same numbers
     lines.clear()
-    again = run_compare(f"mot:{pets}", str(synthetic), [], out, cfg, log=lines.append)
-    assert sum("skipped" in ln for ln in lines) == 5 and again["summary"] == results["summary"]
+    again = run_compare(f"mot:{pets}", str(synthetic), [], out, cfg, log=lines.append, insert=str(actors))
+    assert sum("skipped" in ln for ln in lines) == 6 and again["summary"] == results["summary"]
     # the same directory with other settings is refused
     with pytest.raises(InputError) as e:
         run_compare(f"mot:{pets}", str(synthetic), [], out, preset_config("smoke", steps=4), log=lines.append)
@@ -267,6 +276,7 @@ def test_compare_on_real_pets_frames_writes_a_complete_resumable_report(pets, sy
     (["--arms", "real,bogus"], "unknown arm 'bogus'"),
     (["--real-fractions", "0.1,2"], "--real-fractions"),
     (["--arms", "real,real+plates"], "--plates"),
+    (["--arms", "real,real+inserted"], "--insert"),
     (["--robustness", "smog"], "unknown weather preset 'smog'"),
     (["--preset", "huge"], "unknown preset 'huge'"),
     (["--synthetic-share", "1.5"], "--synthetic-share"),

@@ -284,7 +284,7 @@ def open_inputs(real: str, synthetic: str | None, tests: Sequence[str], cfg: Com
         sources[f"test: {name}"] = {**ds.describe(), "sha256": dataset_digest(ds)}
     bank = plate = None
     if insert_scenario is not None:
-        sources["insert"] = {"scenario": insert_scenario.name, "digest": insert_scenario.digest()}
+        sources["insert"] = {"scenario": insert_scenario.name, "sha256": insert_scenario.digest()}
         bank = ActorBank(insert_scenario)
         plate = load_plate(real_camera) if real_camera and Path(real_camera).is_dir() else None
     return Inputs(train_ds, synth, plate_ds, test_sets, split, prior, chosen, sources, insert_scenario, bank, plate)
@@ -471,8 +471,8 @@ def _clear_ap50(run: dict) -> float | None:
 
 def _describe_sources(data: SampledBatches) -> str:
     def extra(name: str) -> str:
-        fx = data.augment.get(name)
-        return "" if fx is None else f", {getattr(fx, 'label', 'augmented')}"
+        steps = [data.insert.get(name), data.augment.get(name)]  # in the order they run
+        return "".join(f", {getattr(fx, 'label', 'augmented')}" for fx in steps if fx is not None)
 
     return ", ".join(f"{name} ({len(ds)} images{extra(name)})" for name, ds in data.datasets.items())
 
