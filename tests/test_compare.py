@@ -272,11 +272,40 @@ def test_compare_on_real_pets_frames_writes_a_complete_resumable_report(pets, sy
     assert "other config" in _one_line(e)
 
 
+@pytest.mark.slow
+def test_pretrained_real_fine_tunes_one_shared_synthetic_base_with_real_onlys_steps(pets, synthetic, tmp_path):
+    cfg = preset_config("smoke", steps=2, batch=2, img_size=(96, 128), test_images=3, gap=5, seeds=2,
+                        robustness=("night",), arms=("real", "pretrained+real"), pretrain_steps=3)
+    out = tmp_path / "report"
+    lines = []
+    results = run_compare(f"mot:{pets}", str(synthetic), [], out, cfg, log=lines.append)
+    base = out / "pretrain/synthetic-3steps"
+    base_lines = [json.loads(ln) for ln in (base / "metrics.jsonl").read_text().splitlines()]
+    assert len(base_lines) == 3 and all(ln["sources"] == {"synthetic": 2} for ln in base_lines)
+    assert sum("[base]" in ln and "training 3 steps" in ln for ln in lines) == 1  # once, for both seeds
+    assert results["pretrain_base"]["path"] == "pretrain/synthetic-3steps"
+    for seed in (0, 1):
+        tuned = [json.loads(ln) for ln in
+                 (out / f"runs/pretrained+real/real0.1/seed{seed}/metrics.jsonl").read_text().splitlines()]
+        real = [json.loads(ln) for ln in (out / f"runs/real/real0.1/seed{seed}/metrics.jsonl").read_text().splitlines()]
+        assert len(tuned) == len(real) == 2 and all(ln["sources"] == {"real": 2} for ln in tuned)
+        # same seed, same real batches: only the starting weights differ, and they do
+        assert tuned[0]["loss"] != pytest.approx(real[0]["loss"], rel=1e-6)
+        assert any(f"pretrained+real/real0.1/seed{seed}: training 2 steps from pretrain/synthetic-3steps" in ln
+                   for ln in lines)
+    report = (out / "report.md").read_text()
+    assert "**Budgets:**" in report and "trained once for 3 steps on the synthetic data" in report
+    lines.clear()
+    run_compare(f"mot:{pets}", str(synthetic), [], out, cfg, log=lines.append)
+    assert sum("skipped" in ln for ln in lines) == 5  # the base and four runs
+
+
 @pytest.mark.parametrize("argv, problem", [
     (["--arms", "real,bogus"], "unknown arm 'bogus'"),
     (["--real-fractions", "0.1,2"], "--real-fractions"),
     (["--arms", "real,real+plates"], "--plates"),
     (["--arms", "real,real+inserted"], "--insert"),
+    (["--arms", "real,pretrained+real"], "--pretrain-steps"),
     (["--robustness", "smog"], "unknown weather preset 'smog'"),
     (["--preset", "huge"], "unknown preset 'huge'"),
     (["--synthetic-share", "1.5"], "--synthetic-share"),

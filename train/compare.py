@@ -11,7 +11,14 @@ of the test set made with the weather stage and a ground-plane depth prior, ``tr
 - ``real+weather``: real frames with the weather stage applied on the fly (the honest baseline
   that rendering must beat: it sees the same kind of weather without any rendered frame);
 - ``real+plates``: real frames mixed with longtail frames composited onto the user's own plate
-  (``--plates``).
+  (``--plates``);
+- ``real+inserted``: real frames with rendered actors inserted into them on the fly (``--insert``,
+  ``train.insert``), then the weather stage;
+- ``pretrained+real``: the real arm started from a detector pretrained on the synthetic data for
+  ``pretrain_steps`` steps of its own budget, trained once (seed 0) and reused by every seed and
+  real fraction, as a user reuses a base model; the fine-tuning sees exactly real-only's steps.
+  (``pretrain-finetune`` is the older equal-total-budget arm: its synthetic steps are taken out of
+  the real ones.)
 
 Without ``--test``, the real data is split by contiguous blocks of frames (random frames of one
 video are near-copies of their neighbours): the first ``1 - test_share`` of the frames train, the
@@ -30,6 +37,7 @@ import json
 import math
 import platform
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -37,9 +45,9 @@ import numpy as np
 
 from longtail.atomic import write_json
 from longtail.errors import InputError, ParameterError
-from longtail.train.checkpoint import load_detector, slim_checkpoint
+from longtail.train.checkpoint import load_detector, load_init, slim_checkpoint
 from longtail.train.datasets import open_dataset
-from longtail.train.engine import SampledBatches, TrainConfig, read_metrics, resolve_device, train
+from longtail.train.engine import CHECKPOINT, SampledBatches, TrainConfig, read_metrics, resolve_device, train
 from longtail.train.evaluate import evaluate
 from longtail.train.models import ModelSpec, check_model_name
 from longtail.train.entries import DetectionDataset
@@ -50,11 +58,13 @@ from longtail.train.weather import GroundPrior, Weathered, WeatherAugment, check
 from longtail.worlds.plates import Plate, load_camera, load_plate
 from longtail.worlds.scenario import Scenario, load_scenario
 
-ARMS = ("real", "synthetic", "mixed", "pretrain-finetune", "real+weather", "real+plates", "real+inserted")
+ARMS = ("real", "synthetic", "mixed", "pretrain-finetune", "real+weather", "real+plates", "real+inserted",
+        "pretrained+real")
 DEFAULT_ARMS = ("real", "synthetic", "mixed", "pretrain-finetune", "real+weather")
 CONFIG_FILE = "compare.json"
 EVAL_FILE = "eval.json"
 CLEAR = "clear"
+PRETRAIN_SEED = 0  # the shared base model of the pretrained+real arm is trained once, with this seed
 
 
 @dataclass(frozen=True)
@@ -70,7 +80,8 @@ class CompareConfig:
         real_fractions: fractions of the real training block to train on.
         seeds: number of seeds (0, 1, ...) per arm and fraction.
         synthetic_share: share of synthetic images in a mixed batch.
-        pretrain_share: share of the steps pre-training on synthetic (pretrain-finetune).
+        pretrain_share: share of the steps pre-training on synthetic (pretrain-finetune: equal total budget).
+        pretrain_steps: steps of the synthetic base model of the pretrained+real arm (a budget of its own).
         test_share: share of the real frames held out for testing when no test set is given.
         gap: frames left out between the train and test blocks.
         test_images: at most this many test images per test set (evenly spaced); 0 = all.
@@ -102,6 +113,7 @@ class CompareConfig:
     pretrained: bool = False
     sensor_augment: bool = False
     insert_share: float = 0.5
+    pretrain_steps: int = 0
 
     def __post_init__(self):
         check_model_name(self.model)
@@ -121,13 +133,21 @@ class CompareConfig:
                         ("test_share", self.test_share)):
             if not 0 < v < 1:
                 raise ParameterError(name, f"expected a share strictly between 0 and 1, got {v}")
+        if self.pretrain_steps < 0:
+            raise ParameterError("pretrain_steps", f"expected a positive integer, got {self.pretrain_steps}")
+        if "pretrained+real" in self.arms and not self.pretrain_steps:
+            raise ParameterError("pretrain_steps", "the pretrained+real arm needs the base model's budget, "
+                                 "e.g. 1000 steps on the synthetic data")
         check_presets(self.robustness, "robustness")
         check_presets(self.train_weather, "train_weather")
 
     def to_json(self) -> dict:
         out = json.loads(json.dumps(asdict(self)))
-        if "real+inserted" not in self.arms:  # a comparison without the arm reads as it did before it existed
+        # a comparison without these arms reads as it did before they existed (so it resumes)
+        if "real+inserted" not in self.arms:
             del out["insert_share"]
+        if "pretrained+real" not in self.arms:
+            del out["pretrain_steps"]
         return out
 
 
@@ -238,9 +258,10 @@ def open_inputs(real: str, synthetic: str | None, tests: Sequence[str], cfg: Com
                 plates: str | None = None, real_camera: Path | None = None, classes: Sequence[str] | None = None,
                 insert: str | None = None) -> Inputs:
     """Open and check every dataset a comparison needs (before anything is trained)."""
-    needs_synth = any(a in cfg.arms for a in ("synthetic", "mixed", "pretrain-finetune"))
+    needs_synth = any(a in cfg.arms for a in ("synthetic", "mixed", "pretrain-finetune", "pretrained+real"))
     if needs_synth and not synthetic:
-        raise ParameterError("synthetic", "the synthetic, mixed and pretrain-finetune arms need a longtail dataset")
+        raise ParameterError("synthetic", "the synthetic, mixed, pretrain-finetune and pretrained+real arms need a "
+                             "longtail dataset")
     if "real+plates" in cfg.arms and not plates:
         raise ParameterError("plates", "the real+plates arm needs a longtail dataset rendered on your plate")
     if "real+inserted" in cfg.arms and not insert:
@@ -330,7 +351,7 @@ def arm_batches(key: RunKey, inputs: Inputs, cfg: CompareConfig) -> tuple[Sample
         data = SampledBatches.mixed({"synthetic": inputs.synthetic}, {"synthetic": 1.0}, steps, batch, seed, rendered)
     elif real is None:  # pragma: no cover - see above
         raise AssertionError(f"{key.arm} without real frames")
-    elif key.arm == "real":
+    elif key.arm in ("real", "pretrained+real"):  # pretrained+real differs in its start (run_compare)
         data = SampledBatches.mixed({"real": real}, {"real": 1.0}, steps, batch, seed)
     elif key.arm == "mixed":
         assert inputs.synthetic is not None
@@ -435,33 +456,64 @@ def run_compare(real: str, synthetic: str | None, tests: Sequence[str], out: Pat
     dev = resolve_device(device)
     spec = ModelSpec(name=cfg.model, classes=inputs.classes, img_size=cfg.img_size,
                      options=pretrained_options(cfg.model) if cfg.pretrained else {})
-    config = TrainConfig(warmup_steps=cfg.warmup_steps, checkpoint_every=max(10, cfg.steps // 10))
+    config = TrainConfig(warmup_steps=cfg.warmup_steps)
     keys = run_keys(cfg)
     if inputs.split:
         log(f"no --test given: {inputs.split}")
-    runs = []
-    for n, key in enumerate(keys, 1):
-        run_dir = out / key.path
+
+    def run_once(run_dir: Path, tag: str, make: Callable[[], tuple[SampledBatches, dict]], steps: int, seed: int,
+                 facts: dict, init: Path | None = None) -> dict:
+        """Train one run (resuming it) on ``make()``'s batches and evaluate it, unless its eval.json exists."""
         eval_file = run_dir / EVAL_FILE
         if eval_file.exists():
-            log(f"[{n}/{len(keys)}] {key.path}: done earlier, skipped")
+            log(f"{tag}: done earlier, skipped")
         else:
-            data, info = arm_batches(key, inputs, cfg)
-            log(f"[{n}/{len(keys)}] {key.path}: training {cfg.steps} steps on {_describe_sources(data)}")
-            model = spec.build(key.seed)
-            res = train(model, data, cfg.steps, spec=spec, out_dir=run_dir, seed=key.seed, device=dev,
-                        config=config, resume=(run_dir / "run.json").exists(), progress=step_progress,
-                        run_info={"compare": {"arm": key.arm, "fraction": key.fraction, **info}})
-            log(f"[{n}/{len(keys)}] {key.path}: evaluating on {', '.join(inputs.tests)} "
-                f"({len(test_cells(cfg))} conditions each)")
+            data, info = make()
+            facts = {**facts, **info}
+            start = f" from {init.relative_to(out)}" if init is not None else ""
+            log(f"{tag}: training {steps} steps{start} on {_describe_sources(data)}")
+            model = spec.build(seed)
+            if init is not None:
+                load_init(model, init)
+            res = train(model, data, steps, spec=spec, out_dir=run_dir, seed=seed, device=dev,
+                        config=replace(config, checkpoint_every=max(10, steps // 10)),
+                        resume=(run_dir / "run.json").exists(), progress=step_progress, run_info={"compare": facts})
+            log(f"{tag}: evaluating on {', '.join(inputs.tests)} ({len(test_cells(cfg))} conditions each)")
             result = evaluate_run(res.checkpoint, inputs, cfg, dev)
-            result.update(arm=key.arm, fraction=key.fraction, seed=key.seed, **info)
+            result.update(facts)
             slim_checkpoint(res.checkpoint)  # EMA weights only: the run is finished
             write_json(eval_file, result)
         run = json.loads(eval_file.read_text())
         run["convergence"] = convergence(read_metrics(run_dir), _clear_ap50(run))  # current reading rules
-        runs.append(run)
-    return write_report(out, record, runs, cfg, {k.path: read_metrics(out / k.path) for k in keys}, versions())
+        return run
+
+    base = None
+    if "pretrained+real" in cfg.arms:
+        assert inputs.synthetic is not None  # open_inputs asks for it with this arm
+        synth = inputs.synthetic
+        rendered = {"synthetic": SensorAugment()} if cfg.sensor_augment else None
+
+        def base_batches() -> tuple[SampledBatches, dict]:
+            return SampledBatches.mixed({"synthetic": synth}, {"synthetic": 1.0}, cfg.pretrain_steps, cfg.batch,
+                                        PRETRAIN_SEED, rendered), {"real_images": 0}
+
+        base = run_once(out / pretrain_path(cfg), f"[base] {pretrain_path(cfg)}", base_batches, cfg.pretrain_steps,
+                        PRETRAIN_SEED, {"arm": "pretrain base", "fraction": None, "seed": PRETRAIN_SEED})
+        base["path"] = pretrain_path(cfg)
+    runs = []
+    for n, key in enumerate(keys, 1):
+        run_dir = out / key.path
+        init = out / pretrain_path(cfg) / CHECKPOINT if key.arm == "pretrained+real" else None
+        facts = {"arm": key.arm, "fraction": key.fraction, "seed": key.seed}
+        runs.append(run_once(run_dir, f"[{n}/{len(keys)}] {key.path}", partial(arm_batches, key, inputs, cfg),
+                             cfg.steps, key.seed, facts, init))
+    metrics = {k.path: read_metrics(out / k.path) for k in keys}
+    return write_report(out, record, runs, cfg, metrics, versions(), base=base)
+
+
+def pretrain_path(cfg: CompareConfig) -> str:
+    """Directory of the pretrained+real arm's base model: one per synthetic budget."""
+    return f"pretrain/synthetic-{cfg.pretrain_steps}steps"
 
 
 def _clear_ap50(run: dict) -> float | None:

@@ -176,8 +176,9 @@ def _plots(summary: dict, metrics: dict, cfg) -> dict[str, bytes]:
         plt.close(fig)
         pngs[name] = buf.getvalue()
 
-    colours = dict(zip(("real", "synthetic", "mixed", "pretrain-finetune", "real+weather", "real+plates"),
-                       ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")))
+    colours = dict(zip(("real", "synthetic", "mixed", "pretrain-finetune", "real+weather", "real+plates",
+                        "real+inserted", "pretrained+real"),
+                       ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")))
     for t_idx, (test, by_frac) in enumerate(summary["tests"].items()):
         for frac, rows in by_frac.items():
             arms = list(rows)
@@ -302,6 +303,15 @@ def _markdown(record: dict, summary: dict, cfg, plot_names: list[str], versions:
               "with the weather stage applied (a Foggy-Cityscapes-style copy; real images get a ground-plane depth "
               "prior from the camera). The `real+weather` arm trains with that weather stage on the fly, so it is "
               "the honest baseline that rendered frames must beat.", ""]
+    base = record.get("pretrain_base")
+    if base:
+        clear = _clear_all(next(iter(base["tests"].values()))["clear"]).get(METRIC)
+        lines += [f"**Budgets:** every arm trains {cfg.steps} steps; `pretrained+real` starts from one base detector "
+                  f"trained once for {cfg.pretrain_steps} steps on the synthetic data alone (seed "
+                  f"{base['seed']}, `{base['path']}`, clear {METRIC} {'n/a' if clear is None else f'{100 * clear:.1f}'}"
+                  f" on {next(iter(base['tests']))}) and reused by every seed and real fraction, so it has seen "
+                  f"{cfg.pretrain_steps} + {cfg.steps} steps; `pretrain-finetune` splits the same {cfg.steps} "
+                  "steps between synthetic and real (equal total budget).", ""]
     lines += ["## Verdicts", ""]
     verdict_list = summary["verdicts"] or [{"text": "no arm to compare with real-only"}]
     lines += [f"- {v['text']}" for v in verdict_list] + [""]
@@ -357,9 +367,13 @@ def _html(markdown_text: str, pngs: dict[str, bytes], record: dict, summary: dic
     return "\n".join(parts)
 
 
-def write_report(out: Path, record: dict, runs: list[dict], cfg, metrics: dict, versions: dict) -> dict:
-    """Write results.json, report.md, report.html and plots/ into ``out``; return the results."""
+def write_report(out: Path, record: dict, runs: list[dict], cfg, metrics: dict, versions: dict,
+                 base: dict | None = None) -> dict:
+    """Write results.json, report.md, report.html and plots/ into ``out``; return the results.
+    ``base``: the pretrained+real arm's base model run (its evaluation), when that arm ran."""
     out = Path(out)
+    if base is not None:
+        record = {**record, "pretrain_base": base}
     summary = summarize(runs, cfg)
     pngs = _plots(summary, metrics, cfg)
     for name, png in pngs.items():
