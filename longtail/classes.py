@@ -31,6 +31,9 @@ class SemanticClass:
 
 CLASSES: tuple[SemanticClass, ...] = (
     SemanticClass(0, "unlabeled", (0, 0, 0), False, False),
+    # Cityscapes' void class for static things of no class of their own (the background objects
+    # of randomised frames); drawn in the void colour of its "dynamic" sibling so previews show it
+    SemanticClass(4, "static", (111, 74, 0), False, False),
     SemanticClass(7, "road", (128, 64, 128), False, False),
     SemanticClass(8, "sidewalk", (244, 35, 232), False, False),
     SemanticClass(11, "building", (70, 70, 70), False, False),

@@ -19,6 +19,9 @@ import numpy as np
 TEXTURES = 20261125
 # [dataset seed, frame index, WEATHER]: a frame's render-time weather (particles, lens glare)
 WEATHER = 1
+# [dataset seed, frame index, RANDOMIZE]: a frame's domain randomisation (the scenario's
+# ``randomize`` block: surface colours, distractors, light tint, exposure), drawn into its Scene
+RANDOMIZE = 2
 # [r, g, b (each x 4093, rounded), variant, OUTFIT]: a person's clothes, hair and skin, a pure
 # function of the actor's colour and variant (not of the dataset seed)
 OUTFIT = 7

@@ -24,13 +24,13 @@ from longtail._pybullet import p
 
 from longtail.render.camera import linearize_depth, projection_matrix, view_matrix, world_xyz
 from longtail.render.lighting import casts_shadows, night_shading, pybullet_light, scene_lights, sun_vector
-from longtail.render.look import bloom, cast_shadows, caster_boxes, edge_antialias, emission, texture_gain, to_uint8
+from longtail.render.look import (EMISSIVE, bloom, cast_shadows, caster_boxes, edge_antialias, emission, texture_gain,
+                                  to_uint8)
 from longtail.render.plate import composite
 from longtail.render.sky import sky_colors, sky_image
 from longtail.render.weather.scene_weather import changes_frame
 from longtail.worlds.plates import load_plate_cached
-from longtail.worlds.build import World, build, build_actor
-from longtail.worlds.layouts import static_world
+from longtail.worlds.build import World, build, build_actor, static_parts
 from longtail.worlds.scene import Actor, Camera, Scene
 
 ALONE_MARGIN_PX = 2
@@ -129,6 +129,15 @@ def alone_crop(actor: Actor, camera: Camera) -> tuple[int, int, int, int] | None
     return u0, v0, u1 - u0, v1 - v0
 
 
+LIGHTS = frozenset(EMISSIVE)  # colours the night finds lamps and lit windows by: never randomised
+
+
+def exposure_gain(scene: Scene) -> np.float32:
+    """The frame's exposure as a factor on the image: 2 ** the randomised stops (1 without)."""
+    rz = scene.randomization
+    return np.float32(1.0 if rz is None else 2.0 ** rz.exposure_stops)
+
+
 class _Clock:
     """Adds the time since the last lap to ``timings[name]`` (does nothing without timings)."""
 
@@ -194,7 +203,7 @@ class Renderer:
         key = scene.model_dump_json(exclude={"camera", "index"})
         if key != self._built:  # the cameras of a rig share one world: build it once
             p.resetSimulation(physicsClientId=self.client)
-            self._world = build(scene, self.client, meshes=self.backend == "tiny")
+            self._world = build(scene, self.client, meshes=self.backend == "tiny", keep=LIGHTS)
             self._built = key
         world = self._world
         assert world is not None  # built above, or for an earlier camera of this scene
@@ -212,23 +221,30 @@ class Renderer:
         if scene.layout.kind == "plate":
             return self._capture_plate(scene, world, rgb8, img, depth, instance, semantic, clock)
         x, y, z = world_xyz(np.where(sky, 0.0, depth), cam)
-        img *= texture_gain(semantic, x, y, z, depth)[..., None]
+        rz = scene.randomization
+        img *= texture_gain(semantic, x, y, z, depth, 1.0 if rz is None else rz.texture_strength)[..., None]
+        if rz is not None and rz.ambient_tint != (1.0, 1.0, 1.0):
+            img *= np.asarray(rz.ambient_tint, np.float32)
         clock.lap("textures")
         if casts_shadows(scene):
-            boxes = caster_boxes(static_world(scene.layout).parts, scene.actors)
+            boxes = caster_boxes(static_parts(scene), scene.actors)
             img = cast_shadows(img, semantic, x, y, boxes, sun_vector(scene))
             clock.lap("shadows")
+        gain = exposure_gain(scene)
+        if gain != 1.0:  # the camera's exposure, on the scene's radiance (before night's tone curve)
+            img = np.minimum(img * gain, np.float32(1.0))
         daylit = img  # the frame as clear daylight shows it: the reference for label visibility
         if scene.is_night:
             glow = emission(rgb8)
             img = night_shading(img, depth, cam, scene_lights(scene, world.lamps)) + glow + bloom(glow)
             clock.lap("night")
-        img[sky] = sky_image(scene, sky)
+        img[sky] = sky_image(scene, sky) if gain == 1.0 else np.minimum(sky_image(scene, sky) * gain, np.float32(1.0))
         clock.lap("sky")
         alone = self._render_alone(scene)
         clock.lap("alone")
+        airlight = np.asarray(sky_colors(scene)[0])
         return Buffers(image=img, daylit=daylit, depth=depth, instance=instance, semantic=semantic, alone=alone,
-                       airlight=np.asarray(sky_colors(scene)[0]))
+                       airlight=airlight if gain == 1.0 else np.minimum(airlight * gain, 1.0))
 
     def finish(self, buffers: Buffers, image: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray:
         """The frame's final (H, W, 3) uint8 RGB from the weathered ``image``: anti-aliased edges."""

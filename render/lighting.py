@@ -56,6 +56,8 @@ def pybullet_light(scene: Scene) -> dict:
     e = math.degrees(scene.sun.elevation)
     warm = float(np.clip((e + 2) / 25, 0, 1))  # low sun is orange, high sun white
     color = [1.0, 0.75 + 0.25 * warm, 0.55 + 0.45 * warm]
+    if scene.randomization is not None:  # the frame's drawn sunlight tint
+        color = [c * t for c, t in zip(color, scene.randomization.sun_tint)]
     overcast = scene.weather.kind != "clear"
     dusk = float(np.clip((e + 4) / 14, 0.15, 1.0))
     return dict(

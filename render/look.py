@@ -56,11 +56,12 @@ def _sample(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def texture_gain(semantic: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray,
-                 depth: np.ndarray) -> np.ndarray:
+                 depth: np.ndarray, strength: float = 1.0) -> np.ndarray:
     """(H, W) float32 brightness multiplier: procedural texture of each surface class.
 
     x, y, z: world coordinates of each pixel's surface (H, W); depth: z-depth, metres.
-    Horizontal surfaces sample the noise by (x, y), facades by (x + y, z).
+    Horizontal surfaces sample the noise by (x, y), facades by (x + y, z). ``strength`` scales
+    the texture's contrast (a randomised frame's draw; 1 = as designed).
     """
     gain = np.ones(semantic.shape, np.float32)
     for name, (fine, a_fine, coarse, a_coarse, fade) in SURFACES.items():
@@ -77,6 +78,8 @@ def texture_gain(semantic: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarr
             joint = (np.mod(a, PAVING_M) < 0.03) | (np.mod(b, PAVING_M) < 0.03)
             g = np.where(joint & (fade_k > 0), g * (1.0 - 0.25 * fade_k), g)
         gain[m] = g
+    if strength != 1.0:
+        gain = np.float32(1.0) + np.float32(strength) * (gain - np.float32(1.0))
     return np.clip(gain, 0.5, 1.5)
 
 
@@ -166,7 +169,7 @@ def edge_antialias(img: np.ndarray, instance: np.ndarray, semantic: np.ndarray, 
     return out
 
 
-SHADOW_CASTERS = ("building", "vegetation", "pole", "traffic sign", "guard rail")
+SHADOW_CASTERS = ("building", "vegetation", "pole", "traffic sign", "guard rail", "static")
 SHADOW_RECEIVERS = ("road", "sidewalk", "terrain")
 SHADOW_DARKNESS = 0.55  # what a cast shadow leaves of the direct sun + sky light
 

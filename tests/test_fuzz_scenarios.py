@@ -10,9 +10,12 @@ import yaml
 from hypothesis import example, given, strategies as st
 
 from fuzzing import FUZZ, assert_clean, binary, mutate, no_partial_output, run_cli, values
-from longtail.worlds.scenario import list_scenarios
+from longtail.worlds.scenario import list_scenarios, load_scenario
 
-CATALOG = [s.model_dump(mode="json") for s in list_scenarios()]
+ROOT = Path(__file__).resolve().parents[1]
+# the catalog, and a scenario with every optional block the catalog leaves out (randomize)
+CATALOG = [s.model_dump(mode="json") for s in list_scenarios()] + [
+    load_scenario(str(ROOT / "examples" / "pets_scene_randomized.yaml")).model_dump(mode="json")]
 
 DEEP_YAML = b"a: " + b"[" * 5000 + b"]" * 5000
 ALIAS_BOMB = b"\n".join([b'a: &a ["x","x","x","x","x","x","x","x","x","x"]']

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
 from longtail._pybullet import p
 
 from longtail.classes import get_class
-from longtail.worlds.assets import Part, asset_parts
-from longtail.worlds.layouts import static_world
-from longtail.worlds.scene import Actor, Scene, vec3
+from longtail.worlds.assets import Part, asset_parts, box
+from longtail.worlds.layouts import SURFACE_BASE, Labelled, static_world
+from longtail.worlds.scene import Actor, Distractor, Scene, vec3
 
 MAX_SHAPES_PER_ARRAY = 16  # PyBullet 3.2.7 crashes on larger visual shape arrays
 MESH_SEGMENTS = 10
@@ -212,14 +212,58 @@ def build_actor(actor: Actor, client: int, meshes: bool = True) -> list[int]:
     return _bodies_from_parts(client, parts, actor.position, actor.yaw, meshes)
 
 
-def build(scene: Scene, client: int, meshes: bool = True) -> World:
+DISTRACTOR_CLASS = "static"  # Cityscapes' void class for static things that are no class of their own
+
+
+def _luma(rgb) -> float:
+    return 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
+
+
+def recolor(cls: str, rgba, target, keep: frozenset = frozenset()) -> tuple[float, float, float, float]:
+    """A static part's colour when its class's main surface takes the colour ``target``: the
+    target scaled by the part's brightness relative to the class's base colour (so markings stay
+    lighter than asphalt and windows darker than facades). Colours in ``keep`` (lights the
+    renderer finds by their exact colour) stay as they are."""
+    if tuple(rgba[:3]) in keep or cls not in SURFACE_BASE:
+        return tuple(rgba)
+    k = _luma(rgba) / max(_luma(SURFACE_BASE[cls]), 1e-3)
+    r, g, b = (float(min(1.0, c * k)) for c in target)
+    return r, g, b, float(rgba[3])
+
+
+def distractor_part(d: Distractor) -> Part:
+    """The primitive of a distractor, in world coordinates."""
+    rgba = (*d.color, 1.0)
+    x, y, z = d.position
+    l, w, h = d.size
+    if d.shape == "box":
+        return box(x, y, z, l, w, h, rgba, yaw=d.yaw)
+    if d.shape == "cylinder":
+        return Part("cylinder", (l / 2, h, 0.0), (x, y, z + h / 2), rgba, (0.0, 0.0, d.yaw))
+    return Part("sphere", (l / 2, 0.0, 0.0), (x, y, z + l / 2), rgba)
+
+
+def static_parts(scene: Scene, keep: frozenset = frozenset()) -> Labelled:
+    """The scene's static parts as drawn: the layout's, recoloured by the frame's randomisation,
+    then its distractors (class "static"). Without randomisation, the layout's parts as they are."""
+    parts = static_world(scene.layout).parts
+    rz = scene.randomization
+    if rz is None:
+        return parts
+    out = [(cls, replace(pt, rgba=recolor(cls, pt.rgba, rz.surfaces[cls], keep)) if cls in rz.surfaces else pt)
+           for cls, pt in parts]
+    return out + [(DISTRACTOR_CLASS, distractor_part(d)) for d in rz.distractors]
+
+
+def build(scene: Scene, client: int, meshes: bool = True, keep: frozenset = frozenset()) -> World:
     """Make the PyBullet world of ``scene`` in ``client`` (which must be empty); ``meshes``:
-    round parts as vertex meshes (fast, tiny renderer) or PyBullet primitives (EGL)."""
+    round parts as vertex meshes (fast, tiny renderer) or PyBullet primitives (EGL). ``keep``:
+    colours a randomised frame never changes (``recolor``)."""
     semantic: dict[int, int] = {}
     instance: dict[int, int] = {}
     by_class: dict[str, list[Part]] = {}
     static = static_world(scene.layout)
-    for cls, part in static.parts:
+    for cls, part in static_parts(scene, keep):
         by_class.setdefault(cls, []).append(part)
     for cls, parts in by_class.items():
         sid = get_class(cls).id

@@ -30,6 +30,12 @@ BARK = (0.3, 0.22, 0.15, 1.0)
 METAL = (0.5, 0.52, 0.55, 1.0)
 CONCRETE = (0.7, 0.7, 0.68, 1.0)
 FACADES = ((0.72, 0.66, 0.58), (0.55, 0.5, 0.46), (0.8, 0.78, 0.72), (0.5, 0.32, 0.26), (0.62, 0.64, 0.66))
+# the main surface colour of each static class: a randomised frame (``Randomization.surfaces``)
+# gives the class a new colour and every part of it keeps its brightness relative to this one
+SURFACE_BASE = {
+    "road": ASPHALT[:3], "sidewalk": PAVEMENT[:3], "terrain": GRASS[:3], "building": (0.64, 0.58, 0.54),
+    "vegetation": FOLIAGE[1], "pole": METAL[:3], "traffic sign": (0.8, 0.1, 0.1), "guard rail": CONCRETE[:3],
+}
 
 BEHIND_M = 30.0  # road drawn behind the ego, so side cameras and shadows see ground
 TERRAIN_WIDTH_M = 80.0

@@ -11,6 +11,7 @@ cannot be placed is left out (traffic density is a range, not a promise).
 
 from __future__ import annotations
 
+import colorsys
 import contextlib
 import math
 from pathlib import Path
@@ -19,12 +20,12 @@ from typing import Literal
 import numpy as np
 
 from longtail.errors import SamplingError
-from longtail.seeding import frame_rng
+from longtail.seeding import RANDOMIZE, frame_rng, stream_rng
 from longtail.worlds.assets import AssetDef, get_asset, resolve_asset_names
 from longtail.worlds.layouts import PlateLayout, RoadLayout, Span, Static, make_layout, static_world
 from longtail.worlds.physics import Physics
-from longtail.worlds.scenario import CONDITIONS, ActorSpec, Scenario, TimeSpec, WeatherSpec
-from longtail.worlds.scene import Actor, Camera, Layout, Scene, Sun, Vec3, Weather, vec3
+from longtail.worlds.scenario import CONDITIONS, ActorSpec, Pair, RandomizeSpec, Scenario, TimeSpec, WeatherSpec
+from longtail.worlds.scene import Actor, Camera, Distractor, Layout, Randomization, Scene, Sun, Vec3, Weather, vec3
 
 MAX_SUN_ELEVATION_DEG = 55.0
 CLEARANCE_M = 0.4  # minimum gap between the footprints of two actors
@@ -261,6 +262,138 @@ class _Placer:
         return rider_for(bike, rng)
 
 
+# --- domain randomisation (the scenario's ``randomize`` block) -----------------------------------
+DISTRACTOR_TRIES = 30  # spots tried per distractor before it is left out
+DISTRACTOR_GROUND = ("sidewalk", "terrain")  # what a distractor may stand on: never road
+DISTRACTOR_VERGE_M = 6.0  # beyond the roadside strip of a layout without sidewalks: its verge
+DISTRACTOR_SHAPES: tuple[Literal["box", "cylinder", "sphere"], ...] = ("box", "cylinder", "sphere")
+FLAT_CLASSES = ("road", "sidewalk", "terrain")  # static parts one stands on, not bumps into
+
+
+def _random_color(rng: np.random.Generator, s: Pair, v: Pair) -> Vec3:
+    """A colour of random hue, saturation in ``s`` and value in ``v`` (three draws)."""
+    h, sat, val = float(rng.random()), _uniform(rng, s), _uniform(rng, v)
+    return vec3(colorsys.hsv_to_rgb(h, sat, val))
+
+
+def _tint(rng: np.random.Generator, amount: float) -> Vec3:
+    """A colour temperature (blue-amber) and tint (green-magenta) shift of strength up to
+    ``amount`` (0..1), as a per-channel gain of unit luminance (two draws)."""
+    warm, green = (float(rng.uniform(-amount, amount)) for _ in range(2))
+    r, g, b = 1.0 + 0.35 * warm, 1.0 + 0.15 * green, 1.0 - 0.35 * warm
+    luma = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return vec3(np.clip(np.array([r, g, b]) / luma, 0.0, 2.0))
+
+
+class _Ground:
+    """The flat static boxes one stands on (road, sidewalk, terrain), for point queries, and the
+    bounds of the upright parts one would bump into."""
+
+    def __init__(self, static: Static):
+        self.centres, self.radii = static.bounds()
+        self.solid = np.array([cls not in FLAT_CLASSES for cls, _ in static.parts] + [False] * len(static.support))
+        flat = [(cls, pt) for cls, pt in static.parts
+                if cls in FLAT_CLASSES and pt.shape == "box" and pt.pos[2] + pt.dims[2] <= 0.5]
+        self.classes = [cls for cls, _ in flat]
+        self.centre = np.array([pt.pos[:2] for _, pt in flat], float).reshape(-1, 2)
+        self.half = np.array([pt.dims[:2] for _, pt in flat], float).reshape(-1, 2)
+        self.top = np.array([pt.pos[2] + pt.dims[2] for _, pt in flat], float)
+        yaw = np.array([pt.rpy[2] for _, pt in flat], float)
+        self.cos, self.sin = np.cos(yaw), np.sin(yaw)
+
+    def at(self, points: np.ndarray) -> list[tuple[str | None, float]]:
+        """For each (x, y) of ``points`` (M, 2): the class and top of the highest flat part under it."""
+        d = np.asarray(points, float)[:, None, :] - self.centre[None]
+        inside = ((np.abs(self.cos * d[..., 0] + self.sin * d[..., 1]) <= self.half[:, 0])
+                  & (np.abs(-self.sin * d[..., 0] + self.cos * d[..., 1]) <= self.half[:, 1]))
+        tops = np.where(inside, self.top, -np.inf)
+        out: list[tuple[str | None, float]] = []
+        for row, hit in zip(tops, inside.any(1)):
+            k = int(np.argmax(row))
+            out.append((self.classes[k], float(row[k])) if hit else (None, -math.inf))
+        return out
+
+
+def _part_footprint(pt) -> np.ndarray:
+    if pt.shape == "box":
+        return _footprint(pt.pos[0], pt.pos[1], pt.rpy[2], 2 * pt.dims[0], 2 * pt.dims[1])
+    r = max(pt.dims[0], pt.dims[1]) if pt.shape == "frustum" else pt.dims[0]
+    return _footprint(pt.pos[0], pt.pos[1], 0.0, 2 * r, 2 * r)
+
+
+def _distractor_spans(geom: RoadLayout) -> list[Span]:
+    """Where distractors may stand: the roadside strips, widened over the verge where there is
+    no sidewalk (each spot is checked to stand on sidewalk or terrain anyway)."""
+    spans = geom.spans("roadside")
+    if getattr(geom, "urban", False):
+        return spans
+    return [Span(sp.t0 - DISTRACTOR_VERGE_M, sp.t1, sp.heading, sp.z, False) if sp.t1 < 0 else
+            Span(sp.t0, sp.t1 + DISTRACTOR_VERGE_M, sp.heading, sp.z, False) for sp in spans]
+
+
+def _place_distractor(spec: RandomizeSpec, geom: RoadLayout, static: Static, floor: _Ground,
+                      taken: list[np.ndarray], spans: list[Span], rng: np.random.Generator) -> Distractor | None:
+    """One distractor off the road, clear of actors, the ego, other distractors and the upright
+    static parts (poles, trees, signs, buildings, rails); None after DISTRACTOR_TRIES tries."""
+    centres, radii, solid = floor.centres, floor.radii, floor.solid
+    for _ in range(DISTRACTOR_TRIES):  # a fixed number of draws a try
+        shape = DISTRACTOR_SHAPES[int(rng.integers(len(DISTRACTOR_SHAPES)))]
+        l, w, h = (_uniform(rng, spec.distractor_size_m_range) for _ in range(3))
+        if shape != "box":
+            w = l
+            h = l if shape == "sphere" else h
+        span = spans[int(rng.integers(len(spans)))]
+        s = _uniform(rng, spec.distractor_distance_m_range)
+        t = _uniform(rng, (span.t0, span.t1))
+        yaw_offset = float(rng.uniform(-math.pi, math.pi))
+        color = _random_color(rng, (0.0, 1.0), (0.1, 0.95))
+        x, y, heading = geom.pose(s, t)
+        yaw = float(math.remainder(heading + yaw_offset, 2 * math.pi))
+        fp = _footprint(x, y, yaw, l, w)
+        # every corner and the centre on sidewalk or terrain: off the lanes, not over a kerb's edge
+        ground = floor.at(np.vstack([fp, [[x, y]]]))
+        if any(cls not in DISTRACTOR_GROUND for cls, _ in ground):
+            continue
+        if any(footprints_overlap(fp, o, CLEARANCE_M) for o in taken):
+            continue
+        z = max(top for _, top in ground)
+        reach = math.hypot(l, w) / 2
+        near = np.nonzero(solid & (np.hypot(centres[:, 0] - x, centres[:, 1] - y) < radii + reach))[0]
+        parts = static.parts
+        if any(footprints_overlap(fp, _part_footprint(parts[k][1]), 0.05) for k in near if k < len(parts)):
+            continue
+        taken.append(fp)
+        return Distractor(shape=shape, position=(x, y, z), size=(l, w, h), yaw=yaw, color=color)
+    return None
+
+
+def draw_randomization(spec: RandomizeSpec, geom: RoadLayout, static: Static, footprints: list[np.ndarray],
+                       rng: np.random.Generator) -> Randomization:
+    """A frame's randomisation, drawn from its RANDOMIZE stream in this order: a chance and a
+    colour for each static class (sorted by name), the texture strength, the sun's and the
+    ambient light's tint, the exposure, the number of distractors, then each distractor.
+    ``footprints``: what is already on the ground (the ego's and the actors'); never touched."""
+    surfaces = {}
+    for cls in sorted({cls for cls, _ in static.parts}):
+        chance = float(rng.random())
+        color = _random_color(rng, (0.05, 0.75), (0.12, 0.85))
+        if chance < spec.surfaces:
+            surfaces[cls] = color
+    strength = _uniform(rng, spec.texture_strength_range)
+    sun, ambient = _tint(rng, spec.light_tint), _tint(rng, spec.light_tint)
+    stops = _uniform(rng, spec.exposure_stops_range)
+    count = int(rng.integers(spec.distractors_range[0], spec.distractors_range[1] + 1))
+    distractors = []
+    if count and not isinstance(geom, PlateLayout):
+        taken, spans, floor = list(footprints), _distractor_spans(geom), _Ground(static)
+        for _ in range(count):
+            d = _place_distractor(spec, geom, static, floor, taken, spans, rng)
+            if d is not None:
+                distractors.append(d)
+    return Randomization(surfaces=surfaces, texture_strength=strength, distractors=tuple(distractors),
+                         sun_tint=sun, ambient_tint=ambient, exposure_stops=stops)
+
+
 def advance(scene: Scene, steps: int) -> Scene:
     """The scene ``steps`` frames later: actors move along their heading at their speed, the
     ego's camera along the road. Track ids are unchanged."""
@@ -324,9 +457,13 @@ def _draw(scenario: Scenario, seed: int, index: int, physics: Physics) -> Scene:
                         f"scenario {scenario.name!r}", f"events[{k}] ({spec.asset})",
                         f"no sample met the requirements in {scenario.max_tries} tries (seed {seed}, frame {index}); "
                         f"rejections: {why}")
+    randomization = None
+    if scenario.randomize is not None:  # its own stream: the rest of the frame draws as without it
+        randomization = draw_randomization(scenario.randomize, geom, static, placer.footprints,
+                                           stream_rng(seed, index, RANDOMIZE))
     return Scene(scenario=scenario.name, seed=seed, index=index, event=scenario.event, layout=layout,
                  camera=camera, sun=sun, weather=weather, actors=tuple(placer.actors), ego_speed=ego_speed,
-                 ego=ego)
+                 ego=ego, randomization=randomization)
 
 
 def sample(scenario: Scenario, seed: int, index: int, physics: Physics | None = None, sequence: int = 1) -> Scene:

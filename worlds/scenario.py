@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError,
+                      field_validator, model_serializer, model_validator)
 
 from longtail.conditions import WeatherKind
 from longtail.errors import InputError, ParameterError, UnknownNameError
@@ -241,6 +242,32 @@ class ActorSpec(Strict):
         return v
 
 
+MAX_DISTRACTORS = 50  # background objects of one frame
+DistractorCount = Annotated[int, Field(ge=0, le=MAX_DISTRACTORS)]
+
+
+class RandomizeSpec(Strict):
+    """Domain randomisation (Tremblay et al. 2018) inside the scene's structure: every frame
+    draws, from its own stream (``seeding.RANDOMIZE``), new colours for its static surfaces,
+    background objects, a light tint and an exposure. People stay on sidewalks and crossings,
+    roads stay roads; the draws are kept in the Scene (``Scene.randomization``)."""
+
+    # chance that each static surface kind (road, sidewalk, building, terrain, vegetation, pole,
+    # traffic sign, guard rail) takes a random colour (markings and windows follow its hue)
+    surfaces: float = Field(default=0.0, ge=0.0, le=1.0)
+    # strength of the procedural surface textures (1 = as drawn, 0 = flat, 2 = twice the contrast)
+    texture_strength_range: Annotated[FloatRange, within(0, 2, "times the texture contrast")] = (1.0, 1.0)
+    # background objects (boxes, cylinders, spheres) on sidewalks and verges: not labelled, class
+    # "static", never on the road nor touching an actor; they occlude actors like any static part
+    distractors_range: Annotated[tuple[DistractorCount, DistractorCount], AfterValidator(_ordered)] = (0, 0)
+    distractor_size_m_range: Annotated[FloatRange, within(0.1, 5, "metres")] = (0.2, 2.5)
+    distractor_distance_m_range: Annotated[FloatRange, within(0, 240, "metres along the road")] = (4.0, 60.0)
+    # 0..1: how far the sunlight's and the ambient light's colour temperature and tint may stray
+    light_tint: float = Field(default=0.0, ge=0.0, le=1.0)
+    # a camera's exposure: the rendered image times 2**stops, before the weather stage
+    exposure_stops_range: Annotated[FloatRange, within(-4, 4, "stops")] = (0.0, 0.0)
+
+
 # Conditions a scenario can ask a share of frames for (``coverage``); one group draws one value.
 CONDITIONS: dict[str, tuple[str, dict]] = {
     "day": ("time", {"hour_range": (9.0, 16.0)}),
@@ -266,6 +293,16 @@ class Scenario(Strict):
     # a real background plate (``longtail plate fit``) instead of a road: with layout kind "plate"
     plate: str | None = None
     max_tries: int = Field(default=100, ge=1, le=10_000)
+    # domain randomisation of every frame (None: none; then left out of the scenario's dump)
+    randomize: RandomizeSpec | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_randomize(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a scenario without the block dumps (and digests) exactly as before the block existed
+        data = handler(self)
+        if self.randomize is None and isinstance(data, dict):
+            data.pop("randomize", None)
+        return data
 
     @field_validator("coverage")
     @classmethod
@@ -285,6 +322,12 @@ class Scenario(Strict):
     def _plate_matches_layout(self) -> "Scenario":
         if (self.plate is None) != (self.layout.kind != "plate"):
             raise ValueError("plate: a plate directory goes with layout kind 'plate' (and only with it)")
+        return self
+
+    @model_validator(mode="after")
+    def _randomize_renders(self) -> "Scenario":
+        if self.randomize is not None and self.layout.kind == "plate":
+            raise ValueError("randomize: a plate is a photograph; randomize applies to rendered layouts only")
         return self
 
     @model_validator(mode="after")

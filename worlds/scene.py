@@ -7,11 +7,13 @@ y points left. Camera coordinates follow OpenCV: x right, y down, z forward (opt
 from __future__ import annotations
 
 import math
-from typing import Annotated, Iterable, Literal
+from typing import Annotated, Any, Iterable, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer, \
+    model_validator
 
+from longtail.classes import list_classes
 from longtail.conditions import WeatherKind
 
 Vec3 = tuple[float, float, float]
@@ -147,6 +149,44 @@ class Actor(Frozen):
         return local @ rot.T + np.asarray(self.position)
 
 
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+Gain = Annotated[float, Field(ge=0.0, le=2.0)]
+Extent = Annotated[float, Field(gt=0.0, le=50.0)]
+
+
+class Distractor(Frozen):
+    """A background object of a randomised frame: no instance id, semantic class "static".
+    ``position``: the centre of its bottom; ``size``: (l, w, h) metres of its box (a cylinder's
+    diameter is l = w, a sphere's l = w = h); ``color``: linear 0..1 RGB."""
+
+    shape: Literal["box", "cylinder", "sphere"]
+    position: tuple[Coord, Coord, Coord]
+    size: tuple[Extent, Extent, Extent]
+    yaw: float = Field(default=0.0, ge=-100.0, le=100.0)
+    color: tuple[Unit, Unit, Unit]
+
+
+class Randomization(Frozen):
+    """What a scenario's ``randomize`` block drew for one frame (see ``RandomizeSpec``)."""
+
+    # static semantic class -> the colour (linear RGB) its main surface takes; the class's other
+    # parts keep their brightness relative to it (markings on a road, windows in a facade)
+    surfaces: dict[str, tuple[Unit, Unit, Unit]] = {}
+    texture_strength: float = Field(default=1.0, ge=0.0, le=2.0)  # 1 = the renderer's textures as they are
+    distractors: tuple[Distractor, ...] = ()
+    sun_tint: tuple[Gain, Gain, Gain] = (1.0, 1.0, 1.0)  # times the sunlight's colour
+    ambient_tint: tuple[Gain, Gain, Gain] = (1.0, 1.0, 1.0)  # times every lit surface (white balance)
+    exposure_stops: float = Field(default=0.0, ge=-4.0, le=4.0)  # the image times 2**stops, saturating at 1
+
+    @field_validator("surfaces")
+    @classmethod
+    def _known_classes(cls, v: dict[str, tuple[float, float, float]]) -> dict[str, tuple[float, float, float]]:
+        unknown = sorted(set(v) - set(list_classes()))
+        if unknown:
+            raise ValueError(f"unknown classes {unknown}")
+        return v
+
+
 class Scene(Frozen):
     scenario: str
     seed: int
@@ -161,6 +201,15 @@ class Scene(Frozen):
     ego: Vec3 | None = None  # (x, y, heading) of the camera's vehicle; None for a roadside camera
     step: int = 0  # frame number within its sequence (0 for single frames)
     time_s: float = 0.0  # seconds since the sequence's first frame
+    randomization: Randomization | None = None  # the scenario's ``randomize`` draws, if it has the block
+
+    @model_serializer(mode="wrap")
+    def _without_absent_randomization(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a frame without randomisation records (and renders) exactly as before the field existed
+        data = handler(self)
+        if self.randomization is None and isinstance(data, dict):
+            data.pop("randomization", None)
+        return data
 
     def to_json(self) -> str:
         return self.model_dump_json()
