@@ -13,9 +13,10 @@ from fuzzing import FUZZ, assert_clean, binary, mutate, no_partial_output, run_c
 from longtail.worlds.scenario import list_scenarios, load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
-# the catalog, and a scenario with every optional block the catalog leaves out (randomize)
+# the catalog, and scenarios with the optional blocks the catalog leaves out (randomize, ramp)
 CATALOG = [s.model_dump(mode="json") for s in list_scenarios()] + [
-    load_scenario(str(ROOT / "examples" / "pets_scene_randomized.yaml")).model_dump(mode="json")]
+    load_scenario(str(ROOT / "examples" / name)).model_dump(mode="json")
+    for name in ("pets_scene_randomized.yaml", "fog_rolls_in.yaml", "nightfall.yaml")]
 
 DEEP_YAML = b"a: " + b"[" * 5000 + b"]" * 5000
 ALIAS_BOMB = b"\n".join([b'a: &a ["x","x","x","x","x","x","x","x","x","x"]']

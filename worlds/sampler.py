@@ -417,12 +417,18 @@ def advance(scene: Scene, steps: int) -> Scene:
     return scene.model_copy(update=update)
 
 
-def _draw(scenario: Scenario, seed: int, index: int, physics: Physics) -> Scene:
+def _draw(scenario: Scenario, seed: int, index: int, physics: Physics,
+          ramped: dict[str, float] | None = None) -> Scene:
+    """Frame ``index``'s Scene. ``ramped``: knob -> value of the scenario's ``ramp`` at this step
+    (``RampSpec.values``); a ramped value replaces its draw, and the draw is still made, so every
+    later draw (layout, camera, actors) is the same as without the ramp."""
+    ramped = ramped or {}
     rng = frame_rng(seed, index)
     time_spec, weather_spec = _conditions(scenario, rng)
     layout = _layout(scenario, rng)
     geom = make_layout(layout)
-    sun = sun_from_hour(_uniform(rng, time_spec.hour_range), float(rng.uniform(0, 2 * math.pi)))
+    hour = _uniform(rng, time_spec.hour_range)
+    sun = sun_from_hour(ramped.get("hour", hour), float(rng.uniform(0, 2 * math.pi)))
     if time_spec.sun_azimuth_deg_range is not None:
         azimuth = math.radians(_uniform(rng, time_spec.sun_azimuth_deg_range)) % (2 * math.pi)
         sun = sun.model_copy(update={"azimuth": azimuth})
@@ -430,7 +436,9 @@ def _draw(scenario: Scenario, seed: int, index: int, physics: Physics) -> Scene:
     if weather_spec.visibility_m_range is not None:  # log-uniform: dense fog as likely as light fog
         lo, hi = np.log(weather_spec.visibility_m_range[0]), np.log(weather_spec.visibility_m_range[1])
         vis = float(np.exp(rng.uniform(lo, hi))) if hi > lo else float(weather_spec.visibility_m_range[0])
-    weather = Weather(kind=weather_spec.kind, visibility_m=vis, intensity=_uniform(rng, weather_spec.intensity_range))
+    intensity = _uniform(rng, weather_spec.intensity_range)
+    weather = Weather(kind=weather_spec.kind, visibility_m=ramped.get("visibility_m", vis),
+                      intensity=ramped.get("intensity", intensity))
     camera = _camera(scenario, rng, geom)
     ego_speed = _uniform(rng, scenario.ego_speed_mps_range)
     vehicle = scenario.camera.mount == "vehicle" and layout.kind != "plate"
@@ -470,12 +478,15 @@ def sample(scenario: Scenario, seed: int, index: int, physics: Physics | None = 
     """The concrete Scene of frame ``index`` of a dataset with ``seed``.
 
     With ``sequence`` T > 1, frames come in runs of T: frame i is step i % T of the run drawn
-    from ``frame_rng(seed, i // T)``. ``physics`` is reused if given (one per worker); else a
-    temporary one is opened.
+    from ``frame_rng(seed, i // T)``. A scenario's ``ramp`` sets its knobs (visibility, hour,
+    intensity) to their values at step k / (T - 1) of the run; with T = 1 every frame takes the
+    ramp's ``from`` values (a single frame is a run's first step). ``physics`` is reused if given
+    (one per worker); else a temporary one is opened.
     """
     if sequence < 1:
         raise ValueError(f"sequence must be >= 1, got {sequence}")
     run, step = divmod(index, sequence)
+    ramped = scenario.ramp.values(step, sequence) if scenario.ramp is not None else None
     with (contextlib.nullcontext(physics) if physics is not None else Physics()) as ph:
-        scene = _draw(scenario, seed, run, ph)
+        scene = _draw(scenario, seed, run, ph, ramped)
     return advance(scene, step).model_copy(update={"index": index})

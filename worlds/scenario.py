@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError,
-                      field_validator, model_serializer, model_validator)
+                      ValidationInfo, field_validator, model_serializer, model_validator)
 
 from longtail.conditions import WeatherKind
 from longtail.errors import InputError, ParameterError, UnknownNameError
@@ -268,6 +268,101 @@ class RandomizeSpec(Strict):
     exposure_stops_range: Annotated[FloatRange, within(-4, 4, "stops")] = (0.0, 0.0)
 
 
+RampCurve = Literal["linear", "log"]
+
+
+class _Ramp(Strict):
+    """One knob's continuous change over a run of a sequence: step k of a run of T frames takes
+    the value at u = k / (T - 1) between ``from`` and ``to`` (T = 1: ``from``). ``curve``
+    ``linear`` interpolates arithmetically, ``log`` geometrically (for positive values only:
+    fog thickening from 1500 m to 30 m loses as much visibility per step in ratio, not in metres).
+    Written ``{from: A, to: B, curve: log}``; ``from`` and ``to`` are inclusive."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, serialize_by_alias=True)
+
+    start: float = Field(alias="from")
+    to: float
+    curve: RampCurve = "linear"
+
+    @field_validator("curve")
+    @classmethod
+    def _log_needs_positive(cls, v: str, info: ValidationInfo) -> str:
+        if v == "log":
+            bad = [f"{name} {info.data[key]:g}" for name, key in (("from", "start"), ("to", "to"))
+                   if key in info.data and info.data[key] <= 0]
+            if bad:
+                raise ValueError(f"interpolates geometrically and needs from and to > 0; got {', '.join(bad)} "
+                                 f"(use curve: linear)")
+        return v
+
+    def at(self, u: float) -> float:
+        """The value at ``u`` in 0..1 of the run (exactly ``from`` at 0 and ``to`` at 1)."""
+        if u <= 0.0:
+            return self.start
+        if u >= 1.0:
+            return self.to
+        if self.curve == "log":
+            return float(math.exp(math.log(self.start) + u * (math.log(self.to) - math.log(self.start))))
+        return self.start + u * (self.to - self.start)
+
+
+class VisibilityRamp(_Ramp):
+    start: float = Field(alias="from", ge=1.0, le=1e5)  # metres, as visibility_m_range
+    to: float = Field(ge=1.0, le=1e5)
+
+
+class HourRamp(_Ramp):
+    start: float = Field(alias="from", ge=0.0, le=24.0)  # local solar time; no wrap past midnight
+    to: float = Field(ge=0.0, le=24.0)
+
+
+class IntensityRamp(_Ramp):
+    start: float = Field(alias="from", ge=0.0, le=1.0)  # rain/snow strength, as intensity_range
+    to: float = Field(ge=0.0, le=1.0)
+
+
+RAMP_GROUPS = {"visibility_m": "weather", "hour": "time", "intensity": "weather"}  # knob -> coverage group
+
+
+class RampSpec(Strict):
+    """Conditions that change continuously over each run of ``longtail render --sequence T``
+    while the world and its tracks stay the same (fog rolling in, dusk falling, rain setting in).
+
+    Each knob overrides, for every step of the run, the value the frame would otherwise draw
+    (``weather.visibility_m_range``, ``time.hour_range``, ``weather.intensity_range``); the
+    draw itself still happens, so the rest of the scene (layout, camera, actors) is the one the
+    scenario places without the ramp. The values land in the Scene (``weather.visibility_m``,
+    ``weather.intensity``, ``sun.hour`` and the sun's elevation and azimuth, which follow the
+    hour as ``sampler.sun_from_hour`` says, unless ``time.sun_azimuth_deg_range`` fixes where
+    the light comes from), so frame records carry the exact values. Without ``--sequence``
+    (T = 1) every frame takes the ``from`` values: a single frame is a run's first step.
+
+    Contradictions are refused: ``visibility_m`` needs a weather kind with a visibility (fog,
+    or the haze of rain and snow; clear air is not made foggy behind the file's back),
+    ``intensity`` needs rain or snow, and a knob cannot share its group with a ``coverage``
+    condition (the coverage would set it for a share of frames, the ramp for every frame)."""
+
+    visibility_m: VisibilityRamp | None = None
+    hour: HourRamp | None = None
+    intensity: IntensityRamp | None = None
+
+    @model_validator(mode="after")
+    def _some_knob(self) -> "RampSpec":
+        if not self.knobs():
+            raise ValueError(f"a ramp needs at least one of {', '.join(RAMP_GROUPS)}")
+        return self
+
+    def knobs(self) -> dict[str, _Ramp]:
+        """The knobs the ramp sets, by name."""
+        return {k: r for k in RAMP_GROUPS if (r := getattr(self, k)) is not None}
+
+    def values(self, step: int, steps: int) -> dict[str, float]:
+        """Each knob's value at step ``step`` of a run of ``steps`` frames (u = step / (steps - 1);
+        ``steps`` = 1: the ``from`` values)."""
+        u = step / (steps - 1) if steps > 1 else 0.0
+        return {k: r.at(u) for k, r in self.knobs().items()}
+
+
 # Conditions a scenario can ask a share of frames for (``coverage``); one group draws one value.
 CONDITIONS: dict[str, tuple[str, dict]] = {
     "day": ("time", {"hour_range": (9.0, 16.0)}),
@@ -295,13 +390,17 @@ class Scenario(Strict):
     max_tries: int = Field(default=100, ge=1, le=10_000)
     # domain randomisation of every frame (None: none; then left out of the scenario's dump)
     randomize: RandomizeSpec | None = None
+    # conditions that change continuously over each run of a sequence (None: none; left out of the dump)
+    ramp: RampSpec | None = None
 
     @model_serializer(mode="wrap")
-    def _without_absent_randomize(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # a scenario without the block dumps (and digests) exactly as before the block existed
+    def _without_absent_blocks(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a scenario without the optional blocks dumps (and digests) exactly as before they existed
         data = handler(self)
-        if self.randomize is None and isinstance(data, dict):
-            data.pop("randomize", None)
+        if isinstance(data, dict):
+            for block in ("randomize", "ramp"):
+                if getattr(self, block) is None:
+                    data.pop(block, None)
         return data
 
     @field_validator("coverage")
@@ -328,6 +427,24 @@ class Scenario(Strict):
     def _randomize_renders(self) -> "Scenario":
         if self.randomize is not None and self.layout.kind == "plate":
             raise ValueError("randomize: a plate is a photograph; randomize applies to rendered layouts only")
+        return self
+
+    @model_validator(mode="after")
+    def _ramp_fits(self) -> "Scenario":
+        if self.ramp is None:
+            return self
+        kind = self.weather.kind
+        if self.ramp.visibility_m is not None and kind == "clear":
+            raise ValueError("ramp.visibility_m: needs weather kind fog (or rain or snow, whose haze it sets); "
+                             "the weather kind is 'clear'")
+        if self.ramp.intensity is not None and kind not in ("rain", "snow"):
+            raise ValueError(f"ramp.intensity: needs weather kind rain or snow; the weather kind is {kind!r}")
+        for knob in self.ramp.knobs():
+            group = RAMP_GROUPS[knob]
+            clash = [name for name in self.coverage if CONDITIONS[name][0] == group]
+            if clash:
+                raise ValueError(f"ramp.{knob}: coverage {clash[0]!r} sets the {group} of a share of frames, the "
+                                 f"ramp sets it for every frame; drop one of them")
         return self
 
     @model_validator(mode="after")
