@@ -61,6 +61,7 @@ def _write(tmp_path, text, name="bad.yaml"):
     ("name: x\ndescription: d\nweather: {kind: fog, visibility_m_range: [-5, 10]}\n",
      "weather.visibility_m_range", "-5.0 is not >= 1"),
     ("name: x\ndescription: d\nweather: {kind: hail}\n", "weather.kind", "'clear', 'fog', 'rain' or 'snow'"),
+    ("name: x\ndescription: d\nweather: {kind: fog}\n", "weather.visibility_m_range", "fog needs a visibility range"),
     ("name: x\ndescription: d\nlayout: {kind: moon_base}\n", "layout.kind", "unknown layout 'moon_base'"),
     ("name: x\ndescription: d\nevents: [{asset: unicorn}]\n", "events[0].asset", "unknown asset or group 'unicorn'"),
     ("name: x\ndescription: d\nevents: [{asset: deer, count_range: [3, 1]}]\n", "events[0].count_range",

@@ -430,6 +430,14 @@ class Scenario(Strict):
         return self
 
     @model_validator(mode="after")
+    def _fog_has_visibility(self) -> "Scenario":
+        ramped = self.ramp is not None and self.ramp.visibility_m is not None
+        if self.weather.kind == "fog" and self.weather.visibility_m_range is None and not ramped:
+            raise ValueError("weather.visibility_m_range: fog needs a visibility range in metres, e.g. [40, 250] "
+                             "(or a ramp.visibility_m)")
+        return self
+
+    @model_validator(mode="after")
     def _ramp_fits(self) -> "Scenario":
         if self.ramp is None:
             return self
