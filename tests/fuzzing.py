@@ -46,6 +46,23 @@ def assert_clean(rc: int, out: str, err: str, allowed=(0, 2), max_err_lines: int
         assert lines[-1].startswith("longtail: error: "), err
 
 
+def assert_scenario_refused(tmp_path: Path, text: str, field: str, words: str) -> None:
+    """A scenario file holding ``text`` is refused in one line: ``FILE: FIELD: ...WORDS...``."""
+    from longtail.errors import InputError
+    from longtail.worlds.scenario import load_scenario_file
+
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    try:
+        load_scenario_file(f)
+    except InputError as e:
+        msg = str(e)
+    else:
+        raise AssertionError(f"accepted: {text!r}")
+    assert msg.startswith(f"{f}: {field}:"), msg
+    assert words in msg and "\n" not in msg, msg
+
+
 def no_partial_output(path: Path) -> None:
     """Nothing written under ``path``: absent, or an empty directory (no temporary files either)."""
     if path.exists():

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fuzzing import assert_scenario_refused
 from longtail.dataset import frame_files
-from longtail.errors import InputError
 from longtail.pipeline import render_dataset
 from longtail.render.weather.scene_weather import draw_scene_weather
 from longtail.worlds.physics import Physics
@@ -179,12 +179,7 @@ FOGGY = "name: x\ndescription: d\nweather: {kind: fog, visibility_m_range: [50, 
      "coverage 'clear'"),
 ])
 def test_bad_ramp_names_file_field_and_expectation(tmp_path, text, field, words):
-    f = _write(tmp_path, text)
-    with pytest.raises(InputError) as e:
-        load_scenario_file(f)
-    msg = str(e.value)
-    assert msg.startswith(f"{f}: {field}:"), msg
-    assert words in msg and "\n" not in msg
+    assert_scenario_refused(tmp_path, text, field, words)
 
 
 def test_a_ramp_beside_coverage_of_the_other_group_is_fine(tmp_path):

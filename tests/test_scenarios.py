@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from fuzzing import assert_scenario_refused
 from longtail.errors import InputError, SamplingError
 from longtail.worlds.sampler import footprints_overlap, _footprint, sample
 from longtail.worlds.scenario import list_scenarios, load_scenario, load_scenario_file
@@ -70,12 +71,7 @@ def _write(tmp_path, text, name="bad.yaml"):
     ("description: d\n", "name", "Field required"),
 ])
 def test_bad_scenario_names_file_field_and_expectation(tmp_path, text, field, words):
-    f = _write(tmp_path, text)
-    with pytest.raises(InputError) as e:
-        load_scenario_file(f)
-    msg = str(e.value)
-    assert msg.startswith(f"{f}: {field}:"), msg
-    assert words in msg and "\n" not in msg
+    assert_scenario_refused(tmp_path, text, field, words)
 
 
 def test_malformed_yaml_names_the_line(tmp_path):
