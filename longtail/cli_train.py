@@ -114,6 +114,13 @@ def add_commands(sub, positive_int, seed) -> None:
                    help="preset strengths (default 0.25,0.5,0.75)")
     e.add_argument("--camera", type=Path, metavar="PLATE_DIR|camera.json",
                    help="camera of real test images for the ground-plane depth prior")
+    e.add_argument("--sweep", action="append", metavar="KNOB=FROM..TO:N",
+                   help="also evaluate with one weather parameter set to N physical values from FROM to TO "
+                   "(repeatable): fog.visibility_m (metres, log-spaced), fog.beta_per_m (extinction, 1/m, "
+                   "log-spaced) or night.skylight_ev (daylight left, stops, linear); AP50 and AP per value, and "
+                   "where AP50 falls to half its clear value (V50, beta50, EV50). E.g. fog.visibility_m=2000..30:10")
+    e.add_argument("--plot", type=Path, metavar="PNG",
+                   help="with --sweep: AP50 against each swept value (default: <--out stem>_sweep.png next to --out)")
 
 
 def _named(specs: list[str]) -> dict[str, str]:
@@ -229,6 +236,7 @@ def cmd_evaluate(args) -> int:
     from longtail.train.engine import resolve_device
     from longtail.train.evaluate import evaluate_checkpoint
 
+    sweeps = _parse_sweeps(args)  # checked before any image is read
     dataset = open_dataset(args.data)
     device = resolve_device(args.device)
     result = evaluate_checkpoint(args.checkpoint, dataset, device, weights=args.weights)
@@ -257,9 +265,50 @@ def cmd_evaluate(args) -> int:
             print(f"  {preset}: AP50 {cells}")
         print(f"  mPC {fmt(table['mPC'])} (mean AP50 under weather), rPC {fmt(table['rPC'])} (mPC / clear AP50)")
         result["robustness"] = table
+    if sweeps:
+        result["sweeps"] = _sweeps(args, dataset, device, sweeps, o)
     if args.out:
         write_json(args.out, result)
     return 0
+
+
+def _parse_sweeps(args) -> list:
+    """(knob, values) of each --sweep; one line naming --sweep (exit 2) when one is wrong."""
+    if not args.sweep:
+        if args.plot:
+            raise InputError("--plot", None, "needs one or more --sweep KNOB=FROM..TO:N")
+        return []
+    from longtail.train.weather import parse_sweep
+
+    sweeps = [parse_sweep(text) for text in args.sweep]
+    names = [knob.name for knob, _ in sweeps]
+    if len(set(names)) < len(names):
+        raise InputError("--sweep", None, f"expected each knob once, got {', '.join(names)}")
+    return sweeps
+
+
+def _sweeps(args, dataset, device, sweeps, clear: dict) -> dict:
+    """``evaluate --sweep``: each knob's curve printed as a table, plotted to --plot (default
+    <--out stem>_sweep.png), returned by knob name."""
+    from longtail.atomic import write_bytes
+    from longtail.train.checkpoint import load_detector
+    from longtail.train.weather import GroundPrior, sweep_curve, sweep_lines, sweep_plot_png
+    from longtail.worlds.plates import load_camera
+
+    model, spec, _ = load_detector(args.checkpoint, args.weights)
+    prior = GroundPrior(camera=load_camera(args.camera)) if args.camera else GroundPrior()
+    out = {}
+    for knob, values in sweeps:
+        sweep = sweep_curve(model, dataset, knob, values, prior, device, spec.labels, clear=clear)
+        print(f"  sweep {knob.name}:")
+        for line in sweep_lines(sweep):
+            print(f"    {line}")
+        out[knob.name] = sweep
+    plot = args.plot or (args.out.with_name(f"{args.out.stem}_sweep.png") if args.out else None)
+    if plot is not None:
+        write_bytes(plot, sweep_plot_png(list(out.values())))
+        print(f"  sweep plot: {plot}")
+    return out
 
 
 def _floats(text: str | None, name: str) -> tuple[float, ...] | None:

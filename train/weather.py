@@ -15,10 +15,17 @@ Every weather preset (``longtail.render.weather.presets``) needs a depth map and
 
 Draws are reproducible: ``WeatherAugment`` takes a numpy Generator (the training loop's, one per
 step and image), ``Weathered`` derives one seed per (preset, strength, image).
+
+Robustness as a curve in physical units (``longtail evaluate --sweep KNOB=FROM..TO:N``): a
+``Knob`` sets one physical parameter of the weather stage exactly (fog visibility in metres or
+extinction per metre, night skylight in stops below daylight; ``KNOBS`` says what each sets),
+``Swept`` is the test set seen at one value, ``sweep_curve`` measures AP50 and AP along the values
+and ``half_point`` (``v50`` for visibility) finds where AP50 falls to half its clear value.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -29,8 +36,9 @@ import torch
 
 from longtail.depth import read_depth
 from longtail.errors import InputError, ParameterError
+from longtail.render.weather.fog import koschmieder_beta
 from longtail.render.weather.presets import get_preset, list_presets
-from longtail.render.weather.transforms import FrameCamera
+from longtail.render.weather.transforms import DayToNight, DepthFog, FrameCamera
 from longtail.train.entries import DetectionDataset, Entry
 from longtail.worlds.plates import plate_depth
 from longtail.worlds.scene import Camera
@@ -198,3 +206,286 @@ def robustness_table(model, dataset: DetectionDataset, presets: Sequence[str], s
             "per_preset": {p: float(np.mean([c["AP50"] for c in by_s.values() if c["AP50"] is not None]))
                            if any(c["AP50"] is not None for c in by_s.values()) else None
                            for p, by_s in cells.items()}}
+
+
+# --- robustness as a curve in physical units (``longtail evaluate --sweep KNOB=FROM..TO:N``) ----------
+
+NIGHT_GAIN_AT_FULL_LIGHT = 0.3  # the night preset's camera: gain x skylight = 0.3 at both ends (6 x 5 %, 20 x 1.5 %)
+DUSK_ABOVE = 0.1  # skylight (fraction of daylight) above which the redrawn sky is dusk's, below it night's
+# Foggy Cityscapes (Sakaridis et al., 2018): homogeneous fog of these extinction coefficients, 1/m
+FOGGY_CITYSCAPES_BETA = (0.005, 0.01, 0.02)
+MAX_SWEEP_POINTS = 100
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A physical weather parameter a sweep sets exactly (no preset, no random band).
+
+    Attributes:
+        name: ``group.parameter_unit`` as written after ``--sweep``.
+        unit: printed after values ("m", "1/m", "EV").
+        log: values are spaced evenly in log (visibility, extinction) or linearly (EV).
+        low, high: the range the weather stage accepts.
+        milder: +1 when a larger value is milder weather (visibility, EV), -1 when harsher (beta).
+        summary: name of the value where AP50 falls to half its clear value ("V50").
+        meaning: what the value physically is (for the JSON and the docs).
+    """
+
+    name: str
+    unit: str
+    log: bool
+    low: float
+    high: float
+    milder: int
+    summary: str
+    meaning: str
+
+    def fmt(self, value: float) -> str:
+        return f"{value:.4g} {self.unit}"
+
+
+KNOBS: dict[str, Knob] = {k.name: k for k in (
+    Knob("fog.visibility_m", "m", True, 1.0, 1e5, +1, "V50",
+         "homogeneous fog of this meteorological visibility V (the weather stage's DepthFog: 5 % contrast "
+         "threshold, beta = -ln(0.05) / V = 2.996 / V per metre; each pixel keeps exp(-beta d) of its radiance "
+         "at ray distance d, the rest is airlight); no scattering blur"),
+    Knob("fog.beta_per_m", "1/m", True, 1e-5, 3.0, -1, "beta50",
+         "homogeneous fog of this extinction coefficient beta (per metre; Foggy Cityscapes uses 0.005, 0.01, "
+         "0.02), i.e. visibility 2.996 / beta; otherwise as fog.visibility_m"),
+    Knob("night.skylight_ev", "EV", False, -10.0, 0.0, +1, "EV50",
+         "the daylight left on the scene, in stops below daylight: the weather stage's DayToNight with "
+         "ambient = 2^EV of daylight (the night preset spans -4.3 EV (5 %) to -6.1 EV (1.5 %), dusk -1.2 to "
+         "-3.1 EV), lit by the car's low beams, a dusk sky above 10 % and a night sky below, sensor noise of "
+         "the preset's auto-gain (gain = 0.3 / ambient), no motion blur"),
+)}
+
+
+def get_knob(name: str) -> Knob:
+    """The sweep knob ``name``; an unknown name raises ParameterError (``sweep``) listing them."""
+    if name not in KNOBS:
+        raise ParameterError("sweep", f"unknown knob {name!r}; expected KNOB=FROM..TO:N with KNOB one of "
+                             f"{', '.join(KNOBS)}")
+    return KNOBS[name]
+
+
+def sweep_values(knob: Knob | str, start: float, stop: float, n: int) -> tuple[float, ...]:
+    """``n`` values from ``start`` to ``stop`` (both exactly), evenly in log for log knobs."""
+    knob = get_knob(knob) if isinstance(knob, str) else knob
+    if n < 2 or n > MAX_SWEEP_POINTS:
+        raise ParameterError("sweep", f"expected 2 to {MAX_SWEEP_POINTS} values (the N of {knob.name}=FROM..TO:N), "
+                             f"got {n}")
+    for v in (start, stop):
+        if not (math.isfinite(v) and knob.low <= v <= knob.high):
+            raise ParameterError("sweep", f"{knob.name} must lie in [{knob.low:g}, {knob.high:g}] {knob.unit}, "
+                                 f"got {v:g}")
+    if start == stop:
+        raise ParameterError("sweep", f"expected FROM != TO in {knob.name}=FROM..TO:N, got {start:g} twice")
+    if knob.log:
+        values = np.exp(np.linspace(math.log(start), math.log(stop), n))
+    else:
+        values = np.linspace(start, stop, n)
+    out = [float(v) for v in values]
+    out[0], out[-1] = float(start), float(stop)
+    return tuple(out)
+
+
+def parse_sweep(text: str) -> tuple[Knob, tuple[float, ...]]:
+    """``KNOB=FROM..TO:N`` -> (the knob, its N values); ParameterError (``sweep``) says what was
+    expected. E.g. ``fog.visibility_m=2000..30:10``, ``night.skylight_ev=0..-8:5``."""
+    syntax = f"expected KNOB=FROM..TO:N (e.g. fog.visibility_m=2000..30:10; KNOB one of {', '.join(KNOBS)})"
+    name, eq, rest = text.strip().partition("=")
+    span, colon, count = rest.rpartition(":")
+    ends = span.split("..")
+    if not (eq and colon and len(ends) == 2):
+        raise ParameterError("sweep", f"{syntax}, got {text!r}")
+    knob = get_knob(name.strip())
+    try:
+        start, stop = float(ends[0]), float(ends[1])
+    except ValueError:
+        raise ParameterError("sweep", f"expected numbers FROM and TO in {knob.name}=FROM..TO:N, got {span!r}") from None
+    try:
+        n = int(count)
+    except ValueError:
+        raise ParameterError("sweep", f"expected a whole number N >= 2 in {knob.name}=FROM..TO:N, got {count!r}") \
+            from None
+    return knob, sweep_values(knob, start, stop, n)
+
+
+def knob_transform(knob: Knob, value: float, camera: FrameCamera | None = None):
+    """The weather stage's transform (albumentations, p = 1) that sets ``knob`` to ``value``."""
+    if knob.name in ("fog.visibility_m", "fog.beta_per_m"):
+        v = float(value) if knob.name == "fog.visibility_m" else koschmieder_beta(1.0) / float(value)
+        return DepthFog(visibility_m_range=(v, v), camera=camera, p=1.0)
+    if knob.name == "night.skylight_ev":
+        ambient = 2.0 ** float(value)
+        gain = NIGHT_GAIN_AT_FULL_LIGHT / ambient
+        return DayToNight(ambient_range=(ambient, ambient), sky="dusk" if ambient >= DUSK_ABOVE else "night",
+                          gain_range=(gain, gain), motion_blur_m_range=(0.0, 0.0), camera=camera, p=1.0)
+    raise ParameterError("sweep", f"no transform for knob {knob.name!r}")
+
+
+def apply_knob(image: torch.Tensor, entry: Entry, prior: GroundPrior, knob: Knob, value: float, seed: int,
+               depth: np.ndarray | None = None) -> torch.Tensor:
+    """(3, H, W) uint8 image with the weather of ``knob`` = ``value`` applied over its own (or the
+    prior's, or ``depth``'s) depth, as ``apply_preset`` does for a preset."""
+    import albumentations as A
+
+    own_depth, spec = depth_and_camera(entry, prior)
+    depth = own_depth if depth is None else depth
+    hwc = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
+    if depth.shape != hwc.shape[:2]:
+        raise InputError(str(entry.image), None, f"image is {hwc.shape[1]}x{hwc.shape[0]} but its depth "
+                         f"{depth.shape[1]}x{depth.shape[0]}")
+    fx = A.Compose([knob_transform(knob, value, spec)], additional_targets={"depth": "mask"}, seed=seed)
+    out = fx(image=hwc, depth=depth)["image"]
+    return torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1).contiguous()
+
+
+class Swept(DetectionDataset):
+    """A test set seen with one weather knob at one physical value (labels unchanged, one fixed
+    seed per image); the knob's group (``fog``, ``night``) becomes the ``weather`` condition."""
+
+    def __init__(self, base: DetectionDataset, knob: Knob, value: float, prior: GroundPrior):
+        self.base, self.knob, self.value, self.prior = base, knob, float(value), prior
+        group = knob.name.split(".")[0]
+        entries = [Entry(**{**e.__dict__, "conditions": {**e.conditions, "weather": group}}) for e in base.entries]
+        super().__init__(f"{base.name} [{knob.name}={value:g}]", entries, base.unmapped)
+        self.kind = base.kind
+
+    def image(self, i: int) -> torch.Tensor:
+        e = self.base.entries[i]
+        return apply_knob(self.base.image(i), e, self.prior, self.knob, self.value,
+                          image_seed(self.knob.name, f"{self.value:g}", e.image_id))
+
+
+def half_point(curve: Sequence[dict], clear_ap50: float | None, knob: Knob | str = "fog.visibility_m"
+               ) -> tuple[float | None, str | None]:
+    """The knob value at which AP50 falls to half ``clear_ap50``, and None or the reason there is none.
+
+    The curve's points (``value``, ``AP50``) are read from the mildest value to the harshest; the
+    first point at or below half and the one before it bracket the crossing, interpolated linearly
+    in AP50 against log(value) for log knobs (visibility), against the value itself otherwise (EV).
+    Points without an AP50 (no objects) are skipped.
+    """
+    knob = get_knob(knob) if isinstance(knob, str) else knob
+    points = sorted(((float(p["value"]), float(p["AP50"])) for p in curve if p.get("AP50") is not None),
+                    key=lambda p: -knob.milder * p[0])
+    if clear_ap50 is None or not clear_ap50 > 0:
+        return None, "no clear AP50 to halve (the model detects nothing on the clear images)"
+    if not points:
+        return None, "no sweep point has an AP50"
+    half = 0.5 * clear_ap50
+    x = (lambda v: math.log(v)) if knob.log else (lambda v: v)
+    for k, (value, ap) in enumerate(points):
+        if ap > half:
+            continue
+        if k == 0:
+            if ap == half:
+                return value, None
+            return None, (f"below half the clear AP50 ({half:.3f}) already at the mildest value "
+                          f"{knob.fmt(value)} (AP50 {ap:.3f})")
+        v0, a0 = points[k - 1]
+        frac = (a0 - half) / (a0 - ap)
+        at = x(v0) + frac * (x(value) - x(v0))
+        return (math.exp(at) if knob.log else at), None
+    return None, (f"above half the clear AP50 ({half:.3f}) at every value down to {knob.fmt(points[-1][0])}"
+                  if knob.milder > 0 else
+                  f"above half the clear AP50 ({half:.3f}) at every value up to {knob.fmt(points[-1][0])}")
+
+
+def v50(curve: Sequence[dict], clear_ap50: float | None) -> float | None:
+    """The visibility (m) at which AP50 falls to half its clear value, by log-linear
+    interpolation between the two points of a ``fog.visibility_m`` curve that bracket it; None
+    when the curve never falls to half or starts below it (``half_point`` says why)."""
+    return half_point(curve, clear_ap50, "fog.visibility_m")[0]
+
+
+def sweep_curve(model, dataset: DetectionDataset, knob: Knob | str, values: Sequence[float], prior: GroundPrior,
+                device, labels, clear: dict | None = None) -> dict:
+    """AP50 and AP of ``model`` on ``dataset`` with the weather knob at each of ``values``.
+
+    Returns ``{"knob", "unit", "spacing", "meaning", "clear": {AP50, AP, images}, "curve": [{value,
+    AP50, AP, images}], <summary>: value | None, "<summary>_reason": None | why not, "summary": name}``,
+    where <summary> is the knob's half-point name (``V50``, ``EV50``, ...). ``clear``: the clear
+    metrics (``evaluate(...)["all"]``) if known.
+    """
+    from longtail.train.evaluate import evaluate
+
+    knob = get_knob(knob) if isinstance(knob, str) else knob
+    clear = clear if clear is not None else evaluate(model, dataset, device, labels=labels, breakdown=())["all"]
+    curve = []
+    for v in values:
+        m = evaluate(model, Swept(dataset, knob, v, prior), device, labels=labels, breakdown=())["all"]
+        curve.append({"value": float(v), "AP50": m["AP50"], "AP": m["AP"], "images": m["images"]})
+    half, reason = half_point(curve, clear.get("AP50"), knob)
+    return {"knob": knob.name, "unit": knob.unit, "spacing": "log" if knob.log else "linear", "meaning": knob.meaning,
+            "clear": {"AP50": clear.get("AP50"), "AP": clear.get("AP"), "images": clear.get("images")},
+            "curve": curve, "summary": knob.summary, knob.summary: half, f"{knob.summary}_reason": reason}
+
+
+def sweep_lines(sweep: dict) -> list[str]:
+    """A sweep as a small table (value, AP50, AP, images) and its half-point line."""
+    knob = get_knob(sweep["knob"])
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731 - no objects in the cell
+    rows = [f"{knob.name} ({knob.unit})", "AP50", "AP", "images"]
+    table = [["clear", fmt(sweep["clear"]["AP50"]), fmt(sweep["clear"]["AP"]), str(sweep["clear"]["images"])]]
+    table += [[f"{p['value']:.4g}", fmt(p["AP50"]), fmt(p["AP"]), str(p["images"])] for p in sweep["curve"]]
+    widths = [max(len(r[i]) for r in [rows, *table]) for i in range(4)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in [rows, *table]]
+    name, half = sweep["summary"], sweep[sweep["summary"]]
+    lines.append(f"{name} {knob.fmt(half)} (AP50 half its clear value)" if half is not None
+                 else f"{name} n/a: {sweep[f'{name}_reason']}")
+    return lines
+
+
+def foggy_cityscapes_marks(knob: Knob | str) -> list[tuple[float, str]]:
+    """Foggy Cityscapes' three fog densities on a fog knob's axis: (value, label)."""
+    name = knob if isinstance(knob, str) else knob.name
+    if name == "fog.visibility_m":
+        return [(koschmieder_beta(1.0) / b, f"Foggy Cityscapes beta {b:g} ({koschmieder_beta(1.0) / b:.0f} m)")
+                for b in FOGGY_CITYSCAPES_BETA]
+    if name == "fog.beta_per_m":
+        return [(b, f"Foggy Cityscapes beta {b:g}") for b in FOGGY_CITYSCAPES_BETA]
+    return []
+
+
+def sweep_plot_png(sweeps: Sequence[dict]) -> bytes:
+    """PNG bytes: AP50 against the knob's value, one panel per sweep (log x axis for log knobs,
+    the sweep's first value on the left), with the clear AP50, its half, the half point and, for
+    fog, Foggy Cityscapes' densities."""
+    import io
+
+    from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
+
+    fig = Figure(figsize=(5.6 * max(1, len(sweeps)), 3.8), layout="constrained")
+    axes = fig.subplots(1, max(1, len(sweeps)), squeeze=False)[0]
+    for ax, sweep in zip(axes, sweeps):
+        knob = get_knob(sweep["knob"])
+        pts = [(p["value"], p["AP50"]) for p in sweep["curve"] if p["AP50"] is not None]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color="C0", label="AP50")
+        if knob.log:
+            ax.set_xscale("log")
+        values = [p["value"] for p in sweep["curve"]]
+        lo, hi = min(values), max(values)
+        ax.set_xlim(*((values[0], values[-1]) if values[0] != values[-1] else (lo, hi)))
+        clear = sweep["clear"]["AP50"]
+        if clear is not None:
+            ax.axhline(clear, color="0.3", lw=1, label=f"clear {clear:.3f}")
+            ax.axhline(clear / 2, color="0.3", lw=1, ls=":", label="half clear")
+        half = sweep[sweep["summary"]]
+        if half is not None:
+            ax.plot([half], [clear / 2], "D", color="C3", label=f"{sweep['summary']} {knob.fmt(half)}")
+        for k, (x, label) in enumerate(foggy_cityscapes_marks(knob)):
+            if lo <= x <= hi:
+                ax.axvline(x, color="C2", lw=1, ls=("--", "-.", ":")[k], label=label)
+        ax.set_xlabel(f"{knob.name} ({knob.unit})")
+        ax.set_ylabel("AP50")
+        ax.set_ylim(0, max([0.05, *(p[1] for p in pts), clear or 0.0]) * 1.1)
+        ax.set_title(f"{knob.name}: {sweep['summary']} "
+                     + ("n/a" if half is None else knob.fmt(half)), fontsize=10)
+        ax.legend(fontsize=7, loc="best")
+        ax.grid(alpha=0.3, which="both")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    return buf.getvalue()
