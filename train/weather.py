@@ -29,7 +29,7 @@ import math
 import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import ClassVar, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -114,13 +114,20 @@ def apply_preset(image: torch.Tensor, entry: Entry, prior: GroundPrior, preset: 
                  seed: int, depth: np.ndarray | None = None) -> torch.Tensor:
     """(3, H, W) uint8 image with weather preset ``preset`` at ``strength`` applied; ``depth``
     overrides the image's own or prior depth (a composite's, after insertion)."""
+    return _weather_image(image, entry, prior, depth, lambda spec: get_preset(preset)(strength, camera=spec, seed=seed))
+
+
+def _weather_image(image: torch.Tensor, entry: Entry, prior: GroundPrior, depth: np.ndarray | None,
+                   make: Callable[[FrameCamera], Callable]) -> torch.Tensor:
+    """(3, H, W) uint8 ``image`` through the transform ``make(camera)`` (albumentations-style,
+    called with image and depth) over its own, the prior's or the given ``depth``."""
     own_depth, spec = depth_and_camera(entry, prior)
     depth = own_depth if depth is None else depth
     hwc = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
     if depth.shape != hwc.shape[:2]:
         raise InputError(str(entry.image), None, f"image is {hwc.shape[1]}x{hwc.shape[0]} but its depth "
                          f"{depth.shape[1]}x{depth.shape[0]}")
-    out = get_preset(preset)(strength, camera=spec, seed=seed)(image=hwc, depth=depth)["image"]
+    out = make(spec)(image=hwc, depth=depth)["image"]
     return torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1).contiguous()
 
 
@@ -170,17 +177,25 @@ def image_seed(*parts: object) -> int:
     return zlib.crc32("/".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
-class Weathered(DetectionDataset):
+class _WeatherView(DetectionDataset):
+    """A test set seen under some weather: labels unchanged, ``weather`` the condition of every image."""
+
+    def __init__(self, base: DetectionDataset, weather: str, label: str, prior: GroundPrior):
+        self.base, self.prior = base, prior
+        entries = [Entry(**{**e.__dict__, "conditions": {**e.conditions, "weather": weather}}) for e in base.entries]
+        super().__init__(f"{base.name} [{label}]", entries, base.unmapped)
+        self.kind = base.kind
+
+
+class Weathered(_WeatherView):
     """A test set seen under one weather preset at one strength (a Foggy-Cityscapes-style copy):
     labels unchanged, each image weathered with its own fixed seed; the preset becomes the
     ``weather`` condition of every image."""
 
     def __init__(self, base: DetectionDataset, preset: str, strength: float, prior: GroundPrior):
         check_presets([preset], "preset")
-        self.base, self.preset, self.strength, self.prior = base, preset, float(strength), prior
-        entries = [Entry(**{**e.__dict__, "conditions": {**e.conditions, "weather": preset}}) for e in base.entries]
-        super().__init__(f"{base.name} [{preset} {strength:g}]", entries, base.unmapped)
-        self.kind = base.kind
+        self.preset, self.strength = preset, float(strength)
+        super().__init__(base, preset, f"{preset} {strength:g}", prior)
 
     def image(self, i: int) -> torch.Tensor:
         e = self.base.entries[i]
@@ -330,27 +345,17 @@ def apply_knob(image: torch.Tensor, entry: Entry, prior: GroundPrior, knob: Knob
     prior's, or ``depth``'s) depth, as ``apply_preset`` does for a preset."""
     import albumentations as A
 
-    own_depth, spec = depth_and_camera(entry, prior)
-    depth = own_depth if depth is None else depth
-    hwc = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
-    if depth.shape != hwc.shape[:2]:
-        raise InputError(str(entry.image), None, f"image is {hwc.shape[1]}x{hwc.shape[0]} but its depth "
-                         f"{depth.shape[1]}x{depth.shape[0]}")
-    fx = A.Compose([knob_transform(knob, value, spec)], additional_targets={"depth": "mask"}, seed=seed)
-    out = fx(image=hwc, depth=depth)["image"]
-    return torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1).contiguous()
+    return _weather_image(image, entry, prior, depth, lambda spec: A.Compose(
+        [knob_transform(knob, value, spec)], additional_targets={"depth": "mask"}, seed=seed))
 
 
-class Swept(DetectionDataset):
+class Swept(_WeatherView):
     """A test set seen with one weather knob at one physical value (labels unchanged, one fixed
     seed per image); the knob's group (``fog``, ``night``) becomes the ``weather`` condition."""
 
     def __init__(self, base: DetectionDataset, knob: Knob, value: float, prior: GroundPrior):
-        self.base, self.knob, self.value, self.prior = base, knob, float(value), prior
-        group = knob.name.split(".")[0]
-        entries = [Entry(**{**e.__dict__, "conditions": {**e.conditions, "weather": group}}) for e in base.entries]
-        super().__init__(f"{base.name} [{knob.name}={value:g}]", entries, base.unmapped)
-        self.kind = base.kind
+        self.knob, self.value = knob, float(value)
+        super().__init__(base, knob.name.split(".")[0], f"{knob.name}={value:g}", prior)
 
     def image(self, i: int) -> torch.Tensor:
         e = self.base.entries[i]
