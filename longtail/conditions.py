@@ -14,3 +14,23 @@ WeatherKind = Literal["clear", "fog", "rain", "snow"]
 WEATHER_KINDS: tuple[str, ...] = get_args(WeatherKind)
 # BDD100K-style weather tags the frame attributes carry, which people already filter by
 WEATHER_TAGS: dict[str, str] = {"clear": "clear", "fog": "foggy", "rain": "rainy", "snow": "snowy"}
+
+# Visibility bands (metres of meteorological visibility) a condition breakdown groups frames by:
+# fog is visibility below 1 km (WMO); the UK Met Office calls below 200 m thick fog and below 50 m
+# dense fog; Foggy Cityscapes' three densities sit at 600, 300 and 150 m.
+VISIBILITY_BAND_EDGES_M: tuple[float, ...] = (1000.0, 500.0, 200.0, 100.0, 50.0)
+
+
+def visibility_band(visibility_m: float | None) -> str | None:
+    """The band a visibility (metres) falls in, as a condition tag: ``>=1000 m``, ``500-1000 m``,
+    ``200-500 m``, ``100-200 m``, ``50-100 m`` or ``<50 m``; None for no visibility (clear air)."""
+    if visibility_m is None:
+        return None
+    v = float(visibility_m)
+    edges = VISIBILITY_BAND_EDGES_M
+    if v >= edges[0]:
+        return f">={edges[0]:g} m"
+    for hi, lo in zip(edges, edges[1:]):
+        if v >= lo:
+            return f"{lo:g}-{hi:g} m"
+    return f"<{edges[-1]:g} m"

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from longtail.conditions import visibility_band
 from longtail.errors import InputError, one_line
 from longtail.readers import read_image as read_rgb_image
 
@@ -72,8 +73,15 @@ def make_entry(image: Path, width: int, height: int, image_id: int, boxes: list,
 
 def categorical(attributes: dict) -> dict:
     """The string-valued attributes (time_of_day, weather, scenario, ...): those make condition
-    cells; numbers (hour, visibility) would make one cell per value."""
-    return {k: v for k, v in attributes.items() if isinstance(v, str)}
+    cells; numbers (hour, visibility) would make one cell per value, so a visibility in metres
+    becomes its band (``visibility_band``, ``longtail.conditions``)."""
+    out = {k: v for k, v in attributes.items() if isinstance(v, str)}
+    vis = attributes.get("visibility_m")
+    if isinstance(vis, (int, float)) and not isinstance(vis, bool) and "visibility_band" not in out:
+        band = visibility_band(vis)
+        if band is not None:
+            out["visibility_band"] = band
+    return out
 
 
 def read_image(path: Path) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 ``evaluate`` runs the model, then ``evaluate_detections`` scores its detections: AP@[.5:.95],
 AP50, AP75, AP small/medium/large, AR@100 and per-class AP, for the whole set and for each value
-of each condition key (``time_of_day``, ``weather``, ``scenario``, ``event``), with the number of
+of each condition key (``time_of_day``, ``weather``, ``visibility_band``, ``scenario``, ``event``), with the number of
 images and objects behind every cell. Ignore regions become ``iscrowd`` ground truth: detections
 on them are neither matches nor false positives, and they are never misses. A class-agnostic
 ignore region (KITTI ``DontCare``) is written once per category so it covers every class.
@@ -29,7 +29,7 @@ from longtail.train.checkpoint import load_detector
 from longtail.train.classmap import IGNORE_LABEL, LabelSpace
 from longtail.train.entries import DetectionDataset
 
-BREAKDOWN = ("time_of_day", "weather", "scenario", "event")
+BREAKDOWN = ("time_of_day", "weather", "visibility_band", "scenario", "event")
 DIFFICULTIES = ("easy", "moderate", "hard")
 UNKNOWN = "unknown"  # cell of the images that lack a condition key
 # COCOeval.stats positions -> names.

@@ -19,8 +19,9 @@ step and image), ``Weathered`` derives one seed per (preset, strength, image).
 Robustness as a curve in physical units (``longtail evaluate --sweep KNOB=FROM..TO:N``): a
 ``Knob`` (``render.weather.knobs``) sets one physical parameter of the weather stage exactly
 (fog visibility in metres or extinction per metre, night skylight in stops below daylight;
-``KNOBS`` says what each sets), ``Swept`` is the test set seen at one value, ``sweep_curve`` measures AP50 and AP along the values
-and ``half_point`` (``v50`` for visibility) finds where AP50 falls to half its clear value.
+``KNOBS`` says what each sets), ``Swept`` is the test set seen at one value, ``sweep_curve``
+measures AP50 and AP along the values and ``half_point`` (``v50`` for visibility) finds where
+AP50 falls to half its clear value.
 """
 
 from __future__ import annotations
