@@ -97,16 +97,33 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated classes to keep (default: every detection target)")
 
     au = sub.add_parser("augment", help="write a new dataset with weather applied to a saved one",
-                        description="Apply a weather preset to every frame of a saved dataset, using its saved depth, "
-                        "into a new dataset (own manifest; labels pass through with per-object visibility).")
-    au.add_argument("src", type=Path, metavar="IN_DIR", help="a complete longtail dataset")
+                        description="Apply weather to saved footage using its depth. --preset: a weather preset on "
+                        "every frame of a longtail dataset, into a new dataset (own manifest; labels pass through "
+                        "with per-object visibility). --ramp: one physical weather knob changing from FROM to TO "
+                        "across a sequence, every frame recording the value applied: over each run of a longtail "
+                        "dataset's --sequence (independent frames: the whole dataset is one ramp), or over a "
+                        "MOTChallenge sequence (img1/, gt/gt.txt) with a ground-plane depth prior, written as a "
+                        "MOTChallenge sequence with conditions.json (condition tags) and ramp.json.")
+    au.add_argument("src", type=Path, metavar="IN_DIR", help="a complete longtail dataset, or (--ramp) a "
+                    "MOTChallenge sequence")
     au.add_argument("out", type=Path, metavar="OUT_DIR", help="new or empty directory")
-    au.add_argument("--preset", required=True, metavar="NAME",
-                    help="weather preset: light_fog, dense_fog, ground_fog, heavy_rain, night_rain, heavy_snow, "
-                    "low_sun, dusk, night")
-    au.add_argument("--variants", type=_positive_int, default=1, metavar="N", help="augmented copies per frame")
-    au.add_argument("--strength", type=float, default=1.0, metavar="X", help="preset strength, 0..1 (default 1)")
+    how = au.add_mutually_exclusive_group(required=True)
+    how.add_argument("--preset", metavar="NAME",
+                     help="weather preset: light_fog, dense_fog, ground_fog, heavy_rain, night_rain, heavy_snow, "
+                     "low_sun, dusk, night")
+    how.add_argument("--ramp", metavar="KNOB=FROM..TO[:log|linear]",
+                     help="ramp one knob across the sequence: fog.visibility_m (m), fog.beta_per_m (1/m) or "
+                     "night.skylight_ev (EV); default spacing log for fog, linear for EV "
+                     "(e.g. fog.visibility_m=1500..30)")
+    au.add_argument("--variants", type=_positive_int, default=1, metavar="N",
+                    help="augmented copies per frame (--preset only)")
+    au.add_argument("--strength", type=float, default=None, metavar="X",
+                    help="preset strength, 0..1 (default 1; --preset only)")
+    au.add_argument("--camera", type=Path, default=None, metavar="PLATE_DIR|camera.json",
+                    help="--ramp over a MOTChallenge sequence: the camera `longtail plate fit` fitted to it, for "
+                    "the ground-plane depth (default: a level car camera)")
     au.add_argument("--seed", type=_seed, default=0, metavar="S", help="seed of the weather draws (default 0)")
+    au.add_argument("--quiet", action="store_true", help="no progress bar")
 
     vf = sub.add_parser("verify", help="re-check a dataset from disk; list every problem found",
                         description="Re-check a dataset: checksums against the manifest, every file present and "
@@ -212,11 +229,43 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_augment(args: argparse.Namespace) -> int:
-    from longtail.augment import augment_dataset
+    from tqdm import tqdm
 
-    res = augment_dataset(args.src, args.out, args.preset, args.variants, args.strength, args.seed)
-    print(f"{args.out}: {res['frames']} frames ({res['source_frames']} x {res['variants']} variants of "
-          f"{args.preset} at strength {res['strength']:g}), {res['objects']} objects, {res['seconds']:.1f} s")
+    if args.ramp is not None:
+        for flag, bad in (("--variants", args.variants != 1), ("--strength", args.strength is not None)):
+            if bad:
+                raise InputError(flag, None, "applies to --preset only; a ramp writes one copy of each frame, the "
+                                 "knob set exactly")
+    elif args.camera is not None:
+        raise InputError("--camera", None, "applies to --ramp over a MOTChallenge sequence only")
+    bars: list[tqdm] = []  # opened at the first frame: a refusal before it stays one line on a terminal
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, unit="frame", desc="augment", disable=args.quiet or None, file=sys.stderr))
+        bars[0].update(done - bars[0].n)
+
+    try:
+        if args.ramp is not None:
+            from longtail.augment_ramp import ramp_dataset
+
+            res = ramp_dataset(args.src, args.out, args.ramp, args.seed, args.camera, progress)
+        else:
+            from longtail.augment import augment_dataset
+
+            strength = 1.0 if args.strength is None else args.strength
+            res = augment_dataset(args.src, args.out, args.preset, args.variants, strength, args.seed, progress)
+    finally:
+        for bar in bars:
+            bar.close()
+    if args.ramp is not None:
+        where = f"MOTChallenge sequence, {res['camera']}" if res["source"] == "mot" else \
+            f"{res['runs']} run{'s' if res['runs'] != 1 else ''}, {res['objects']} objects"
+        print(f"{args.out}: {res['frames']} frames ({where}), {res['knob']} {res['from']:g}..{res['to']:g} "
+              f"{res['unit']} ({res['curve']}), {res['seconds']:.1f} s")
+    else:
+        print(f"{args.out}: {res['frames']} frames ({res['source_frames']} x {res['variants']} variants of "
+              f"{args.preset} at strength {res['strength']:g}), {res['objects']} objects, {res['seconds']:.1f} s")
     return EXIT_OK
 
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from longtail.errors import InputError
-from longtail.readers import number_rows, parse_int, read_ini
+from longtail.readers import number_rows, parse_int, parse_number, read_ini
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 GT_EXPECTED = ("comma-separated numbers: frame, id, left, top, width, height, flag, x, y, z (MOT 2015) "
                "or ..., flag, class, visibility (MOT16+)")
 _EXT = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
@@ -28,13 +29,15 @@ class SeqInfo:
     im_ext: str = ".jpg"
     width: int | None = None
     height: int | None = None
+    frame_rate: float | None = None
 
 
 def read_seqinfo(seq_dir: Path) -> SeqInfo:
     """The ``[Sequence]`` section of ``seq_dir/seqinfo.ini``; defaults where the file is absent.
 
     ``imDir`` must name a folder inside the sequence, ``imExt`` a file suffix, ``imWidth`` and
-    ``imHeight`` positive whole numbers."""
+    ``imHeight`` positive whole numbers. ``frameRate`` is informational: kept when it is a
+    positive number, else None."""
     path = Path(seq_dir) / "seqinfo.ini"
     if not path.is_file():
         return SeqInfo()
@@ -58,14 +61,41 @@ def read_seqinfo(seq_dir: Path) -> SeqInfo:
                 size[key] = 0
             if not 0 < size[key] <= 65535:
                 raise InputError(str(path), key, f"{seq[key]!r}: expected a positive whole number of pixels")
+    try:
+        rate: float | None = parse_number(seq.get("frameRate", ""))
+    except ValueError:
+        rate = None
     return SeqInfo(name=seq.get("name"), im_dir=im_dir, im_ext=ext, width=size.get("imWidth"),
-                   height=size.get("imHeight"))
+                   height=size.get("imHeight"), frame_rate=rate if rate is not None and 0 < rate < 1e6 else None)
+
+
+def is_sequence(path: Path) -> bool:
+    """Whether ``path`` looks like a MOTChallenge sequence: ``img1/`` and ``gt/gt.txt``."""
+    return (Path(path) / "img1").is_dir() and (Path(path) / "gt" / "gt.txt").is_file()
 
 
 def image_files(seq_dir: Path, info: SeqInfo | None = None) -> list[Path]:
     """The sequence's image files (``imDir`` / ``*imExt``), sorted by name."""
     info = info or read_seqinfo(seq_dir)
     return sorted(p for p in (Path(seq_dir) / info.im_dir).glob(f"*{info.im_ext}") if p.is_file())
+
+
+def numbered_frames(seq_dir: Path, info: SeqInfo | None = None) -> list[tuple[int, Path]]:
+    """(frame number, file) of the images in ``imDir`` named by their frame number (``000042.jpg``;
+    any of ``IMAGE_SUFFIXES``, other files are skipped, as training's reader skips them), in frame
+    order. Two files of one frame number (``000001.jpg`` and ``000001.png``) are an InputError."""
+    info = info or read_seqinfo(seq_dir)
+    folder = Path(seq_dir) / info.im_dir
+    found: dict[int, Path] = {}
+    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if not (p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and p.stem.isascii() and p.stem.isdigit()):
+            continue
+        frame = int(p.stem)
+        if frame in found:
+            raise InputError(str(p), None, f"a second image of frame {frame} (also {found[frame].name}); expected "
+                             "one image per frame number")
+        found[frame] = p
+    return sorted(found.items())
 
 
 def read_gt(path: Path) -> list[tuple[int, list[float]]]:

@@ -339,7 +339,7 @@ def _label_lines(path: Path, commas: bool = False) -> Iterator[tuple[int, list[s
 
 
 def is_mot_dir(path: Path) -> bool:
-    return (Path(path) / "img1").is_dir() and (Path(path) / "gt" / "gt.txt").is_file()
+    return mot.is_sequence(path)
 
 
 class MotDataset(RealDataset):

@@ -7,7 +7,7 @@ Every weather preset (``longtail.render.weather.presets``) needs a depth map and
   horizon sees the ground z = 0 from the camera's height, ``depth = -h / ray_z`` along the pixel's
   ray, capped at ``far_m`` (250 m) at and above the horizon. The camera is the one
   ``longtail plate fit`` fitted to the footage (``--real-camera PLATE_DIR`` or its
-  ``camera.json``), or else a level car camera (``FrameCamera`` defaults: 1.5 m up, 60 deg wide,
+  ``camera.json``), or else a level car camera (``FrameCamera`` defaults: 1.65 m up, 81 deg wide,
   principal point at the centre), scaled to each image's size. Vertical things (people, poles,
   walls) take the depth of the ground behind them, so fog on them is slightly too thick: a
   standing person 20 m away at 7 m camera height is under-estimated by ~1 m of fog, far below the
@@ -44,10 +44,10 @@ from longtail.render.weather.knobs import (  # noqa: F401 - the sweep's knobs, r
 from longtail.render.weather.presets import get_preset, list_presets
 from longtail.render.weather.transforms import FrameCamera
 from longtail.train.entries import DetectionDataset, Entry
-from longtail.worlds.plates import plate_depth
+from longtail.worlds.plates import PRIOR_FAR_M, plate_depth, scaled_camera
 from longtail.worlds.scene import Camera
 
-FAR_M = 250.0
+FAR_M = PRIOR_FAR_M
 
 
 def check_presets(names: Sequence[str], source: str = "augment") -> tuple[str, ...]:
@@ -90,10 +90,7 @@ class GroundPrior:
 def _prior_camera(prior: GroundPrior, height: int, width: int) -> Camera:
     if prior.camera is None:
         return prior.spec.for_image((height, width))
-    c = prior.camera
-    sx, sy = width / c.width, height / c.height
-    return c.model_copy(update={"width": width, "height": height, "fx": c.fx * sx, "cx": c.cx * sx,
-                                "fy": c.fy * sy, "cy": c.cy * sy})
+    return scaled_camera(prior.camera, height, width)
 
 
 @lru_cache(maxsize=8)

@@ -4,7 +4,9 @@ over saved footage (``longtail augment --ramp``).
 
 A ``Knob`` names the parameter (``group.parameter_unit``), its unit, its valid range and whether
 it is spaced in log; ``knob_transform`` builds the weather stage's transform (albumentations, p = 1)
-that sets it; ``parse_sweep`` reads ``KNOB=FROM..TO:N``.
+that sets it; ``parse_sweep`` reads ``KNOB=FROM..TO:N`` (a sweep: N separate values) and
+``parse_ramp`` reads ``KNOB=FROM..TO[:log|linear]`` (a ``Ramp``: one value per step of a sequence,
+``ramp_value``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ DUSK_ABOVE = 0.1  # skylight (fraction of daylight) above which the redrawn sky 
 # Foggy Cityscapes (Sakaridis et al., 2018): homogeneous fog of these extinction coefficients, 1/m
 FOGGY_CITYSCAPES_BETA = (0.005, 0.01, 0.02)
 MAX_SWEEP_POINTS = 100
+RAMP_CURVES = ("log", "linear")
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,90 @@ def parse_sweep(text: str) -> tuple[Knob, tuple[float, ...]]:
         raise ParameterError("sweep", f"expected a whole number N >= 2 in {knob.name}=FROM..TO:N, got {count!r}") \
             from None
     return knob, sweep_values(knob, start, stop, n)
+
+
+@dataclass(frozen=True)
+class Ramp:
+    """One knob changing continuously over a sequence (``longtail augment --ramp``): step k of n
+    takes the value at u = k / (n - 1) between ``start`` and ``stop``, geometrically for the
+    ``log`` curve and arithmetically for ``linear``, as a scenario's ``ramp:`` block does
+    (``worlds.scenario.RampSpec``). Checked on construction (ParameterError ``ramp``).
+
+    Attributes:
+        knob: the knob it sets.
+        start, stop: the values at the first and the last step (both exact), in the knob's unit.
+        curve: ``log`` or ``linear``.
+    """
+
+    knob: Knob
+    start: float
+    stop: float
+    curve: str
+
+    def __post_init__(self):
+        k = self.knob
+        for v in (self.start, self.stop):
+            if not (math.isfinite(v) and k.low <= v <= k.high):
+                raise ParameterError("ramp", f"{k.name} must lie in [{k.low:g}, {k.high:g}] {k.unit}, got {v:g}")
+        if self.start == self.stop:
+            raise ParameterError("ramp", f"expected FROM != TO in {k.name}=FROM..TO, got {self.start:g} twice")
+        if self.curve not in RAMP_CURVES:
+            raise ParameterError("ramp", f"unknown curve {self.curve!r}; expected {' or '.join(RAMP_CURVES)}")
+        if self.curve == "log" and min(self.start, self.stop) <= 0:
+            raise ParameterError("ramp", f"the log curve interpolates geometrically and needs FROM and TO > 0, got "
+                                 f"{self.start:g}..{self.stop:g}; use :linear")
+
+    def at(self, step: int, steps: int) -> float:
+        """The value at step ``step`` of ``steps`` (``ramp_value``)."""
+        return ramp_value(self, step, steps)
+
+    def describe(self) -> dict:
+        """{knob, unit, from, to, curve}: what a record or a sidecar says the ramp was."""
+        return {"knob": self.knob.name, "unit": self.knob.unit, "from": self.start, "to": self.stop,
+                "curve": self.curve}
+
+    def __str__(self) -> str:
+        return f"{self.knob.name}={self.start:g}..{self.stop:g}:{self.curve}"
+
+
+def ramp_value(ramp: Ramp, step: int, steps: int) -> float:
+    """The value of ``ramp`` at step ``step`` (0-based) of ``steps``: u = step / (steps - 1),
+    exactly ``start`` at u = 0 (and for ``steps`` = 1) and exactly ``stop`` at u = 1."""
+    if not 0 <= step < steps:
+        raise ParameterError("ramp", f"expected a step in 0..{steps - 1}, got {step}")
+    u = step / (steps - 1) if steps > 1 else 0.0
+    if u <= 0.0:
+        return float(ramp.start)
+    if u >= 1.0:
+        return float(ramp.stop)
+    if ramp.curve == "log":
+        return float(math.exp(math.log(ramp.start) + u * (math.log(ramp.stop) - math.log(ramp.start))))
+    return float(ramp.start + u * (ramp.stop - ramp.start))
+
+
+def parse_ramp(text: str) -> Ramp:
+    """``KNOB=FROM..TO[:log|linear]`` -> a Ramp; without a curve the knob's natural spacing (log
+    for fog, linear for EV). ParameterError (``ramp``) says what was expected. E.g.
+    ``fog.visibility_m=1500..30``, ``night.skylight_ev=0..-8:linear``."""
+    syntax = f"expected KNOB=FROM..TO[:log|linear] (e.g. fog.visibility_m=1500..30; KNOB one of {', '.join(KNOBS)})"
+    name, eq, rest = str(text).strip().partition("=")
+    span, colon, curve = rest.partition(":")
+    ends = span.split("..")
+    if not (eq and len(ends) == 2):
+        raise ParameterError("ramp", f"{syntax}, got {text!r}")
+    name, curve = name.strip(), curve.strip()
+    if name not in KNOBS:
+        raise ParameterError("ramp", f"unknown knob {name!r}; expected KNOB=FROM..TO with KNOB one of "
+                             f"{', '.join(KNOBS)}")
+    knob = KNOBS[name]
+    if colon and curve not in RAMP_CURVES:
+        raise ParameterError("ramp", f"unknown curve {curve!r} in {text!r}; expected :log or :linear (or none: "
+                             f"{knob.name} is spaced {'log' if knob.log else 'linear'} by default)")
+    try:
+        start, stop = float(ends[0]), float(ends[1])
+    except ValueError:
+        raise ParameterError("ramp", f"expected numbers FROM and TO in {knob.name}=FROM..TO, got {span!r}") from None
+    return Ramp(knob, start, stop, curve or ("log" if knob.log else "linear"))
 
 
 def knob_transform(knob: Knob, value: float, camera: FrameCamera | None = None):

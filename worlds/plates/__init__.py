@@ -30,11 +30,14 @@ from longtail.worlds.plates.footage import (
     correspondences_from_mot, footage_files, load_frames, median_background, read_frames, read_occluders,
     sample_footage_files,
 )
-from longtail.worlds.plates.ground import estimate_airlight, ground_depth, plate_depth, sky_region
+from longtail.worlds.plates.ground import (
+    PRIOR_FAR_M, estimate_airlight, ground_depth, plate_depth, scaled_camera, sky_region,
+)
 
 __all__ = [
     "Plate", "Horizon", "FitReport", "FILES", "footage_files", "sample_footage_files", "read_frames", "load_frames",
-    "median_background", "ground_depth", "plate_depth", "sky_region", "estimate_airlight", "read_occluders",
+    "median_background", "ground_depth", "plate_depth", "scaled_camera", "PRIOR_FAR_M",
+    "sky_region", "estimate_airlight", "read_occluders",
     "correspondences_from_mot", "fit_camera", "fit_plate", "write_plate", "load_plate", "load_plate_cached",
     "load_camera", "read_camera_file", "read_correspondences",
 ]

@@ -16,6 +16,18 @@ import numpy as np
 
 from longtail.worlds.scene import Camera, vec3
 
+# depth at and above the horizon of a ground-plane depth prior for footage without depth (the
+# weather stage over real frames: training's ``train.weather.GroundPrior``, ``augment --ramp``)
+PRIOR_FAR_M = 250.0
+
+
+def scaled_camera(camera: Camera, height: int, width: int) -> Camera:
+    """``camera`` (a plate's, at its own size) for images of ``height`` x ``width``: the
+    intrinsics scaled with the image, the pose unchanged."""
+    sx, sy = width / camera.width, height / camera.height
+    return camera.model_copy(update={"width": width, "height": height, "fx": camera.fx * sx, "cx": camera.cx * sx,
+                                     "fy": camera.fy * sy, "cy": camera.cy * sy})
+
 
 def _ray_z(camera: Camera) -> np.ndarray:
     """(H, W) world-z component of each pixel centre's ray, scaled so its camera-frame z is 1:
