@@ -96,6 +96,11 @@ def add_commands(sub, positive_int, seed) -> None:
     c.add_argument("--sensor-augment", action="store_true",
                    help="randomise the camera of rendered frames while training (exposure, white balance, blur, "
                    "noise, JPEG): domain randomisation against the renderer's clean look")
+    c.add_argument("--sweep", action="append", metavar="KNOB=FROM..TO:N",
+                   help="robustness curve every arm is scored along (repeatable; replaces the preset's: cpu sweeps "
+                   "fog.visibility_m=2000..30:8, full also night.skylight_ev=0..-8:9; 'none' for no curve); the "
+                   "report shows each arm's AP50 against the value and its V50. Added to a finished comparison, "
+                   "it scores the saved checkpoints without training again")
     c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     c.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -324,6 +329,15 @@ def _names(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(v.strip() for v in text.split(",") if v.strip())
 
 
+def _compare_sweeps(texts: list[str] | None) -> tuple[str, ...] | None:
+    """compare's --sweep values: None keeps the preset's, 'none' drops every curve."""
+    if not texts:
+        return None
+    if [t.strip().lower() for t in texts] == ["none"]:
+        return ()
+    return tuple(t.strip() for t in texts)
+
+
 def cmd_compare(args) -> int:
     from tqdm import tqdm
 
@@ -338,7 +352,8 @@ def cmd_compare(args) -> int:
                         real_fractions=_floats(args.real_fractions, "--real-fractions"), seeds=args.seeds,
                         robustness=_names(args.robustness), severities=_floats(args.severities, "--severities"),
                         pretrained=args.pretrained or None, synthetic_share=args.synthetic_share,
-                        sensor_augment=args.sensor_augment or None, pretrain_steps=args.pretrain_steps)
+                        sensor_augment=args.sensor_augment or None, pretrain_steps=args.pretrain_steps,
+                        sweeps=_compare_sweeps(args.sweep))
     bar = None
 
     def step_progress(done: int, total: int, line: dict) -> None:

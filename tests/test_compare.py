@@ -2,8 +2,10 @@
 real images), weathered test sets, block splits, the report's statistics and verdicts, the
 pretrained-weights cache rule, and a complete (tiny) comparison on real PETS frames."""
 
+import math
 import json
 import sys
+from dataclasses import replace
 
 sys.modules.setdefault("triton", None)  # torch's triton and PyBullet's EGL plugin crash one process
 
@@ -199,6 +201,37 @@ def test_summary_mpc_rpc_and_verdicts_need_the_seeds():
     assert alone["verdicts"] == []  # nothing to compare with, but its table is there
 
 
+def _swept(run: dict, points: list[tuple[float, float]], clear: float) -> dict:
+    from longtail.train.weather import half_point
+
+    curve = [{"value": v, "AP50": a, "AP": a / 2, "images": 4} for v, a in points]
+    half, reason = half_point(curve, clear)
+    sweep = {"knob": "fog.visibility_m", "unit": "m", "summary": "V50", "clear": {"AP50": clear}, "curve": curve,
+             "V50": half, "V50_reason": reason}
+    return {**run, "sweeps": {"fog.visibility_m=1000..10:3": {"t": sweep}}}
+
+
+def test_sweep_summary_gives_each_arms_curve_and_half_point_over_seeds():
+    cfg = CompareConfig(arms=("real", "real+weather"), seeds=2, robustness=("dense_fog",),
+                        severities=(0.5, 0.75), sweeps=("fog.visibility_m=1000..10:3",))
+    runs = [_swept(_run("real", 0, 0.5, 0.2), [(1000, 0.5), (100, 0.2), (10, 0.0)], 0.5),
+            _swept(_run("real", 1, 0.6, 0.2), [(1000, 0.6), (100, 0.3), (10, 0.0)], 0.6),
+            _swept(_run("real+weather", 0, 0.4, 0.3), [(1000, 0.4), (100, 0.4), (10, 0.3)], 0.4),
+            _swept(_run("real+weather", 1, 0.4, 0.3), [(1000, 0.4), (100, 0.3), (10, 0.1)], 0.4)]
+    sw = summarize(runs, cfg)["sweeps"]["fog.visibility_m=1000..10:3"]["t"]["0.1"]
+    real, weather = sw["arms"]["real"], sw["arms"]["real+weather"]
+    assert real["values"] == [1000, 100, 10] and real["AP50"][1]["mean"] == pytest.approx(0.25)
+    # seed 0 halves (0.25) between 1000 m (0.5) and 100 m (0.2); seed 1 exactly at 100 m (0.3 = 0.6 / 2)
+    v0 = math.exp(math.log(1000) + (0.25 / 0.3) * (math.log(100) - math.log(1000)))
+    assert real["half"]["values"] == pytest.approx([v0, 100.0]) and real["half_bounds"] == []
+    assert weather["half"]["values"] == [None, pytest.approx(math.exp(math.log(100) + 0.5 * math.log(0.1)))]
+    assert weather["half_bounds"] == ["< 10 m"]  # seed 0 never fell to half: its V50 lies beyond the sweep
+    from longtail.train.report import _tables
+
+    table = next(body for title, _, body in _tables(summarize(runs, cfg)) if "against fog.visibility_m" in title)
+    assert table[1][-1] == "31.6 m (1 of 2 seeds); < 10 m (1 of 2 seeds)"
+
+
 # --- pretrained weights: local cache only --------------------------------------------------------
 
 def test_pretrained_backbone_only_from_the_local_cache(tmp_path, monkeypatch):
@@ -298,6 +331,28 @@ def test_pretrained_real_fine_tunes_one_shared_synthetic_base_with_real_onlys_st
     lines.clear()
     run_compare(f"mot:{pets}", str(synthetic), [], out, cfg, log=lines.append)
     assert sum("skipped" in ln for ln in lines) == 5  # the base and four runs
+    # a robustness curve added to the finished comparison scores the saved checkpoints: no training
+    trained = {p: p.read_bytes() for p in out.glob("runs/*/*/*/metrics.jsonl")}
+    lines.clear()
+    swept = run_compare(f"mot:{pets}", str(synthetic), [], out, replace(cfg, sweeps=("fog.visibility_m=1000..50:3",)),
+                        log=lines.append)
+    assert not any("training" in ln for ln in lines)
+    assert sum("scored along fog.visibility_m=1000..50:3" in ln for ln in lines) == 5
+    assert {p: p.read_bytes() for p in out.glob("runs/*/*/*/metrics.jsonl")} == trained
+    for r in swept["runs"]:
+        curve = r["sweeps"]["fog.visibility_m=1000..50:3"]["real held-out"]
+        assert [pt["value"] for pt in curve["curve"]] == pytest.approx([1000, 223.6, 50], rel=1e-3)
+        assert curve["clear"]["AP50"] == r["tests"]["real held-out"]["clear"]["all"]["AP50"]
+    rows = swept["summary"]["sweeps"]["fog.visibility_m=1000..50:3"]["real held-out"]["0.1"]["arms"]
+    assert set(rows) == {"real", "pretrained+real"} and rows["real"]["seeds"] == [0, 1]
+    assert json.loads((out / "compare.json").read_text())["sweeps"] == ["fog.visibility_m=1000..50:3"]
+    report = (out / "report.md").read_text()
+    assert "against fog.visibility_m" in report and "| V50 |" in report and "![sweep0_t0_f0.1.png]" in report
+    assert (out / "plots" / "sweep0_t0_f0.1.png").stat().st_size > 1000
+    lines.clear()
+    run_compare(f"mot:{pets}", str(synthetic), [], out, replace(cfg, sweeps=("fog.visibility_m=1000..50:3",)),
+                log=lines.append)
+    assert not any("scored along" in ln for ln in lines)  # scored once
 
 
 @pytest.mark.parametrize("argv, problem", [
@@ -309,6 +364,8 @@ def test_pretrained_real_fine_tunes_one_shared_synthetic_base_with_real_onlys_st
     (["--robustness", "smog"], "unknown weather preset 'smog'"),
     (["--preset", "huge"], "unknown preset 'huge'"),
     (["--synthetic-share", "1.5"], "--synthetic-share"),
+    (["--sweep", "fog.visibility_m=2000..30"], "KNOB=FROM..TO:N"),
+    (["--sweep", "fog.visibility_m=2000..30:4", "--sweep", "fog.visibility_m=100..10:3"], "each knob once"),
 ])
 def test_compare_bad_input_is_one_line_and_writes_nothing(synthetic, tmp_path, capsys, argv, problem):
     out = tmp_path / "r"

@@ -54,7 +54,7 @@ from longtail.train.entries import DetectionDataset
 from longtail.train.insert import ActorBank, Inserter
 from longtail.train.batching import two_stage
 from longtail.train.sensor import SensorAugment
-from longtail.train.weather import GroundPrior, Weathered, WeatherAugment, check_presets
+from longtail.train.weather import GroundPrior, Weathered, WeatherAugment, check_presets, parse_sweep, sweep_curve
 from longtail.worlds.plates import Plate, load_camera, load_plate
 from longtail.worlds.scenario import Scenario, load_scenario
 
@@ -92,6 +92,11 @@ class CompareConfig:
         pretrained: start from torchvision's ImageNet backbone weights (local cache only).
         sensor_augment: camera randomisation (``train.sensor``) on the rendered frames of every arm.
         insert_share: share of the real images that get actors in the ``real+inserted`` arm.
+        pretrain_steps: the pretrained+real arm's base model budget (0: no such arm).
+        sweeps: robustness curves in physical units, ``KNOB=FROM..TO:N`` each (``train.weather``):
+            every run is also scored along them and the report shows each arm's curve and half
+            point (V50). Not part of a comparison's identity: adding a sweep to a finished
+            comparison scores its saved checkpoints without training anything again.
     """
 
     model: str = "fasterrcnn_mobilenet_v3_large_320_fpn"
@@ -114,6 +119,7 @@ class CompareConfig:
     sensor_augment: bool = False
     insert_share: float = 0.5
     pretrain_steps: int = 0
+    sweeps: tuple[str, ...] = ()
 
     def __post_init__(self):
         check_model_name(self.model)
@@ -140,6 +146,13 @@ class CompareConfig:
                                  "e.g. 1000 steps on the synthetic data")
         check_presets(self.robustness, "robustness")
         check_presets(self.train_weather, "train_weather")
+        knobs = [parse_sweep(text)[0].name for text in self.sweeps]
+        if len(set(knobs)) < len(knobs):
+            raise ParameterError("sweep", f"expected each knob once, got {', '.join(knobs)}")
+
+    def parsed_sweeps(self) -> dict:
+        """``KNOB=FROM..TO:N`` text -> (knob, values), for each sweep."""
+        return {text: parse_sweep(text) for text in self.sweeps}
 
     def to_json(self) -> dict:
         out = json.loads(json.dumps(asdict(self)))
@@ -148,6 +161,7 @@ class CompareConfig:
             del out["insert_share"]
         if "pretrained+real" not in self.arms:
             del out["pretrain_steps"]
+        del out["sweeps"]  # what a run is scored on afterwards, not what it trained on: compare.json's "sweeps"
         return out
 
 
@@ -160,10 +174,11 @@ PRESETS: dict[str, CompareConfig] = {
                            test_images=20, robustness=("dense_fog", "night"), severities=(0.5,), warmup_steps=10),
     "cpu": CompareConfig(steps=250, batch=4, img_size=(320, 427), real_fractions=(0.1,), seeds=1,
                          test_images=60, robustness=("dense_fog", "night", "heavy_rain"), severities=(0.5,),
-                         warmup_steps=50),
+                         warmup_steps=50, sweeps=("fog.visibility_m=2000..30:8",)),
     "full": CompareConfig(steps=3000, batch=8, img_size=(576, 768), real_fractions=(0.1, 0.25, 1.0), seeds=3,
                           test_images=0, robustness=("light_fog", "dense_fog", "night", "heavy_rain", "heavy_snow",
-                                                     "low_sun"), severities=(0.25, 0.5, 0.75), warmup_steps=200),
+                                                     "low_sun"), severities=(0.25, 0.5, 0.75), warmup_steps=200,
+                          sweeps=("fog.visibility_m=2000..30:10", "night.skylight_ev=0..-8:9")),
 }
 
 
@@ -403,6 +418,21 @@ def evaluate_run(checkpoint: Path, inputs: Inputs, cfg: CompareConfig, device) -
     return out
 
 
+def sweep_run(checkpoint: Path, inputs: Inputs, cfg: CompareConfig, device, have: dict) -> dict:
+    """The sweeps of ``cfg`` a run lacks (``have``: its eval.json), scored on its saved EMA weights:
+    ``{sweep text: {test set: sweep_curve(...)}}``; the clear point is the run's clear cell."""
+    missing = {text: ks for text, ks in cfg.parsed_sweeps().items() if text not in have.get("sweeps", {})}
+    if not missing:
+        return {}
+    model, spec, _ = load_detector(checkpoint, "ema")
+    out: dict = {}
+    for text, (knob, values) in missing.items():
+        out[text] = {name: sweep_curve(model, ds, knob, values, inputs.prior, device, spec.labels,
+                                       clear=have["tests"][name][CLEAR]["all"])
+                     for name, ds in inputs.tests.items()}
+    return out
+
+
 def convergence(metrics: list[dict], ap50: float | None = None) -> dict:
     """How far from converged a run looks. The loss trend is the relative change of the mean loss
     from the third to the last quarter of the steps; the verdict reads the AP first, because
@@ -447,7 +477,7 @@ def run_compare(real: str, synthetic: str | None, tests: Sequence[str], out: Pat
     inputs = open_inputs(real, synthetic, tests, cfg, plates=plates, real_camera=real_camera, classes=classes,
                          insert=insert)
     out = Path(out)
-    record = {"config": cfg.to_json(), "preset": preset, "classes": list(inputs.classes),
+    record = {"config": cfg.to_json(), "preset": preset, "sweeps": list(cfg.sweeps), "classes": list(inputs.classes),
               "inputs": {"real": real, "synthetic": synthetic, "tests": list(tests), "plates": plates,
                          "real_camera": str(real_camera) if real_camera else None,
                          **({"insert": insert} if insert else {})},  # only when used: older runs resume
@@ -484,6 +514,12 @@ def run_compare(real: str, synthetic: str | None, tests: Sequence[str], out: Pat
             slim_checkpoint(res.checkpoint)  # EMA weights only: the run is finished
             write_json(eval_file, result)
         run = json.loads(eval_file.read_text())
+        if cfg.sweeps:
+            added = sweep_run(run_dir / CHECKPOINT, inputs, cfg, dev, run)
+            if added:
+                log(f"{tag}: scored along {', '.join(added)}")
+                run["sweeps"] = {**run.get("sweeps", {}), **added}
+                write_json(eval_file, run)
         run["convergence"] = convergence(read_metrics(run_dir), _clear_ap50(run))  # current reading rules
         return run
 
@@ -537,6 +573,8 @@ def _open_report_dir(out: Path, record: dict) -> None:
         for key in ("config", "classes", "inputs", "sources"):
             if have.get(key) != json.loads(json.dumps(record[key])):
                 raise InputError(str(out), None, f"holds a comparison with other {key}; choose a new output directory")
+        if have.get("sweeps", []) != record["sweeps"]:  # curves are scored afterwards: this run's are the report's
+            write_json(file, {**have, "sweeps": record["sweeps"]})
         return
     if out.exists() and any(out.iterdir()):
         raise InputError(str(out), None, "not empty and holds no comparison; choose a new output directory")

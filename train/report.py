@@ -8,6 +8,11 @@ paired per-seed differences support it (mean minus two standard errors above zer
 seeds); with one seed the difference is given and called what it is: a single run.
 mPC / rPC follow Michaelis et al. (2019): mPC is the mean AP50 over every preset and strength, rPC
 = mPC / clean AP50.
+
+Robustness curves (the comparison's ``sweeps``): each arm's AP50 against one physical weather
+value (fog visibility in metres, ...), mean ± std over seeds at every value, and its half point
+(V50: the visibility at which AP50 falls to half the arm's own clear AP50) per seed, then mean ±
+std over the seeds that have one.
 """
 
 from __future__ import annotations
@@ -86,7 +91,63 @@ def summarize(runs: list[dict], cfg) -> dict:
                              "convergence": [r.get("convergence") for r in group],
                              "step": group[0].get("step")}
             table[test][f"{frac:g}"] = rows
-    return {"tests": table, "fractions": fractions, "verdicts": verdicts(table)}
+    return {"tests": table, "fractions": fractions, "verdicts": verdicts(table),
+            "sweeps": summarize_sweeps(runs, cfg, fractions)}
+
+
+def summarize_sweeps(runs: list[dict], cfg, fractions: list) -> dict:
+    """Per sweep, test set, fraction and arm: AP50 mean/std over seeds at every value, the clear
+    AP50, the half point (V50, ...) per seed and over seeds, and why seeds have none."""
+    from longtail.train.weather import get_knob
+
+    grouped: dict = defaultdict(list)
+    for r in runs:
+        grouped[(r["arm"], r["fraction"])].append(r)
+    out: dict = {}
+    for text in getattr(cfg, "sweeps", ()):
+        by_test: dict = {}
+        for r in runs:
+            for test in r.get("sweeps", {}).get(text, {}):
+                by_test.setdefault(test, {})
+        for test in by_test:
+            for frac in fractions:
+                rows = {}
+                for arm in cfg.arms:
+                    group = [r for r in sorted(grouped.get((arm, None if arm == "synthetic" else frac), []),
+                                               key=lambda r: r["seed"]) if test in r.get("sweeps", {}).get(text, {})]
+                    if not group:
+                        continue
+                    curves = [r["sweeps"][text][test] for r in group]
+                    first = curves[0]
+                    name = first["summary"]
+                    values = [p["value"] for p in first["curve"]]
+                    rows[arm] = {"seeds": [r["seed"] for r in group],
+                                 "values": values,
+                                 "AP50": [_stats([c["curve"][k]["AP50"] for c in curves]) for k in range(len(values))],
+                                 "clear": _stats([c["clear"]["AP50"] for c in curves]),
+                                 "half": _stats([c[name] for c in curves]),
+                                 "half_bounds": [_half_bound(c) for c in curves if c[name] is None]}
+                if rows:
+                    knob = get_knob(first["knob"])
+                    by_test[test][f"{frac:g}"] = {"knob": knob.name, "unit": knob.unit, "summary": first["summary"],
+                                                  "log": knob.log, "arms": rows}
+        out[text] = by_test
+    return out
+
+def _half_bound(curve: dict) -> str:
+    """What a curve without a half point says about it: beyond the sweep's harshest value (it
+    never fell to half), before its mildest (below half from the start), or why not at all."""
+    from longtail.train.weather import get_knob
+
+    knob = get_knob(curve["knob"])
+    values = [p["value"] for p in curve["curve"]]
+    mildest, harshest = (max(values), min(values)) if knob.milder > 0 else (min(values), max(values))
+    reason = curve[f"{curve['summary']}_reason"] or ""
+    if reason.startswith("above half"):  # never fell to half: the half point lies beyond the sweep
+        return f"{'<' if knob.milder > 0 else '>'} {harshest:.3g} {knob.unit}"
+    if reason.startswith("below half"):
+        return f"{'>' if knob.milder > 0 else '<'} {mildest:.3g} {knob.unit}"
+    return "n/a"
 
 
 def _mean_or_none(values) -> float | None:
@@ -223,6 +284,10 @@ def _plots(summary: dict, metrics: dict, cfg) -> dict[str, bytes]:
             ax.legend(fontsize=6, ncol=2)
             ax.grid(alpha=0.3)
             save(fig, f"ap_vs_fraction_t{t_idx}.png")
+    for s_idx, by_test in enumerate(summary.get("sweeps", {}).values()):
+        for t_idx, (test, by_frac) in enumerate(by_test.items()):
+            for frac, sw in by_frac.items():
+                save(_sweep_figure(plt, test, frac, sw, colours), f"sweep{s_idx}_t{t_idx}_f{frac}.png")
     if metrics:
         fig, ax = plt.subplots(figsize=(6, 3.6))
         for path, lines in sorted(metrics.items()):
@@ -241,6 +306,42 @@ def _plots(summary: dict, metrics: dict, cfg) -> dict[str, bytes]:
         ax.grid(alpha=0.3)
         save(fig, "loss_curves.png")
     return pngs
+
+
+def _sweep_figure(plt, test: str, frac: str, sw: dict, colours: dict):
+    """AP50 against the swept value, one line per arm (mean, band ± std over seeds), each arm's
+    half point and, on a fog axis, Foggy Cityscapes' densities."""
+    from longtail.train.weather import foggy_cityscapes_marks
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    values = None
+    for arm, r in sw["arms"].items():
+        values = np.array(r["values"], float)
+        mean = np.array([np.nan if s["mean"] is None else 100 * s["mean"] for s in r["AP50"]])
+        std = np.array([0.0 if s["std"] is None else 100 * s["std"] for s in r["AP50"]])
+        colour = colours.get(arm)
+        ax.plot(values, mean, "o-", ms=3, color=colour, label=arm)
+        if len(r["seeds"]) > 1:
+            ax.fill_between(values, mean - std, mean + std, color=colour, alpha=0.15, lw=0)
+        half, clear = r["half"]["mean"], r["clear"]["mean"]
+        if half is not None and clear is not None:
+            ax.plot([half], [50 * clear], "D", ms=6, color=colour, mec="k", mew=0.6)
+    if values is not None:
+        if sw["log"]:
+            ax.set_xscale("log")
+        ax.set_xlim(values[0], values[-1])  # mildest on the left, as the sweep runs
+        lo, hi = sorted((values[0], values[-1]))
+        for k, (x, label) in enumerate(foggy_cityscapes_marks(sw["knob"])):
+            if lo <= x <= hi:
+                ax.axvline(x, color="0.5", lw=0.8, ls=("--", "-.", ":")[k], label=label)
+    ax.set_xlabel(f"{sw['knob']} ({sw['unit']})")
+    ax.set_ylabel("AP50 ×100")
+    n = max(len(r["seeds"]) for r in sw["arms"].values())
+    ax.set_title(f"{test}: AP50 against {sw['knob']}, {frac} of real frames "
+                 f"({'mean ± std over ' + str(n) + ' seeds' if n > 1 else '1 seed'}; ◆ = {sw['summary']})", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3, which="both")
+    return fig
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -272,7 +373,31 @@ def _tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                 body = [[arm, *[_fmt(r["cells"][c]) for c in cells]] for arm, r in rows.items()]
                 out.append((f"{test}: {frac} of the real frames, robustness cells (AP50 ×100, preset@strength)",
                             header, body))
+    for text, by_test in summary.get("sweeps", {}).items():
+        for test, by_frac in by_test.items():
+            for frac, sw in by_frac.items():
+                arms = sw["arms"]
+                values = next(iter(arms.values()))["values"]
+                header = ["arm", "clear", *[f"{v:.4g} {sw['unit']}" for v in values], sw["summary"]]
+                body = [[arm, _fmt(r["clear"]), *[_fmt(s) for s in r["AP50"]], _half(r, sw["unit"])]
+                        for arm, r in arms.items()]
+                out.append((f"{test}: {frac} of the real frames, AP50 ×100 against {sw['knob']} ({text}; "
+                            f"{sw['summary']} = where AP50 falls to half the arm's clear AP50)", header, body))
     return out
+
+
+def _half(row: dict, unit: str) -> str:
+    """A half point over seeds: mean ± std, and how many seeds have one."""
+    s, n_seeds = row["half"], len(row["seeds"])
+    parts = []
+    if s["mean"] is not None:
+        text = f"{s['mean']:.3g} ± {s['std']:.2g} {unit}" if s["n"] > 1 else f"{s['mean']:.3g} {unit}"
+        parts.append(text + (f" ({s['n']} of {n_seeds} seeds)" if s["n"] < n_seeds else ""))
+    bounds = row.get("half_bounds", [])
+    for bound in sorted(set(bounds)):
+        k = bounds.count(bound)
+        parts.append(bound + (f" ({k} of {n_seeds} seeds)" if k < n_seeds else ""))
+    return "; ".join(parts) or "n/a"
 
 
 def _convergence_rows(summary: dict) -> list[list[str]]:
