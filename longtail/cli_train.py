@@ -124,6 +124,15 @@ def add_commands(sub, positive_int, seed) -> None:
                    "(repeatable): fog.visibility_m (metres, log-spaced), fog.beta_per_m (extinction, 1/m, "
                    "log-spaced) or night.skylight_ev (daylight left, stops, linear); AP50 and AP per value, and "
                    "where AP50 falls to half its clear value (V50, beta50, EV50). E.g. fog.visibility_m=2000..30:10")
+    e.add_argument("--tags", type=Path, metavar="JSON|CSV",
+                   help="per-image condition tags of a real test set (e.g. the conditions.json augment --ramp "
+                   "writes): the breakdown by condition uses them")
+    e.add_argument("--adapt", choices=["bn"],
+                   help="also score with test-time adaptation along the data, in order: bn = batch-norm statistics "
+                   "updated online from each frame before it is predicted (no labels read); printed next to the "
+                   "unadapted numbers, per condition")
+    e.add_argument("--adapt-momentum", type=float, default=0.1, metavar="M",
+                   help="with --adapt bn: each frame's weight in the running statistics (default 0.1; 0 = none)")
     e.add_argument("--plot", type=Path, metavar="PNG",
                    help="with --sweep: AP50 against each swept value (default: <--out stem>_sweep.png next to --out)")
 
@@ -242,7 +251,11 @@ def cmd_evaluate(args) -> int:
     from longtail.train.evaluate import evaluate_checkpoint
 
     sweeps = _parse_sweeps(args)  # checked before any image is read
-    dataset = open_dataset(args.data)
+    if args.adapt and (args.robustness or sweeps):
+        raise InputError("--adapt", None, "scores --data as one sequence; run --robustness and --sweep without it")
+    if not 0.0 <= args.adapt_momentum <= 1.0:
+        raise InputError("--adapt-momentum", None, f"expected a momentum in [0, 1], got {args.adapt_momentum:g}")
+    dataset = open_dataset(args.data, tags=args.tags)
     device = resolve_device(args.device)
     result = evaluate_checkpoint(args.checkpoint, dataset, device, weights=args.weights)
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731 - no objects in the cell
@@ -272,6 +285,8 @@ def cmd_evaluate(args) -> int:
         result["robustness"] = table
     if sweeps:
         result["sweeps"] = _sweeps(args, dataset, device, sweeps, o)
+    if args.adapt:
+        result["adapted"] = _adapted(args, dataset, device, result)
     if args.out:
         write_json(args.out, result)
     return 0
@@ -314,6 +329,29 @@ def _sweeps(args, dataset, device, sweeps, clear: dict) -> dict:
         write_bytes(plot, sweep_plot_png(list(out.values())))
         print(f"  sweep plot: {plot}")
     return out
+
+
+def _adapted(args, dataset, device, plain: dict) -> dict:
+    """``evaluate --adapt``: the metrics with test-time adaptation, printed against the plain ones."""
+    from longtail.train.adapt import evaluate_adapted
+    from longtail.train.checkpoint import load_detector
+
+    model, spec, _ = load_detector(args.checkpoint, args.weights)
+    res = evaluate_adapted(model, dataset, device, labels=spec.labels, method=args.adapt,
+                           momentum=args.adapt_momentum)
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731 - no objects in the cell
+
+    def delta(a, b) -> str:
+        return "" if a is None or b is None else f" ({100 * (a - b):+.1f} points)"
+
+    a, o = res["all"], plain["all"]
+    print(f"  adapted ({args.adapt}, momentum {args.adapt_momentum:g}, {len(dataset)} frames in order): "
+          f"AP {fmt(a['AP'])}, AP50 {fmt(a['AP50'])}{delta(a['AP50'], o['AP50'])}")
+    for key, cells in res["by"].items():
+        for value, m in cells.items():
+            before = plain["by"].get(key, {}).get(value, {}).get("AP50")
+            print(f"    {key}={value}: AP50 {fmt(m['AP50'])}{delta(m['AP50'], before)}")
+    return res
 
 
 def _floats(text: str | None, name: str) -> tuple[float, ...] | None:

@@ -138,15 +138,19 @@ def predict(model: nn.Module, dataset: DetectionDataset, labels: LabelSpace, dev
             idx = range(start, min(start + batch, len(dataset)))
             images = [dataset.image(i).to(device).float().div_(255) for i in idx]
             for i, pred in zip(idx, model(images)):
-                boxes = pred["boxes"].float().cpu().numpy()
-                cats = labels.to_semantic(pred["labels"].cpu().numpy())
-                image_id = dataset.entries[i].image_id
-                for (x0, y0, x1, y1), cat, score in zip(boxes, cats, pred["scores"].float().cpu().numpy()):
-                    out.append({"image_id": image_id, "category_id": int(cat),
-                                "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)], "score": float(score)})
+                out += coco_results(pred, dataset.entries[i].image_id, labels)
     finally:
         model.train(was_training)
     return out
+
+
+def coco_results(pred: dict, image_id: int, labels: LabelSpace) -> list[dict]:
+    """One image's torchvision detections as COCO results (semantic category ids, [x, y, w, h])."""
+    boxes = pred["boxes"].float().cpu().numpy()
+    cats = labels.to_semantic(pred["labels"].cpu().numpy())
+    return [{"image_id": image_id, "category_id": int(cat), "bbox": [float(x0), float(y0), float(x1 - x0),
+                                                                     float(y1 - y0)], "score": float(score)}
+            for (x0, y0, x1, y1), cat, score in zip(boxes, cats, pred["scores"].float().cpu().numpy())]
 
 
 def condition_cells(dataset: DetectionDataset, key: str) -> dict[str, list[int]]:
