@@ -34,3 +34,11 @@ def visibility_band(visibility_m: float | None) -> str | None:
         if v >= lo:
             return f"{lo:g}-{hi:g} m"
     return f"<{edges[-1]:g} m"
+
+
+def band_rank(band: str) -> int:
+    """A visibility band's place from the clearest (0) to the thickest fog; bands this module did
+    not name come last."""
+    edges = VISIBILITY_BAND_EDGES_M
+    names = [visibility_band(edges[0])] + [visibility_band(lo) for lo in edges[1:]] + [visibility_band(edges[-1] / 2)]
+    return names.index(band) if band in names else len(names)

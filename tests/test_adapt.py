@@ -16,10 +16,12 @@ from torchvision.ops.misc import FrozenBatchNorm2d  # noqa: E402
 
 from longtail.augment_ramp import ramp_dataset  # noqa: E402
 from longtail.cli import main  # noqa: E402
+from longtail.conditions import band_rank, visibility_band  # noqa: E402
 from longtail.errors import ParameterError  # noqa: E402
 from longtail.train.adapt import BatchNormAdapter, adaptable, predict_adapted  # noqa: E402
 from longtail.train.checkpoint import load_detector  # noqa: E402
 from longtail.train.datasets import open_dataset  # noqa: E402
+from longtail.train.entries import categorical  # noqa: E402
 from longtail.train.evaluate import predict  # noqa: E402
 from test_augment_ramp import make_mot  # noqa: E402
 
@@ -98,9 +100,13 @@ def test_evaluate_adapt_scores_the_ramp_per_visibility_band(ramped, tmp_path, ca
     printed = capsys.readouterr().out
     assert "adapted (bn, momentum 0.2, 8 frames in order)" in printed
     res = json.loads(out.read_text())
-    bands = set(res["by"]["visibility_band"])
-    assert {">=1000 m", "<50 m"} <= bands  # the plain numbers break down by the ramp's tags ...
-    assert set(res["adapted"]["by"]["visibility_band"]) == bands  # ... and so do the adapted ones
+    bands = list(res["by"]["visibility_band"])
+    assert {">=1000 m", "<50 m"} <= set(bands)  # the plain numbers break down by the ramp's tags ...
+    assert set(res["adapted"]["by"]["visibility_band"]) == set(bands)  # ... and so do the adapted ones
+    plain, adapted = printed.split("adapted (bn")
+    for text in (plain, adapted):  # printed from the clearest band to the thickest fog
+        shown = [ln.split("visibility_band=")[1].split(":")[0] for ln in text.splitlines() if "visibility_band=" in ln]
+        assert shown == sorted(bands, key=band_rank)
     assert res["adapted"]["adapt"] == {"method": "bn", "momentum": 0.2, "images": 8,
                                        "order": "dataset order, statistics carried from frame to frame"}
     assert res["adapted"]["all"]["images"] == res["all"]["images"] == 8
@@ -117,3 +123,13 @@ def test_evaluate_adapt_refuses_in_one_line(ramped, capsys, extra, problem):
     assert main(["evaluate", str(ckpt), "--data", f"mot:{fog}", *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert problem in err and len(err.splitlines()) == 1
+
+
+def test_visibility_bands_and_the_records_that_get_one():
+    assert [visibility_band(v) for v in (None, 5000, 1000, 999.9, 500, 200, 150, 100, 50, 49.9, 1)] == [
+        None, ">=1000 m", ">=1000 m", "500-1000 m", "500-1000 m", "200-500 m", "100-200 m", "100-200 m",
+        "50-100 m", "<50 m", "<50 m"]
+    assert [band_rank(b) for b in (">=1000 m", "500-1000 m", "<50 m", "other")] == [0, 1, 5, 6]
+    assert categorical({"weather": "foggy", "visibility_m": 180.0, "hour": 7.5}) == {
+        "weather": "foggy", "visibility_band": "100-200 m"}  # numbers make no cell, visibility its band
+    assert categorical({"weather": "clear", "visibility_m": None}) == {"weather": "clear"}

@@ -25,6 +25,7 @@ from pycocotools.cocoeval import COCOeval
 from torch import nn
 
 from longtail.classes import target_classes
+from longtail.conditions import band_rank
 from longtail.train.checkpoint import load_detector
 from longtail.train.classmap import IGNORE_LABEL, LabelSpace
 from longtail.train.entries import DetectionDataset
@@ -154,12 +155,14 @@ def coco_results(pred: dict, image_id: int, labels: LabelSpace) -> list[dict]:
 
 
 def condition_cells(dataset: DetectionDataset, key: str) -> dict[str, list[int]]:
-    """Condition value -> image ids, for one key; images without the key fall in ``unknown``."""
+    """Condition value -> image ids, for one key; images without the key fall in ``unknown``.
+    Values are in name order, visibility bands from the clearest to the thickest fog."""
     cells: dict[str, list[int]] = {}
     for e in dataset.entries:
         value = e.conditions.get(key)
         cells.setdefault(UNKNOWN if value is None else str(value), []).append(e.image_id)
-    return dict(sorted(cells.items()))
+    order = (lambda kv: (band_rank(kv[0]), kv[0])) if key == "visibility_band" else (lambda kv: kv[0])
+    return dict(sorted(cells.items(), key=order))
 
 
 def evaluate_detections(dataset: DetectionDataset, detections: list[dict],
