@@ -118,6 +118,28 @@ def test_fog_rolls_in_over_a_sequence(tmp_path):
         assert np.mean(np.diff(means)) < 0 and means[-1] < means[0] - 0.2
 
 
+def test_a_300_frame_fog_ramp_keeps_one_world_with_continuous_tracks(tmp_path):
+    """The issue's length: 300 steps (30 s at 10 frames/s) in one run, at a tiny resolution."""
+    n = 300
+    out = tmp_path / "long"
+    render_dataset(load_scenario(str(FOG)).with_resolution(64, 48), out, n, 5, sequence=n)
+    recs = _records(out, n)
+    assert [r["scene"]["step"] for r in recs] == list(range(n))
+    vis = [r["attributes"]["visibility_m"] for r in recs]
+    assert vis[0] == 1500.0 and vis[-1] == 30.0 and all(b < a for a, b in zip(vis, vis[1:]))
+    assert np.allclose(np.diff(np.log(vis)), math.log(30 / 1500) / (n - 1), atol=1e-4)  # log: even in log
+    actors = [{a["id"]: a for a in r["scene"]["actors"]} for r in recs]
+    assert all(set(a) == set(actors[0]) for a in actors) and actors[0]  # the same tracks all along
+    assert all({o["track_id"] for o in r["objects"]} <= set(actors[0]) for r in recs)
+    times = [r["scene"]["time_s"] for r in recs]
+    for k in range(1, n):  # every actor moves continuously: no step longer than its speed allows
+        dt = times[k] - times[k - 1]
+        assert dt > 0
+        for i, a in actors[k].items():
+            moved = math.dist(a["position"][:2], actors[k - 1][i]["position"][:2])
+            assert moved <= a["speed"] * dt * 1.01 + 1e-6, (k, i, moved)
+
+
 def test_nightfall_over_a_sequence(tmp_path):
     recs = _render(_small(NIGHTFALL), tmp_path / "night")
     ids = [[a["id"] for a in r["scene"]["actors"]] for r in recs]
