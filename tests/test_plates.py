@@ -688,3 +688,25 @@ def test_an_exact_spot_on_a_plate_stands_on_its_ground(tmp_path):
     scene = sample(parse_scenario(yaml.safe_load(yaml.safe_dump(doc)), "spot.yaml"), 0, 0)
     (actor,) = scene.actors
     assert actor.position[:2] == (12.0, 0.5) and abs(actor.position[2]) < 0.02
+
+
+def test_fog_rolls_in_over_a_plate_sequence(pets_plate_dir, tmp_path):
+    """A ramp on a plate: the real background and the same inserted people under thickening fog."""
+    import json
+
+    from longtail.pipeline import render_dataset
+
+    sc = _plate_scenario(pets_plate_dir, "weather: {kind: fog}\n"
+                         "ramp: {visibility_m: {from: 1500, to: 30, curve: log}}\n").with_resolution(192, 144)
+    out = tmp_path / "fog"
+    render_dataset(sc, out, 4, 2, sequence=4)
+    recs = [json.loads((out / "labels" / f"{i:06d}.json").read_text()) for i in range(4)]
+    vis = [r["attributes"]["visibility_m"] for r in recs]
+    assert vis[0] == 1500.0 and vis[-1] == 30.0 and all(b < a for a, b in zip(vis, vis[1:]))
+    ids = [sorted(a["id"] for a in r["scene"]["actors"]) for r in recs]
+    assert all(i == ids[0] for i in ids) and ids[0]
+    seen = [np.mean([o["visibility"] for o in r["objects"] if o["area"]]) for r in recs]
+    assert all(b < a for a, b in zip(seen, seen[1:])) and seen[-1] < 0.3  # the people fade into the fog
+    rgb = [np.asarray(Image.open(out / "rgb" / f"{i:06d}.png"), float) for i in range(4)]
+    contrast = [x.std() for x in rgb]
+    assert all(b < a for a, b in zip(contrast, contrast[1:]))  # the background fades too
