@@ -55,11 +55,11 @@ def add_commands(sub, positive_int, seed) -> None:
 
     c = sub.add_parser("compare", help="train real, synthetic and mixed arms; report AP per condition with plots",
                        description="Train every arm (real, synthetic, mixed, pretrain-finetune, real+weather, "
-                       "real+plates, real+inserted, pretrained+real) with the same step budget (pretrained+real "
-                       "starts from a base model with a budget of its own), evaluate each on held-out real frames, "
-                       "clear and under each weather preset, and write results.json, report.md and report.html. "
-                       "Finished arms are skipped when rerun (resumable). Without --test the real frames are split "
-                       "into train and test by contiguous blocks.")
+                       "real+plates, real+inserted, pretrained+real, pretrained+inserted) with the same step "
+                       "budget (the pretrained arms start from a base model with a budget of its own), evaluate "
+                       "each on held-out real frames, clear and under each weather preset, and write results.json, "
+                       "report.md and report.html. Finished arms are skipped when rerun (resumable). Without --test "
+                       "the real frames are split into train and test by contiguous blocks.")
     c.add_argument("--real", required=True, metavar="[KIND:]PATH", help="real training data (MOT, COCO, KITTI, YOLO)")
     c.add_argument("--synthetic", metavar="DIR",
                    help="longtail dataset (synthetic, mixed, pretrain-finetune, pretrained+real arms)")
@@ -68,7 +68,8 @@ def add_commands(sub, positive_int, seed) -> None:
                    help="plate-style scenario of actors inserted into the real frames (real+inserted arm)")
     c.add_argument("--pretrain-steps", type=positive_int, metavar="N",
                    help="budget of a base detector trained once on --synthetic and fine-tuned by the "
-                   "pretrained+real arm with the real arm's steps (a fair pretraining; adds the arm)")
+                   "pretrained+real arm with the real arm's steps (a fair pretraining; adds the arm, and "
+                   "pretrained+inserted with --insert: the real+inserted arm started from the same base)")
     c.add_argument("--test", action="append", default=[], metavar="[KIND:]PATH",
                    help="held-out test set (repeatable); default: the last block of the real frames")
     c.add_argument("--out", required=True, type=Path, metavar="REPORT_DIR")
@@ -80,7 +81,7 @@ def add_commands(sub, positive_int, seed) -> None:
     c.add_argument("--batch", type=positive_int, metavar="B")
     c.add_argument("--img-size", type=positive_int, nargs=2, metavar=("H", "W"))
     c.add_argument("--arms", metavar="A,B",
-                   help="arms to run (default: all but real+plates, real+inserted and pretrained+real, which come "
+                   help="arms to run (default: all but real+plates, real+inserted and the pretrained arms, which come "
                    "with --plates, --insert and --pretrain-steps)")
     c.add_argument("--real-fractions", metavar="F,F", help="fractions of the real training frames, e.g. 0.1,0.25,1")
     c.add_argument("--seeds", type=positive_int, metavar="N", help="seeds per arm and fraction")
@@ -384,7 +385,8 @@ def cmd_compare(args) -> int:
     arms = _names(args.arms)
     if arms is None:
         arms = DEFAULT_ARMS + (("real+plates",) if args.plates else ()) + (("real+inserted",) if args.insert else ()) \
-            + (("pretrained+real",) if args.pretrain_steps else ())
+            + (("pretrained+real",) if args.pretrain_steps else ()) \
+            + (("pretrained+inserted",) if args.pretrain_steps and args.insert else ())
     cfg = preset_config(args.preset, model=args.model, steps=args.steps, batch=args.batch,
                         img_size=tuple(args.img_size) if args.img_size else None, arms=arms,
                         real_fractions=_floats(args.real_fractions, "--real-fractions"), seeds=args.seeds,

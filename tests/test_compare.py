@@ -308,10 +308,14 @@ def test_compare_on_real_pets_frames_writes_a_complete_resumable_report(pets, sy
 @pytest.mark.slow
 def test_pretrained_real_fine_tunes_one_shared_synthetic_base_with_real_onlys_steps(pets, synthetic, tmp_path):
     cfg = preset_config("smoke", steps=2, batch=2, img_size=(96, 128), test_images=3, gap=5, seeds=2,
-                        robustness=("night",), arms=("real", "pretrained+real"), pretrain_steps=3)
+                        robustness=("night",), arms=("real", "pretrained+real", "pretrained+inserted"),
+                        pretrain_steps=3)
+    actors = tmp_path / "actors.yaml"
+    actors.write_text("name: actors\ndescription: d\nevents:\n  - {asset: pedestrian, count_range: [1, 2], "
+                      "region: roadside, distance_m_range: [8, 30], heading_deg_range: [-180, 180]}\n")
     out = tmp_path / "report"
     lines = []
-    results = run_compare(f"mot:{pets}", str(synthetic), [], out, cfg, log=lines.append)
+    results = run_compare(f"mot:{pets}", str(synthetic), [], out, cfg, log=lines.append, insert=str(actors))
     base = out / "pretrain/synthetic-3steps"
     base_lines = [json.loads(ln) for ln in (base / "metrics.jsonl").read_text().splitlines()]
     assert len(base_lines) == 3 and all(ln["sources"] == {"synthetic": 2} for ln in base_lines)
@@ -326,32 +330,39 @@ def test_pretrained_real_fine_tunes_one_shared_synthetic_base_with_real_onlys_st
         assert tuned[0]["loss"] != pytest.approx(real[0]["loss"], rel=1e-6)
         assert any(f"pretrained+real/real0.1/seed{seed}: training 2 steps from pretrain/synthetic-3steps" in ln
                    for ln in lines)
+        # both: the same base, then real frames with actors inserted and weather on the fly
+        assert any(f"pretrained+inserted/real0.1/seed{seed}: training 2 steps from pretrain/synthetic-3steps/checkpoint.pt on real "
+                   in ln and "actors inserted on the fly, weather on the fly" in ln for ln in lines)
+        both = [json.loads(ln) for ln in
+                (out / f"runs/pretrained+inserted/real0.1/seed{seed}/metrics.jsonl").read_text().splitlines()]
+        assert both[0]["loss"] != pytest.approx(tuned[0]["loss"], rel=1e-6)
     report = (out / "report.md").read_text()
     assert "**Budgets:**" in report and "trained once for 3 steps on the synthetic data" in report
+    assert "`pretrained+real` and `pretrained+inserted` start from one base detector" in report
     lines.clear()
-    run_compare(f"mot:{pets}", str(synthetic), [], out, cfg, log=lines.append)
-    assert sum("skipped" in ln for ln in lines) == 5  # the base and four runs
+    run_compare(f"mot:{pets}", str(synthetic), [], out, cfg, log=lines.append, insert=str(actors))
+    assert sum("skipped" in ln for ln in lines) == 7  # the base and six runs
     # a robustness curve added to the finished comparison scores the saved checkpoints: no training
     trained = {p: p.read_bytes() for p in out.glob("runs/*/*/*/metrics.jsonl")}
     lines.clear()
     swept = run_compare(f"mot:{pets}", str(synthetic), [], out, replace(cfg, sweeps=("fog.visibility_m=1000..50:3",)),
-                        log=lines.append)
+                        log=lines.append, insert=str(actors))
     assert not any("training" in ln for ln in lines)
-    assert sum("scored along fog.visibility_m=1000..50:3" in ln for ln in lines) == 5
+    assert sum("scored along fog.visibility_m=1000..50:3" in ln for ln in lines) == 7
     assert {p: p.read_bytes() for p in out.glob("runs/*/*/*/metrics.jsonl")} == trained
     for r in swept["runs"]:
         curve = r["sweeps"]["fog.visibility_m=1000..50:3"]["real held-out"]
         assert [pt["value"] for pt in curve["curve"]] == pytest.approx([1000, 223.6, 50], rel=1e-3)
         assert curve["clear"]["AP50"] == r["tests"]["real held-out"]["clear"]["all"]["AP50"]
     rows = swept["summary"]["sweeps"]["fog.visibility_m=1000..50:3"]["real held-out"]["0.1"]["arms"]
-    assert set(rows) == {"real", "pretrained+real"} and rows["real"]["seeds"] == [0, 1]
+    assert set(rows) == {"real", "pretrained+real", "pretrained+inserted"} and rows["real"]["seeds"] == [0, 1]
     assert json.loads((out / "compare.json").read_text())["sweeps"] == ["fog.visibility_m=1000..50:3"]
     report = (out / "report.md").read_text()
     assert "against fog.visibility_m" in report and "| V50 |" in report and "![sweep0_t0_f0.1.png]" in report
     assert (out / "plots" / "sweep0_t0_f0.1.png").stat().st_size > 1000
     lines.clear()
     run_compare(f"mot:{pets}", str(synthetic), [], out, replace(cfg, sweeps=("fog.visibility_m=1000..50:3",)),
-                log=lines.append)
+                log=lines.append, insert=str(actors))
     assert not any("scored along" in ln for ln in lines)  # scored once
 
 
@@ -361,6 +372,8 @@ def test_pretrained_real_fine_tunes_one_shared_synthetic_base_with_real_onlys_st
     (["--arms", "real,real+plates"], "--plates"),
     (["--arms", "real,real+inserted"], "--insert"),
     (["--arms", "real,pretrained+real"], "--pretrain-steps"),
+    (["--arms", "real,pretrained+inserted"], "--pretrain-steps"),
+    (["--arms", "real,pretrained+inserted", "--pretrain-steps", "5"], "--insert"),
     (["--robustness", "smog"], "unknown weather preset 'smog'"),
     (["--preset", "huge"], "unknown preset 'huge'"),
     (["--synthetic-share", "1.5"], "--synthetic-share"),

@@ -19,6 +19,9 @@ of the test set made with the weather stage and a ground-plane depth prior, ``tr
   real fraction, as a user reuses a base model; the fine-tuning sees exactly real-only's steps.
   (``pretrain-finetune`` is the older equal-total-budget arm: its synthetic steps are taken out of
   the real ones.)
+- ``pretrained+inserted``: both: the ``real+inserted`` arm started from the same base model as
+  ``pretrained+real`` (what the rendered scenes teach first, then real frames with rendered actors
+  and weather).
 
 Without ``--test``, the real data is split by contiguous blocks of frames (random frames of one
 video are near-copies of their neighbours): the first ``1 - test_share`` of the frames train, the
@@ -59,12 +62,14 @@ from longtail.worlds.plates import Plate, load_camera, load_plate
 from longtail.worlds.scenario import Scenario, load_scenario
 
 ARMS = ("real", "synthetic", "mixed", "pretrain-finetune", "real+weather", "real+plates", "real+inserted",
-        "pretrained+real")
+        "pretrained+real", "pretrained+inserted")
+PRETRAINED_ARMS = ("pretrained+real", "pretrained+inserted")  # start from the shared synthetic base model
+INSERTED_ARMS = ("real+inserted", "pretrained+inserted")  # rendered actors inserted into the real frames
 DEFAULT_ARMS = ("real", "synthetic", "mixed", "pretrain-finetune", "real+weather")
 CONFIG_FILE = "compare.json"
 EVAL_FILE = "eval.json"
 CLEAR = "clear"
-PRETRAIN_SEED = 0  # the shared base model of the pretrained+real arm is trained once, with this seed
+PRETRAIN_SEED = 0  # the shared base model of the pretrained arms is trained once, with this seed
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,7 @@ class CompareConfig:
         seeds: number of seeds (0, 1, ...) per arm and fraction.
         synthetic_share: share of synthetic images in a mixed batch.
         pretrain_share: share of the steps pre-training on synthetic (pretrain-finetune: equal total budget).
-        pretrain_steps: steps of the synthetic base model of the pretrained+real arm (a budget of its own).
+        pretrain_steps: steps of the synthetic base model of the pretrained arms (a budget of its own).
         test_share: share of the real frames held out for testing when no test set is given.
         gap: frames left out between the train and test blocks.
         test_images: at most this many test images per test set (evenly spaced); 0 = all.
@@ -91,8 +96,7 @@ class CompareConfig:
         warmup_steps: learning-rate warm-up.
         pretrained: start from torchvision's ImageNet backbone weights (local cache only).
         sensor_augment: camera randomisation (``train.sensor``) on the rendered frames of every arm.
-        insert_share: share of the real images that get actors in the ``real+inserted`` arm.
-        pretrain_steps: the pretrained+real arm's base model budget (0: no such arm).
+        insert_share: share of the real images that get actors in the inserted arms.
         sweeps: robustness curves in physical units, ``KNOB=FROM..TO:N`` each (``train.weather``):
             every run is also scored along them and the report shows each arm's curve and half
             point (V50). Not part of a comparison's identity: adding a sweep to a finished
@@ -141,8 +145,9 @@ class CompareConfig:
                 raise ParameterError(name, f"expected a share strictly between 0 and 1, got {v}")
         if self.pretrain_steps < 0:
             raise ParameterError("pretrain_steps", f"expected a positive integer, got {self.pretrain_steps}")
-        if "pretrained+real" in self.arms and not self.pretrain_steps:
-            raise ParameterError("pretrain_steps", "the pretrained+real arm needs the base model's budget, "
+        pretrained = [a for a in self.arms if a in PRETRAINED_ARMS]
+        if pretrained and not self.pretrain_steps:
+            raise ParameterError("pretrain_steps", f"the {pretrained[0]} arm needs the base model's budget, "
                                  "e.g. 1000 steps on the synthetic data")
         check_presets(self.robustness, "robustness")
         check_presets(self.train_weather, "train_weather")
@@ -157,9 +162,9 @@ class CompareConfig:
     def to_json(self) -> dict:
         out = json.loads(json.dumps(asdict(self)))
         # a comparison without these arms reads as it did before they existed (so it resumes)
-        if "real+inserted" not in self.arms:
+        if not set(INSERTED_ARMS) & set(self.arms):
             del out["insert_share"]
-        if "pretrained+real" not in self.arms:
+        if not set(PRETRAINED_ARMS) & set(self.arms):
             del out["pretrain_steps"]
         del out["sweeps"]  # what a run is scored on afterwards, not what it trained on: compare.json's "sweeps"
         return out
@@ -257,7 +262,7 @@ class Inputs:
     prior: GroundPrior
     classes: tuple[str, ...]
     sources: dict = field(default_factory=dict)
-    insert: Scenario | None = None  # the real+inserted arm's scenario
+    insert: Scenario | None = None  # the inserted arms' scenario
     bank: ActorBank | None = None  # its actors, rendered once for every run
     plate: Plate | None = None  # the real camera's plate, when --real-camera is one (regions, occluders)
 
@@ -273,15 +278,16 @@ def open_inputs(real: str, synthetic: str | None, tests: Sequence[str], cfg: Com
                 plates: str | None = None, real_camera: Path | None = None, classes: Sequence[str] | None = None,
                 insert: str | None = None) -> Inputs:
     """Open and check every dataset a comparison needs (before anything is trained)."""
-    needs_synth = any(a in cfg.arms for a in ("synthetic", "mixed", "pretrain-finetune", "pretrained+real"))
+    needs_synth = any(a in cfg.arms for a in ("synthetic", "mixed", "pretrain-finetune", *PRETRAINED_ARMS))
     if needs_synth and not synthetic:
-        raise ParameterError("synthetic", "the synthetic, mixed, pretrain-finetune and pretrained+real arms need a "
+        raise ParameterError("synthetic", "the synthetic, mixed, pretrain-finetune and pretrained arms need a "
                              "longtail dataset")
     if "real+plates" in cfg.arms and not plates:
         raise ParameterError("plates", "the real+plates arm needs a longtail dataset rendered on your plate")
-    if "real+inserted" in cfg.arms and not insert:
-        raise ParameterError("insert", "the real+inserted arm needs a scenario of actors to insert")
-    insert_scenario = load_scenario(insert) if insert and "real+inserted" in cfg.arms else None
+    inserted = [a for a in cfg.arms if a in INSERTED_ARMS]
+    if inserted and not insert:
+        raise ParameterError("insert", f"the {inserted[0]} arm needs a scenario of actors to insert")
+    insert_scenario = load_scenario(insert) if insert and inserted else None
     real_ds = open_dataset(real)
     if len(real_ds) == 0:
         raise InputError(real, None, "no images")
@@ -380,10 +386,10 @@ def arm_batches(key: RunKey, inputs: Inputs, cfg: CompareConfig) -> tuple[Sample
         pre = max(1, min(steps - 1, int(round(cfg.pretrain_share * steps))))
         data = SampledBatches(sets, two_stage({k: len(v) for k, v in sets.items()}, "synthetic", "real", pre, steps,
                                               batch, seed), rendered)
-    elif key.arm in ("real+weather", "real+inserted"):
+    elif key.arm in ("real+weather", *INSERTED_ARMS):  # pretrained+inserted differs in its start (run_compare)
         augment = WeatherAugment(cfg.train_weather, p=0.5, strength=(0.3, 1.0), prior=inputs.prior)
         insert = None
-        if key.arm == "real+inserted":
+        if key.arm in INSERTED_ARMS:
             assert inputs.insert is not None and inputs.bank is not None  # open_inputs made them
             insert = {"real": Inserter(inputs.insert, inputs.bank, inputs.prior, p=cfg.insert_share,
                                        plate=inputs.plate)}
@@ -524,7 +530,7 @@ def run_compare(real: str, synthetic: str | None, tests: Sequence[str], out: Pat
         return run
 
     base = None
-    if "pretrained+real" in cfg.arms:
+    if set(PRETRAINED_ARMS) & set(cfg.arms):
         assert inputs.synthetic is not None  # open_inputs asks for it with this arm
         synth = inputs.synthetic
         rendered = {"synthetic": SensorAugment()} if cfg.sensor_augment else None
@@ -539,7 +545,7 @@ def run_compare(real: str, synthetic: str | None, tests: Sequence[str], out: Pat
     runs = []
     for n, key in enumerate(keys, 1):
         run_dir = out / key.path
-        init = out / pretrain_path(cfg) / CHECKPOINT if key.arm == "pretrained+real" else None
+        init = out / pretrain_path(cfg) / CHECKPOINT if key.arm in PRETRAINED_ARMS else None
         facts = {"arm": key.arm, "fraction": key.fraction, "seed": key.seed}
         runs.append(run_once(run_dir, f"[{n}/{len(keys)}] {key.path}", partial(arm_batches, key, inputs, cfg),
                              cfg.steps, key.seed, facts, init))
@@ -548,7 +554,7 @@ def run_compare(real: str, synthetic: str | None, tests: Sequence[str], out: Pat
 
 
 def pretrain_path(cfg: CompareConfig) -> str:
-    """Directory of the pretrained+real arm's base model: one per synthetic budget."""
+    """Directory of the pretrained arms' base model: one per synthetic budget."""
     return f"pretrain/synthetic-{cfg.pretrain_steps}steps"
 
 

@@ -238,8 +238,9 @@ def _plots(summary: dict, metrics: dict, cfg) -> dict[str, bytes]:
         pngs[name] = buf.getvalue()
 
     colours = dict(zip(("real", "synthetic", "mixed", "pretrain-finetune", "real+weather", "real+plates",
-                        "real+inserted", "pretrained+real"),
-                       ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")))
+                        "real+inserted", "pretrained+real", "pretrained+inserted"),
+                       ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c",
+                        "#17becf")))
     for t_idx, (test, by_frac) in enumerate(summary["tests"].items()):
         for frac, rows in by_frac.items():
             arms = list(rows)
@@ -431,7 +432,8 @@ def _markdown(record: dict, summary: dict, cfg, plot_names: list[str], versions:
     base = record.get("pretrain_base")
     if base:
         clear = _clear_all(next(iter(base["tests"].values()))["clear"]).get(METRIC)
-        lines += [f"**Budgets:** every arm trains {cfg.steps} steps; `pretrained+real` starts from one base detector "
+        started = " and ".join(f"`{a}`" for a in cfg.arms if a.startswith("pretrained+"))
+        lines += [f"**Budgets:** every arm trains {cfg.steps} steps; {started} start from one base detector "
                   f"trained once for {cfg.pretrain_steps} steps on the synthetic data alone (seed "
                   f"{base['seed']}, `{base['path']}`, clear {METRIC} {'n/a' if clear is None else f'{100 * clear:.1f}'}"
                   f" on {next(iter(base['tests']))}) and reused by every seed and real fraction, so it has seen "
@@ -495,7 +497,7 @@ def _html(markdown_text: str, pngs: dict[str, bytes], record: dict, summary: dic
 def write_report(out: Path, record: dict, runs: list[dict], cfg, metrics: dict, versions: dict,
                  base: dict | None = None) -> dict:
     """Write results.json, report.md, report.html and plots/ into ``out``; return the results.
-    ``base``: the pretrained+real arm's base model run (its evaluation), when that arm ran."""
+    ``base``: the pretrained arms' base model run (its evaluation), when such an arm ran."""
     out = Path(out)
     if base is not None:
         record = {**record, "pretrain_base": base}
