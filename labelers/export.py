@@ -5,14 +5,20 @@ The formats are pure functions of the frame records (``labelers.coco``, ``kitti`
 dataset, refuses an output directory that holds anything but an earlier export of the same format,
 writes the files into a hidden sibling directory and renames it into place at the end, so an
 interrupted export leaves the output as it was (absent, or the earlier export).
+
+The dataset is a folder dataset or a shard set (``longtail.shards``): ``open_frames`` gives the
+exporters the same records and file bytes from either. (WebDataset shards themselves are written
+by ``labelers.shard_export``.)
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -22,6 +28,7 @@ from longtail.dataset import IMAGE_LAYOUT, MANIFEST, Manifest, check_frame_image
 from longtail.errors import DatasetError, InputError
 from longtail.readers import load_json, read_image
 from longtail.records import read_record
+from longtail.shards import ShardReader, is_sharded
 from longtail.labelers.cityscapes import cityscapes_files
 from longtail.labelers.coco import coco_files
 from longtail.labelers.export_base import Content, Copy, Exporter, ExportFilter, split_objects
@@ -72,6 +79,48 @@ def _read_record(root: Path, index: int) -> dict:
     return read_record(root / frame_files(index)["labels"], index)
 
 
+@dataclass
+class Frames:
+    """A dataset as the exporters see it: frame records in frame order, and the bytes of a file
+    a record names (``rgb/000042.png``, ...). ``where`` names that file in messages."""
+
+    records: list[dict]
+    read: Callable[[str], bytes]
+    where: Callable[[str], str]
+
+
+@contextmanager
+def open_frames(root: Path) -> Iterator[Frames]:
+    """The frames of the complete folder dataset or shard set at ``root``.
+
+    Raises:
+        DatasetError: see ``load_records``; for shards, ``longtail.shards.ShardReader``.
+    """
+    root = Path(root)
+    if not is_sharded(root):
+        def read(rel: str) -> bytes:
+            try:
+                return (root / rel).read_bytes()
+            except OSError as e:
+                raise DatasetError(str(root / rel), None, f"dataset file not readable ({e.strerror})") from None
+        yield Frames(load_records(root), read, lambda rel: str(root / rel))
+        return
+    with ShardReader(root) as shards:
+        records = list(shards.records())
+        # a file a record names -> (frame, kind): the member of that frame's sample
+        members = {rel: (r["frame"], kind) for r in records for kind, rel in r["files"].items() if kind in IMAGE_LAYOUT}
+
+        def member(rel: str) -> bytes:
+            if rel not in members:
+                raise DatasetError(str(root), None, f"no frame record names {rel!r}")
+            return shards.member(*members[rel])
+
+        def where(rel: str) -> str:
+            return str(root / (shards.member_name(*members[rel]) if rel in members else rel))
+
+        yield Frames(records, member, where)
+
+
 def _read_marker(out: Path) -> dict | None:
     try:
         data = load_json(out / MARKER)
@@ -87,11 +136,7 @@ def check_output(out: Path, fmt: str, root: Path) -> None:
     Raises:
         DatasetError: naming ``out`` and what it holds.
     """
-    if out.exists() and not out.is_dir():
-        raise DatasetError(str(out), None, "output path exists and is not a directory")
-    res_out, res_root = out.resolve(), root.resolve()
-    if res_out == res_root or res_out in res_root.parents:
-        raise DatasetError(str(out), None, "output directory contains the dataset being exported; choose another")
+    check_output_path(out, root)
     if not out.exists() or not any(out.iterdir()):
         return
     marker = _read_marker(out)
@@ -101,6 +146,15 @@ def check_output(out: Path, fmt: str, root: Path) -> None:
     if marker.get("export_format") != fmt:
         raise DatasetError(str(out), None, f"holds a {marker.get('export_format')!r} export, not {fmt!r}; "
                            "choose a new output directory")
+
+
+def check_output_path(out: Path, root: Path) -> None:
+    """Refuse an output path that is a file or holds the dataset at ``root`` (DatasetError)."""
+    if out.exists() and not out.is_dir():
+        raise DatasetError(str(out), None, "output path exists and is not a directory")
+    res_out, res_root = out.resolve(), root.resolve()
+    if res_out == res_root or res_out in res_root.parents:
+        raise DatasetError(str(out), None, "output directory contains the dataset being exported; choose another")
 
 
 def _scratch(out: Path, kind: str) -> Path:
@@ -114,15 +168,10 @@ def _remove_stale(out: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _write(tmp: Path, rel: str, content: Content, root: Path) -> None:
+def _write(tmp: Path, rel: str, content: Content, frames: Frames) -> None:
     dest = tmp / rel
     if isinstance(content, Copy):
-        src = root / content.src
-        try:
-            data = src.read_bytes()
-        except OSError as e:
-            raise DatasetError(str(src), None, f"dataset file not readable ({e.strerror})") from None
-        write_bytes(dest, data)
+        write_bytes(dest, frames.read(content.src))
     elif isinstance(content, np.ndarray):
         write_png(dest, content)
     else:
@@ -147,7 +196,7 @@ def export_dataset(root: Path, out: Path, fmt: str, flt: ExportFilter = ExportFi
     format (replaced as a whole once the new one is complete).
 
     Args:
-        root: a complete longtail dataset directory.
+        root: a complete longtail dataset directory, or a shard set (``longtail.shards``).
         out: the export directory.
         fmt: one of ``list_exporters()``.
         flt: which objects are exported and which become ignore regions.
@@ -162,7 +211,12 @@ def export_dataset(root: Path, out: Path, fmt: str, flt: ExportFilter = ExportFi
     """
     exporter = get_exporter(fmt)
     root, out = Path(root), Path(out)
-    records = load_records(root)
+    with open_frames(root) as frames:
+        return _export(frames, root, out, fmt, exporter, flt)
+
+
+def _export(frames: Frames, root: Path, out: Path, fmt: str, exporter: Exporter, flt: ExportFilter) -> dict:
+    records = frames.records
     check_output(out, fmt, root)
 
     layouts = {rel: (kind, r["camera"]["width"], r["camera"]["height"]) for r in records
@@ -170,12 +224,12 @@ def export_dataset(root: Path, out: Path, fmt: str, flt: ExportFilter = ExportFi
 
     def load_png(rel: str) -> np.ndarray:
         try:
-            img = read_image(root / rel)
+            img = read_image(frames.read(rel), frames.where(rel))
         except InputError as e:
             raise DatasetError(e.source, e.field, e.problem) from None
         if rel in layouts:
             kind, width, height = layouts[rel]
-            check_frame_image(root / rel, kind, img, width, height)
+            check_frame_image(Path(frames.where(rel)), kind, img, width, height)
         return img
 
     splits = [split_objects(r, flt) for r in records]
@@ -188,7 +242,7 @@ def export_dataset(root: Path, out: Path, fmt: str, flt: ExportFilter = ExportFi
     tmp.mkdir()
     try:
         for rel, content in exporter(records, flt, out.resolve(), load_png):
-            _write(tmp, rel, content, root)
+            _write(tmp, rel, content, frames)
             summary["files"] += 1
         write_json(tmp / MARKER, {"format": MARKER_FORMAT, "export_format": fmt, "longtail_version": __version__,
                                   "source": str(root.absolute()), "filter": flt.to_json(), "summary": summary})

@@ -3,6 +3,9 @@
 Counts are of *visible* objects (area > 0), the ones a detector is trained and scored on; objects
 hidden completely by others are counted apart. The report embeds its plots as base64 PNG data
 URIs, so the HTML file is all there is to copy or attach.
+
+A sharded dataset (``longtail.shards``) gives the same numbers as its folder dataset: its frame
+records are read from the shards' JSON members, images skipped.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import io
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
@@ -22,11 +25,14 @@ from matplotlib.ticker import FuncFormatter
 from longtail.atomic import write_bytes
 from longtail.dataset import Manifest, frame_files
 from longtail.records import read_record
+from longtail.shards import ShardReader, is_sharded
 
 CONDITIONS = ("time_of_day", "weather", "scenario", "event")  # frame attributes broken down by
 DISTANCE_BIN_M = 10.0
 FRACTION_EDGES = [i / 10 for i in range(11)]  # occlusion and truncation, 0..1 in tenths
 NONE = "none"  # a condition that is null in the record, e.g. no event
+# the object fields the numbers are made of: records are kept with these only (no masks)
+OBJECT_FIELDS = ("area", "bbox", "class", "distance_m", "occlusion", "truncation", "role")
 
 
 def load_records(root: Path) -> tuple[Manifest, list[dict]]:
@@ -35,22 +41,42 @@ def load_records(root: Path) -> tuple[Manifest, list[dict]]:
     Raises:
         DatasetError: no readable manifest, or a listed record that cannot be read.
     """
-    root = Path(root)
-    manifest = Manifest.load(root)
-    records = []
+    manifest = Manifest.load(Path(root))
+    return manifest, list(_folder_records(Path(root), manifest))
+
+
+def _folder_records(root: Path, manifest: Manifest) -> Iterator[dict]:
     for i in range(manifest.frame_count):
         rel = frame_files(i)["labels"]
         if rel not in manifest.files:
             continue  # not rendered yet: an interrupted or running render
-        records.append(read_record(root / rel, i))
-    return manifest, records
+        yield read_record(root / rel, i)
+
+
+def slim(record: dict) -> dict:
+    """The part of a frame record ``records_stats`` reads: attributes and a few object fields."""
+    return {"attributes": record["attributes"],
+            "objects": [{k: o[k] for k in OBJECT_FIELDS if k in o} for o in record["objects"]]}
 
 
 def dataset_stats(root: Path) -> dict:
     """The numbers of the report for the dataset at ``root`` (see ``records_stats``), plus its
-    ``scenario`` name, ``seed`` and ``complete`` flag."""
-    manifest, records = load_records(root)
-    head = {"scenario": manifest.scenario.get("name"), "seed": manifest.seed, "complete": manifest.complete}
+    ``scenario`` name, ``seed`` and ``complete`` flag. ``root`` is a folder dataset or a shard set
+    (``longtail.shards``); records are read one at a time and kept without their masks.
+
+    Raises:
+        DatasetError: no readable manifest, or a listed record that cannot be read.
+    """
+    root = Path(root)
+    if is_sharded(root):
+        with ShardReader(root) as shards:
+            src = shards.manifest.source
+            head = {"scenario": src.scenario.get("name"), "seed": src.seed, "complete": True}
+            records = [slim(r) for r in shards.records()]
+    else:
+        manifest = Manifest.load(root)
+        head = {"scenario": manifest.scenario.get("name"), "seed": manifest.seed, "complete": manifest.complete}
+        records = [slim(r) for r in _folder_records(root, manifest)]
     return head | records_stats(records)
 
 
@@ -138,7 +164,7 @@ def write_stats(root: Path, out: Path) -> Path:
     One self-contained file: plots are embedded as base64 PNG data URIs.
 
     Raises:
-        DatasetError: see ``load_records``.
+        DatasetError: see ``dataset_stats``.
     """
     stats = dataset_stats(root)
     write_bytes(Path(out), report_html(stats, title=f"longtail dataset {Path(root).name}").encode())

@@ -5,23 +5,33 @@ with its sha256, and nothing unlisted sits in the frame folders; every frame's f
 and decode at the camera's size; each object's box, area, RLE and depth agree with the instance
 PNG; every instance id has an object; semantic ids are known classes; coco.json agrees with the
 frame records. A bad dataset gives findings, never an exception.
+
+A sharded dataset (``longtail.shards``: a directory with ``shards.json``) gets the same per-frame
+checks on the bytes of each sample, after its own outer ones: every shard and shard COCO file
+listed with its sha256, the samples a shard holds (count, keys, members), and each shard's COCO
+file against the records of its frames.
 """
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
 import numpy as np
+from PIL import Image
 from pycocotools import mask as mask_utils
 
-from longtail.atomic import read_png, sha256_file
+from longtail.atomic import sha256_file
 from longtail.dataset import FRAME_KINDS, IMAGE_LAYOUT, MANIFEST, Manifest, frame_files
 from longtail.depth import decode_depth
 from longtail.errors import DatasetError, InputError
 from longtail.readers import load_json
-from longtail.records import read_record
+from longtail.records import parse_record
+from longtail.shards import (MEMBER, MEMBERS, SHARDS, HashingFile, ShardEntry, ShardManifest, is_shard_file,
+                             is_sharded, load_shard_manifest, sample_key, stream_samples)
 from longtail.labelers.annotate import tight_box
 from longtail.classes import CLASSES, class_by_id, get_class
 
@@ -43,31 +53,134 @@ class Finding:
         return f"{self.path}: {self.problem}"
 
 
+# (kind, the path the frame record gives) -> (name for findings, the file's bytes), or the Finding
+# that the file is missing or unreadable
+ImageSource = Callable[[str, str], "tuple[str, bytes] | Finding"]
+# rgb path -> (frame record name, record): the frames a COCO file is checked against
+Records = dict[str, tuple[str, dict]]
+
+
 def verify_dataset(root: Path) -> list[Finding]:
     """Every problem found in the dataset at ``root``, sorted; empty if it is sound."""
     root = Path(root)
     if not root.is_dir():
         return [Finding(".", f"{root}: {'not a directory' if root.exists() else 'no such directory'}")]
+    if is_sharded(root):
+        return verify_shards(root)
     try:
         manifest = Manifest.load(root)
     except DatasetError as e:
         return [Finding(MANIFEST, e.problem)]
     findings = check_manifest_files(root, manifest)
-    records: dict[str, tuple[str, dict]] = {}  # rgb path -> (labels path, record), for the COCO check
+    records: Records = {}
+    image = _folder_images(root)
     for index in range(manifest.frame_count):
         rel = frame_files(index)["labels"]
-        record, problems = _read_record(root, rel, index)
-        findings += problems
-        if record is None:
-            continue
-        try:
-            findings += frame_findings(root, rel, record, index)
-            records[record["files"]["rgb"]] = (rel, record)
-        except MALFORMED as e:
-            # a record of another shape: say so once rather than guess at every field
-            findings.append(Finding(rel, f"malformed frame record ({type(e).__name__}: {e})"))
+        findings += _frame(rel, _folder_file(root, rel), index, image, records)
     findings += check_coco(root, records)
     return sorted(set(findings))
+
+
+def _folder_file(root: Path, rel: str) -> bytes | Finding:
+    path = root / rel
+    if not path.is_file():
+        return Finding(rel, "missing")
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        return Finding(rel, f"unreadable ({e.strerror})")
+
+
+def _folder_images(root: Path) -> ImageSource:
+    def image(kind: str, ref: str) -> tuple[str, bytes] | Finding:
+        raw = _folder_file(root, ref)
+        return raw if isinstance(raw, Finding) else (ref, raw)
+    return image
+
+
+def _frame(rel: str, raw: bytes | Finding, index: int, image: ImageSource, records: Records) -> list[Finding]:
+    """Findings of frame ``index``, whose record ``rel`` holds ``raw``; adds the record to ``records``."""
+    if isinstance(raw, Finding):
+        return [raw]
+    try:
+        record = parse_record(raw, rel, index)
+    except DatasetError as e:
+        return [Finding(rel, f"malformed frame record: {e.field}: {e.problem}" if e.field else e.problem)]
+    try:
+        out = frame_findings(rel, record, index, image)
+        records[record["files"]["rgb"]] = (rel, record)
+    except MALFORMED as e:
+        # a record of another shape: say so once rather than guess at every field
+        out = [Finding(rel, f"malformed frame record ({type(e).__name__}: {e})")]
+    return out
+
+
+# --- a sharded dataset ---------------------------------------------------------------------------
+
+def verify_shards(root: Path) -> list[Finding]:
+    """Every problem found in the shard set at ``root``, sorted; empty if it is sound. Reads each
+    shard once, front to back, holding one sample at a time (and one shard's frame records for
+    its COCO check)."""
+    root = Path(root)
+    try:
+        m = load_shard_manifest(root)
+    except DatasetError as e:
+        return [Finding(SHARDS, f"{e.field}: {e.problem}" if e.field else e.problem)]
+    listed = {name for e in m.shards for name in (e.name, e.coco)}
+    findings = [Finding(p.name, f"not listed in {SHARDS}") for p in sorted(root.iterdir())
+                if is_shard_file(p.name) and p.name not in listed]
+    for k, entry in enumerate(m.shards):
+        findings += _shard_findings(root, m, k, entry)
+    return sorted(set(findings))
+
+
+def _shard_findings(root: Path, m: ShardManifest, k: int, entry: ShardEntry) -> list[Finding]:
+    frames = m.frames(k)
+    records: Records = {}
+    out = _check_checksum(root, entry.coco, entry.coco_sha256)
+    try:
+        fh = open(root / entry.name, "rb")
+    except OSError as e:
+        return out + [Finding(entry.name, "missing" if isinstance(e, FileNotFoundError) else
+                              f"unreadable ({e.strerror})")]
+    n, broken = 0, False
+    with fh:
+        reader = HashingFile(fh)
+        try:
+            for n, (key, members) in enumerate(stream_samples(reader, entry.name), 1):
+                if n <= len(frames):
+                    out += _sample_findings(entry.name, key, members, frames[n - 1], records)
+        except DatasetError as e:
+            broken = True
+            out.append(Finding(entry.name, f"{e.field}: {e.problem}" if e.field else e.problem))
+        except OSError as e:
+            broken = True
+            out.append(Finding(entry.name, f"unreadable ({e.strerror})"))
+        sha = reader.drain()
+    if sha != entry.sha256:
+        out.append(Finding(entry.name, f"sha256 mismatch: file {sha[:12]}..., {SHARDS} {entry.sha256[:12]}..."))
+    if n != len(frames) and not broken:
+        out.append(Finding(entry.name, f"holds {n} samples, {SHARDS} lists {len(frames)}"))
+    return out + check_coco(root, records, entry.coco)
+
+
+def _sample_findings(shard: str, key: str, members: dict[str, bytes], index: int, records: Records) -> list[Finding]:
+    """Findings of one sample of ``shard``, which should be frame ``index``."""
+    prefix = f"{shard}/{key}"
+    want = sample_key(index)
+    out = [] if key == want else [Finding(prefix, f"key {key!r}; this sample of the shard is frame {index}, "
+                                                  f"key {want!r}")]
+    out += [Finding(f"{prefix}.{s}", "missing") for s in MEMBERS if s not in members]
+    out += [Finding(f"{prefix}.{s}", "not a member of a longtail sample") for s in sorted(members) if s not in MEMBERS]
+
+    def image(kind: str, ref: str) -> tuple[str, bytes] | Finding:
+        name = f"{prefix}.{MEMBER[kind]}"
+        data = members.get(MEMBER[kind])
+        return Finding(name, "missing") if data is None else (name, data)
+
+    rel = f"{prefix}.{MEMBER['labels']}"
+    raw = members.get(MEMBER["labels"])
+    return out + _frame(rel, Finding(rel, "missing") if raw is None else raw, index, image, records)
 
 
 # --- the manifest and the files on disk ----------------------------------------------------------
@@ -113,20 +226,11 @@ def _inside(rel: str) -> bool:
     return bool(rel) and not p.is_absolute() and ".." not in p.parts and "\\" not in rel
 
 
-def _read_record(root: Path, rel: str, index: int) -> tuple[dict | None, list[Finding]]:
-    path = root / rel
-    if not path.is_file():
-        return None, [Finding(rel, "missing")]
-    try:
-        return read_record(path, index), []
-    except DatasetError as e:
-        return None, [Finding(rel, f"malformed frame record: {e.field}: {e.problem}" if e.field else e.problem)]
-
-
 # --- one frame -----------------------------------------------------------------------------------
 
-def frame_findings(root: Path, rel: str, record: dict, index: int) -> list[Finding]:
-    """Findings for frame ``index``, whose record was read from ``rel``.
+def frame_findings(rel: str, record: dict, index: int, image: ImageSource) -> list[Finding]:
+    """Findings for frame ``index``, whose record was read from ``rel``; ``image`` gives the bytes
+    of its images (from a folder dataset's files or a shard's sample).
 
     Raises:
         KeyError, TypeError, ValueError, IndexError, AttributeError: a record of another shape.
@@ -140,10 +244,15 @@ def frame_findings(root: Path, rel: str, record: dict, index: int) -> list[Findi
             out.append(Finding(rel, f"files.{kind} is {ref!r}, expected {frame_files(index)[kind]!r}"))
         if not isinstance(ref, str) or not _inside(ref):
             continue
-        array, problems = read_frame_image(root, ref, kind, width, height)
+        got = image(kind, ref)
+        if isinstance(got, Finding):
+            out.append(got)
+            continue
+        name, raw = got
+        array, problems = decode_frame_image(name, raw, kind, width, height)
         out += problems
         if array is not None:
-            images[kind] = (ref, array)
+            images[kind] = (name, array)
     objects = record["objects"]
     for oid, n in sorted(Counter(o["id"] for o in objects).items()):
         if n > 1:
@@ -157,14 +266,13 @@ def frame_findings(root: Path, rel: str, record: dict, index: int) -> list[Findi
     return out
 
 
-def read_frame_image(root: Path, rel: str, kind: str, width: int,
-                     height: int) -> tuple[np.ndarray | None, list[Finding]]:
-    """The decoded image ``rel`` of ``kind`` if it has the expected dtype, channels and size."""
-    path = root / rel
-    if not path.is_file():
-        return None, [Finding(rel, "missing")]
+def decode_frame_image(rel: str, raw: bytes, kind: str, width: int,
+                       height: int) -> tuple[np.ndarray | None, list[Finding]]:
+    """The decoded image ``rel`` (the file's bytes ``raw``) of ``kind`` if it has the expected
+    dtype, channels and size."""
     try:
-        array = read_png(path)
+        with Image.open(io.BytesIO(raw)) as img:
+            array = np.array(img)
     except Exception as e:  # noqa: BLE001 -- PIL raises many types for a damaged file; all mean "broken"
         return None, [Finding(rel, f"does not decode as PNG ({type(e).__name__}: {e})")]
     dtype, channels = IMAGE_KINDS[kind]
@@ -255,24 +363,25 @@ def _fmt(bbox: list[float] | None) -> str:
 
 # --- coco.json -----------------------------------------------------------------------------------
 
-def check_coco(root: Path, records: dict[str, tuple[str, dict]]) -> list[Finding]:
-    """Findings for coco.json against the frame records (rgb path -> (labels path, record)).
+def check_coco(root: Path, records: Records, rel: str = COCO) -> list[Finding]:
+    """Findings for the COCO file ``rel`` (coco.json, or a shard's) against the frame records
+    (rgb path -> (labels path, record)).
 
-    A missing coco.json is left to the manifest checks: an incomplete dataset has none yet.
+    A missing file is left to the manifest checks: an incomplete dataset has no coco.json yet.
     """
-    if not (root / COCO).is_file():
+    if not (root / rel).is_file():
         return []
     try:
-        coco = load_json(root / COCO)
+        coco = load_json(root / rel)
     except InputError as e:
-        return [Finding(COCO, e.problem)]
+        return [Finding(rel, e.problem)]
     try:
-        return [Finding(COCO, p) for p in coco_problems(coco, records)]
+        return [Finding(rel, p) for p in coco_problems(coco, records)]
     except MALFORMED as e:
-        return [Finding(COCO, f"malformed COCO file ({type(e).__name__}: {e})")]
+        return [Finding(rel, f"malformed COCO file ({type(e).__name__}: {e})")]
 
 
-def coco_problems(coco: dict, records: dict[str, tuple[str, dict]]) -> list[str]:
+def coco_problems(coco: dict, records: Records) -> list[str]:
     """Duplicate ids and names, and images and annotations that disagree with the frame records."""
     images, annotations = coco["images"], coco["annotations"]
     out = _duplicates("image id", [im["id"] for im in images])

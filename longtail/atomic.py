@@ -12,8 +12,9 @@ import hashlib
 import io
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 from PIL import Image
@@ -30,6 +31,22 @@ def write_bytes(path: Path, data: bytes) -> str:
         fh.write(data)
     os.replace(tmp, path)
     return hashlib.sha256(data).hexdigest()
+
+
+@contextmanager
+def open_atomic(path: Path) -> Iterator[BinaryIO]:
+    """A binary file to stream ``path``'s content into: renamed into place when the block ends,
+    removed if it raises (for files too large to hold as one ``bytes``, e.g. tar shards)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
+    try:
+        with open(tmp, "wb") as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def json_bytes(obj: Any) -> bytes:

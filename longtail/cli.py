@@ -81,14 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also render frame 0 of every scenario (boxes drawn: red = the rare event) into one image")
     ls.add_argument("--seed", type=_seed, default=0, metavar="S", help="seed for the contact sheet (default 0)")
 
-    ex = sub.add_parser("export", help="export a dataset to COCO, KITTI, YOLO or Cityscapes",
+    ex = sub.add_parser("export", help="export a dataset to COCO, KITTI, YOLO, Cityscapes or WebDataset shards",
                         description="Write a rendered dataset in a standard format. Objects of kept classes that "
                         "fail the filters become ignore regions (COCO iscrowd, KITTI DontCare, Cityscapes "
-                        "instance-less pixels; YOLO has none, so they are left out).")
-    ex.add_argument("dir", type=Path, metavar="DIR", help="a complete longtail dataset")
+                        "instance-less pixels; YOLO has none, so they are left out). webdataset: tar shards, one "
+                        "sample per frame holding its files as they are, a COCO file per shard and shards.json "
+                        "(written last); rerunning the same command resumes an interrupted export.")
+    ex.add_argument("dir", type=Path, metavar="DIR", help="a complete longtail dataset (or, except for webdataset, "
+                    "a shard set written by --format webdataset)")
     ex.add_argument("--out", required=True, type=Path, metavar="OUT",
-                    help="output directory: new, empty, or an earlier export of the same format (replaced)")
-    ex.add_argument("--format", required=True, choices=["coco", "kitti", "yolo", "cityscapes"], help="target format")
+                    help="output directory: new, empty, or an earlier export of the same format (replaced; "
+                    "webdataset: resumed)")
+    ex.add_argument("--format", required=True, choices=["coco", "kitti", "yolo", "cityscapes", "webdataset"],
+                    help="target format")
+    ex.add_argument("--shard-size", type=_positive_int, default=None, metavar="N",
+                    help="webdataset: frames per shard (default 1000)")
     ex.add_argument("--min-visible-px", type=int, default=1, metavar="N",
                     help="objects with fewer visible pixels become ignore regions (default 1)")
     ex.add_argument("--max-occlusion", type=float, default=1.0, metavar="X",
@@ -220,11 +227,31 @@ def _cmd_render(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from longtail.labelers.export import ExportFilter, export_dataset
 
+    if args.format == "webdataset":
+        return _export_shards(args)
+    if args.shard_size is not None:
+        raise InputError("--shard-size", None, "applies to --format webdataset only")
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None
     flt = ExportFilter(min_visible_px=args.min_visible_px, max_occlusion=args.max_occlusion, classes=classes)
     res = export_dataset(args.dir, args.out, args.format, flt)
     print(f"{res['out']}: {args.format} export of {res['images']} images, {res['objects']} objects, "
           f"{res['ignored']} ignore regions")
+    return EXIT_OK
+
+
+def _export_shards(args: argparse.Namespace) -> int:
+    from longtail.labelers.shard_export import export_shards
+    from longtail.shards import DEFAULT_SHARD_SIZE
+
+    for flag, given in (("--min-visible-px", args.min_visible_px != 1), ("--max-occlusion", args.max_occlusion != 1.0),
+                        ("--classes", args.classes is not None)):
+        if given:
+            raise InputError(flag, None, "does not apply to --format webdataset: shards hold every frame's files "
+                             "as they are")
+    res = export_shards(args.dir, args.out, args.shard_size or DEFAULT_SHARD_SIZE)
+    reused = f", {res['reused']} already done" if res["reused"] else ""
+    print(f"{res['out']}: webdataset export of {res['samples']} frames in {res['shards']} shards of "
+          f"{res['shard_size']} ({res['written']} written{reused})")
     return EXIT_OK
 
 
