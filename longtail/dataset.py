@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -56,6 +56,25 @@ def frame_files(index: int) -> dict[str, str]:
     return {kind: f"{kind}/{index:06d}.{ext}" for kind, ext in FRAME_KINDS.items()}
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_format_json(path: Path, what: str, fmt: str, model: type[M], other: str) -> M:
+    """A JSON file whose ``format`` field must be ``fmt``, validated by ``model``; DatasetError naming
+    the file and field otherwise (``other``: what a file of another format is)."""
+    try:
+        data = load_json(path, what)
+    except InputError as e:
+        raise DatasetError(e.source, e.field, e.problem) from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise DatasetError(str(path), "format", f"expected {fmt!r}; {other}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        bad = validation_message(str(path), err)
+        raise DatasetError(bad.source, bad.field, bad.problem) from None
+
+
 @dataclass
 class Manifest:
     scenario: dict
@@ -87,17 +106,7 @@ class Manifest:
     def load(cls, root: Path) -> "Manifest":
         """The manifest of the dataset at ``root``; DatasetError naming the field otherwise."""
         path = Path(root) / MANIFEST
-        try:
-            data = load_json(path, "longtail manifest")
-        except InputError as e:
-            raise DatasetError(e.source, e.field, e.problem) from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise DatasetError(str(path), "format", f"expected {FORMAT!r}; this directory holds another dataset")
-        try:
-            m = ManifestFile.model_validate(data)
-        except ValidationError as err:
-            bad = validation_message(str(path), err)
-            raise DatasetError(bad.source, bad.field, bad.problem) from None
+        m = load_format_json(path, "longtail manifest", FORMAT, ManifestFile, "this directory holds another dataset")
         return cls(scenario=m.scenario, scenario_digest=m.scenario_digest, seed=m.seed, frame_count=m.frame_count,
                    sequence=m.sequence, files=dict(m.files), complete=m.complete,
                    longtail_version=m.longtail_version)

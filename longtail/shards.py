@@ -34,12 +34,11 @@ import tarfile
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Callable, Iterable, Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from longtail.atomic import open_atomic
-from longtail.dataset import MAX_FRAMES
-from longtail.errors import DatasetError, InputError
-from longtail.readers import load_json, validation_message
+from longtail.dataset import MAX_FRAMES, load_format_json
+from longtail.errors import DatasetError
 from longtail.records import parse_record
 
 SHARDS = "shards.json"
@@ -179,17 +178,7 @@ def load_shard_manifest(root: Path, partial: bool = False) -> ShardManifest:
     if not partial and not path.is_file() and (root / PARTIAL).is_file():
         raise DatasetError(str(path), None, "missing: the export of these shards did not finish; rerun the same "
                            "export command to complete it")
-    try:
-        data = load_json(path, "shard manifest")
-    except InputError as e:
-        raise DatasetError(e.source, e.field, e.problem) from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise DatasetError(str(path), "format", f"expected {FORMAT!r}; this file is not a longtail shard manifest")
-    try:
-        m = ShardManifest.model_validate(data)
-    except ValidationError as err:
-        bad = validation_message(str(path), err)
-        raise DatasetError(bad.source, bad.field, bad.problem) from None
+    m = load_format_json(path, "shard manifest", FORMAT, ShardManifest, "this file is not a longtail shard manifest")
     problem = _layout_problem(m, partial)
     if problem is not None:
         raise DatasetError(str(path), *problem)
