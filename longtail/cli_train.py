@@ -48,6 +48,19 @@ def add_commands(sub, positive_int, seed) -> None:
                    "real images on the fly, standing on --camera's ground plane, before --augment's weather")
     t.add_argument("--insert-p", type=float, default=0.5, metavar="P",
                    help="share of real images that get actors (default 0.5)")
+    t.add_argument("--order", choices=["epochs", "stream"],
+                   help="epochs (folders' default): each epoch a fresh permutation of all frames; stream (the "
+                   "only order of a shard set, --data wds:PATH): shards in a seeded order per epoch, split across "
+                   "--workers (and nodes), each worker's through a --shuffle-buffer. A folder in stream order "
+                   "draws, step for step, what its shards (--shard-size) stream, so both train the same")
+    t.add_argument("--shuffle-buffer", type=positive_int, metavar="N",
+                   help="stream order: samples each worker's shuffle buffer holds (default 1000)")
+    t.add_argument("--workers", type=int, metavar="N",
+                   help="stream order: data-loader processes reading the shards, each its own stream; part of "
+                   "the order, so fixed, never the machine's core count (default 2; 0 reads in this process)")
+    t.add_argument("--shard-size", type=positive_int, metavar="N",
+                   help="a folder in stream order: the shard size of the export whose stream it follows "
+                   "(default 1000, the export's)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--dry-run", action="store_true",
                    help="only open and check every --data source (labels, and every image's header against the "
@@ -145,7 +158,8 @@ def _named(specs: list[str]) -> dict[str, str]:
         if sep and ":" not in head and "/" not in head:
             name, ds = head, rest
         else:
-            name, ds = ("synthetic" if spec.split(":", 1)[0] in ("longtail", "synthetic") else "real"), spec
+            name, ds = ("synthetic" if spec.split(":", 1)[0] in ("longtail", "synthetic", "wds", "webdataset")
+                        else "real"), spec
         base, k = name, 2
         while name in out:
             name, k = f"{base}{k}", k + 1
@@ -174,20 +188,91 @@ def _camera(args):
     return GroundPrior(spec=spec), None
 
 
-def cmd_train(args) -> int:
-    from tqdm import tqdm
+def _augment(args, prior):
+    """--augment's weather stage (or None)."""
+    if not args.augment:
+        return None
+    from longtail.train.weather import WeatherAugment
 
-    from longtail.train.checkpoint import load_init
+    return WeatherAugment(tuple(args.augment.split(",")), p=args.augment_p, prior=prior)
+
+
+def _shard_set(spec: str) -> Path | None:
+    """The path of a --data spec naming a WebDataset shard set (``wds:PATH``, or a directory
+    holding shards.json), else None."""
+    from longtail.train.datasets import detect_kind, parse_spec
+
+    kind, path = parse_spec(spec)
+    if kind is None and path.is_dir():
+        kind = detect_kind(path)
+    return path if kind == "wds" else None
+
+
+def _stream_options(args, stream: bool) -> None:
+    """Refuse the stream-order options where they do not apply."""
+    if not stream:
+        for flag, value in (("--shuffle-buffer", args.shuffle_buffer), ("--workers", args.workers),
+                            ("--shard-size", args.shard_size)):
+            if value is not None:
+                raise InputError(flag, None, "applies to --order stream (and shard sets) only")
+    if args.workers is not None and args.workers < 0:
+        raise InputError("--workers", None, f"expected an integer >= 0, got {args.workers}")
+
+
+def _train_stream(args, shards: Path, augment):
+    """The batches of a run on a shard set, streamed (``longtail.train.stream``)."""
+    from longtail.train.stream import StreamBatches, check_shards
+    from longtail.train.stream_order import DEFAULT_BUFFER, DEFAULT_WORKERS
+
+    if len(args.data) > 1:
+        raise InputError("--data", None, "a shard set (wds:PATH) streams alone; to mix, give the folder datasets")
+    if args.order == "epochs":
+        raise InputError("--order", None, "epochs need random access; a shard set streams in stream order only")
+    if args.shard_size is not None:
+        raise InputError("--shard-size", None, "a shard set's comes from its shards.json")
+    if args.insert:
+        raise InputError("--insert", None, "needs a real dataset (coco, kitti, yolo, mot) among --data")
+    _stream_options(args, True)
+    if args.dry_run:
+        found = check_shards(shards)
+        print(f"synthetic: wds {shards}: {found['images']} images in {found['shards']} shards, every sha256 and "
+              "record checked")
+        return None
+    return StreamBatches(shards, args.steps, args.batch, args.seed,
+                         DEFAULT_BUFFER if args.shuffle_buffer is None else args.shuffle_buffer,
+                         DEFAULT_WORKERS if args.workers is None else args.workers, augment)
+
+
+def _stream_sampler(args, dataset):
+    """--order stream over one random-access dataset: the order its shards would stream in."""
+    from longtail.shards import DEFAULT_SHARD_SIZE
+    from longtail.train.stream import node_info
+    from longtail.train.stream_order import DEFAULT_BUFFER, DEFAULT_WORKERS, StreamSampler, StreamSpec
+
+    rank, nodes = node_info()
+    spec = StreamSpec(len(dataset), args.shard_size or DEFAULT_SHARD_SIZE, args.seed,
+                      DEFAULT_BUFFER if args.shuffle_buffer is None else args.shuffle_buffer,
+                      DEFAULT_WORKERS if args.workers is None else args.workers, rank, nodes)
+    return StreamSampler(spec, args.steps, args.batch)
+
+
+def cmd_train(args) -> int:
     from longtail.train.datasets import open_dataset
-    from longtail.train.engine import SampledBatches, train
-    from longtail.train.models import ModelSpec
+    from longtail.train.engine import SampledBatches
     from longtail.train.batching import parse_shares
 
     specs = _named(args.data)
+    shards = [p for p in map(_shard_set, specs.values()) if p is not None]
+    if shards:
+        data = _train_stream(args, shards[0], _augment(args, _camera(args)[0]))
+        return 0 if data is None else _train(args, specs, data)
+    _stream_options(args, args.order == "stream")
     datasets = {name: open_dataset(ds) for name, ds in specs.items()}
     prior, plate = _camera(args)
     if args.insert and all(ds.kind == "longtail" for ds in datasets.values()):
         raise InputError("--insert", None, "needs a real dataset (coco, kitti, yolo, mot) among --data")
+    if args.order == "stream" and len(datasets) > 1:
+        raise InputError("--order", None, "stream order draws from one dataset; mixes draw in epochs")
     if args.dry_run:
         from longtail.train.entries import check_images
 
@@ -206,23 +291,34 @@ def cmd_train(args) -> int:
         scenario = load_scenario(args.insert)
         inserter = Inserter(scenario, ActorBank(scenario), prior, p=args.insert_p, plate=plate)
         insert = {name: inserter for name, ds in datasets.items() if ds.kind != "longtail"}
-    augment = None
-    if args.augment:
-        from longtail.train.weather import WeatherAugment
-
-        augment = WeatherAugment(tuple(args.augment.split(",")), p=args.augment_p, prior=prior)
-    classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None
-    spec = ModelSpec(name=args.model, img_size=tuple(args.img_size) if args.img_size else None,
-                     classes=classes or ModelSpec.classes)  # the field's default when none are given
+    augment = _augment(args, prior)
     if len(datasets) == 1:
         if args.mix:
             raise InputError("--mix", None, "needs two or more --data")
-        data = SampledBatches.single(next(iter(datasets.values())), args.steps, args.batch, args.seed, augment,
-                                     next(iter(insert.values())) if insert else None)
+        dataset = next(iter(datasets.values()))
+        ins = next(iter(insert.values())) if insert else None
+        if args.order == "stream":
+            data = SampledBatches({"data": dataset}, _stream_sampler(args, dataset), {"data": augment} if augment
+                                  else None, {"data": ins} if ins else None)
+        else:
+            data = SampledBatches.single(dataset, args.steps, args.batch, args.seed, augment, ins)
     else:
         shares = parse_shares(args.mix) if args.mix else {n: 1.0 / len(datasets) for n in datasets}
         data = SampledBatches.mixed(datasets, shares, args.steps, args.batch, args.seed,
                                     {n: augment for n in datasets} if augment else None, insert)
+    return _train(args, specs, data)
+
+
+def _train(args, specs: dict[str, str], data) -> int:
+    from tqdm import tqdm
+
+    from longtail.train.checkpoint import load_init
+    from longtail.train.engine import train
+    from longtail.train.models import ModelSpec
+
+    classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None
+    spec = ModelSpec(name=args.model, img_size=tuple(args.img_size) if args.img_size else None,
+                     classes=classes or ModelSpec.classes)  # the field's default when none are given
     model = spec.build(args.seed)
     if args.init:
         load_init(model, args.init)

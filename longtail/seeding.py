@@ -34,6 +34,10 @@ SAMPLER_ORDER = 2
 TRAIN_FLIP = 11
 TRAIN_TORCH = 12
 TRAIN_AUGMENT = 13
+# training from shards (``train.stream_order``): [run seed, epoch, STREAM_SHARDS] the epoch's shard
+# order, [run seed, epoch, STREAM_BUFFER, node rank, worker] each stream's shuffle buffer
+STREAM_SHARDS = 14
+STREAM_BUFFER = 15
 
 
 def frame_rng(seed: int, index: int) -> np.random.Generator:

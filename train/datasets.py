@@ -4,6 +4,10 @@
 - ``CocoDataset``, ``KittiDataset``, ``YoloDataset``, ``MotDataset``: real data in standard
   formats (``longtail.train.real``), class names mapped onto longtail's;
 - ``open_dataset("KIND:PATH")`` or ``open_dataset("PATH")`` (format detected).
+
+A WebDataset shard set (``wds:PATH``, ``longtail export --format webdataset``) is known here by
+kind, but it streams (``longtail.train.stream``, ``longtail train`` only): opening it for random
+access is refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from longtail.errors import InputError
+from longtail.shards import SHARDS
 from longtail.classes import get_class
 from longtail.labelers.export import load_records
 from longtail.labelers.export_base import ExportFilter, object_role
@@ -44,22 +49,23 @@ class SyntheticDataset(DetectionDataset):
 
     def __init__(self, path: Path, flt: ExportFilter = ExportFilter(), tags: Path | None = None):
         root = Path(path)
-        entries = [self._entry(root, rec, flt) for rec in load_records(root)]
+        entries = [record_entry(root, rec, flt) for rec in load_records(root)]
         if tags is not None:
             apply_tags(entries, load_tags(Path(tags)), root, str(tags))
         super().__init__(str(root), entries, Counter())
 
-    @staticmethod
-    def _entry(root: Path, rec: dict, flt: ExportFilter) -> Entry:
-        roles = [(object_role(o, flt), o) for o in rec["objects"]]
-        objs = [(role, o) for role, o in roles if role is not None]
-        return make_entry(
-            root / rec["files"]["rgb"], rec["camera"]["width"], rec["camera"]["height"], rec["frame"] + 1,
-            boxes=[o["bbox"] for _, o in objs], labels=[get_class(o["class"]).id for _, o in objs],
-            iscrowd=[int(role == "ignore") for role, _ in objs], area=[o["area"] for _, o in objs],
-            conditions=categorical(rec["attributes"]), difficulty=[o.get("kitti_difficulty") for _, o in objs],
-            depth=root / rec["files"]["depth"] if "depth" in rec["files"] else None,
-            camera={k: rec["camera"][k] for k in ("K", "world_from_camera")})
+
+def record_entry(root: Path, rec: dict, flt: ExportFilter) -> Entry:
+    """The Entry of a longtail frame record, its files under ``root`` (see ``SyntheticDataset``)."""
+    roles = [(object_role(o, flt), o) for o in rec["objects"]]
+    objs = [(role, o) for role, o in roles if role is not None]
+    return make_entry(
+        root / rec["files"]["rgb"], rec["camera"]["width"], rec["camera"]["height"], rec["frame"] + 1,
+        boxes=[o["bbox"] for _, o in objs], labels=[get_class(o["class"]).id for _, o in objs],
+        iscrowd=[int(role == "ignore") for role, _ in objs], area=[o["area"] for _, o in objs],
+        conditions=categorical(rec["attributes"]), difficulty=[o.get("kitti_difficulty") for _, o in objs],
+        depth=root / rec["files"]["depth"] if "depth" in rec["files"] else None,
+        camera={k: rec["camera"][k] for k in ("K", "world_from_camera")})
 
 
 def _is_longtail(p: Path) -> bool:
@@ -91,10 +97,12 @@ DETECTORS: tuple[tuple[str, Callable[[Path], object]], ...] = (
     ("mot", lambda p: p.is_dir() and is_mot_dir(p)),
     ("coco", _coco_json),
     ("yolo", _yolo_yaml),
+    ("wds", lambda p: p.is_dir() and (p / SHARDS).is_file()),
 )
 EXPECTED = ("a longtail dataset dir (manifest.json), kitti (image_2/ + label_2/), mot (img1/ + gt/gt.txt), "
-            "coco (a .json with images and annotations, or a dir with labels.json), yolo (data.yaml)")
-ALIASES = {"synthetic": "longtail"}
+            "coco (a .json with images and annotations, or a dir with labels.json), yolo (data.yaml), "
+            "wds (a shard set: shards.json)")
+ALIASES = {"synthetic": "longtail", "webdataset": "wds"}
 
 
 def list_kinds() -> list[str]:
@@ -137,6 +145,11 @@ def _open_yolo(path: Path, classes, tags, split, flt) -> DetectionDataset:
     return YoloDataset(yaml_path, split, classes, tags)
 
 
+def _refuse_shards(path: Path, classes, tags, split, flt) -> DetectionDataset:
+    raise InputError(str(path), None, "a WebDataset shard set streams, in `longtail train --data wds:PATH` only; "
+                     "this reads frames by index: give the folder dataset the shards were exported from")
+
+
 # kind -> opener(path, classes, tags, split, flt)
 OPENERS: dict[str, Callable[..., DetectionDataset]] = {
     "longtail": lambda path, classes, tags, split, flt: SyntheticDataset(path, flt, tags),
@@ -144,6 +157,7 @@ OPENERS: dict[str, Callable[..., DetectionDataset]] = {
     "mot": lambda path, classes, tags, split, flt: MotDataset(path, classes, tags),
     "coco": _open_coco,
     "yolo": _open_yolo,
+    "wds": _refuse_shards,
 }
 
 

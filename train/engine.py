@@ -35,6 +35,7 @@ from longtail.train.classmap import LabelSpace
 from longtail.train.models import ModelSpec
 from longtail.train.entries import DetectionDataset, Entry
 from longtail.train.batching import MixedSampler, StagedSampler
+from longtail.train.stream_order import StreamSampler
 
 RUN_FILE = "run.json"
 CHECKPOINT = "checkpoint.pt"
@@ -121,15 +122,48 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+class Batches(Protocol):
+    """What ``train`` draws its steps from: ``SampledBatches`` (random access to datasets) or
+    ``stream.StreamBatches`` (a shard set read front to back)."""
+
+    @property
+    def augment(self) -> Mapping[str, Augment]:
+        """Source name -> the augmentation its images get (empty: none)."""
+
+    @property
+    def steps(self) -> int: ...
+
+    def stage(self, step: int) -> int: ...
+
+    def pairs(self, step: int) -> list[tuple[str, int]]:
+        """The (source, index) pairs of step ``step``."""
+
+    def load(self, pairs: list[tuple[str, int]], rng: np.random.Generator | None = None
+             ) -> list[tuple[torch.Tensor, dict]]:
+        """The samples of the pairs ``pairs(step)`` gave; called once per step, steps in order."""
+
+    def describe(self) -> dict: ...
+
+    def position(self, step: int) -> dict | None:
+        """What a checkpoint after ``step`` steps keeps to resume the data (None: nothing)."""
+
+    def seek(self, step: int, position: dict | None) -> None:
+        """Continue from ``step`` steps done; ``position``: what the checkpoint kept."""
+
+    def close(self) -> None:
+        """Let go of readers and worker processes."""
+
+
 class SampledBatches:
     """A sampler's (source, index) pairs, loaded from the named datasets.
 
     Args:
         datasets: source name -> dataset (the names the sampler's shares use).
-        sampler: a ``MixedSampler`` or ``StagedSampler`` over those sources.
+        sampler: a ``MixedSampler`` or ``StagedSampler`` over those sources (or a ``StreamSampler``
+            of one source named ``data``: a folder read in the order its shards stream in).
     """
 
-    def __init__(self, datasets: Mapping[str, DetectionDataset], sampler: MixedSampler | StagedSampler,
+    def __init__(self, datasets: Mapping[str, DetectionDataset], sampler: MixedSampler | StagedSampler | StreamSampler,
                  augment: Mapping[str, Augment] | None = None, insert: Mapping[str, Insert] | None = None):
         self.datasets = dict(datasets)
         self.sampler = sampler
@@ -187,6 +221,15 @@ class SampledBatches:
                 image, target["conditions"]["augment"] = fx(image, entry, rng, depth)
             out.append((image, target))
         return out
+
+    def position(self, step: int) -> dict | None:
+        return None  # every step's batch is a function of the step: nothing to keep
+
+    def seek(self, step: int, position: dict | None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
     def describe(self) -> dict:
         out = {"sampler": self.sampler.describe(), "datasets": {k: d.describe() for k, d in self.datasets.items()}}
@@ -291,7 +334,7 @@ def _seeded_torch(seed: int, step: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-def _run_record(spec: ModelSpec, data: SampledBatches, seed: int, cfg: TrainConfig, extra: dict | None) -> dict:
+def _run_record(spec: ModelSpec, data: Batches, seed: int, cfg: TrainConfig, extra: dict | None) -> dict:
     return {"spec": spec.to_json(), "data": data.describe(), "seed": seed, "config": asdict(cfg), **(extra or {})}
 
 
@@ -343,14 +386,15 @@ class RunResult:
     ema: dict
 
 
-def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: Ema) -> int:
-    """Load a run's checkpoint into model, optimizer and EMA; return the steps it had done."""
+def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: Ema) -> tuple[int, dict | None]:
+    """Load a run's checkpoint into model, optimizer and EMA; return the steps it had done and
+    the data position it kept."""
     ckpt = read_checkpoint(path)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])  # moves the state to the parameters' device
     for k, v in ckpt["ema"].items():
         ema.state[k].copy_(v)
-    return int(ckpt["step"])
+    return int(ckpt["step"]), ckpt.get("run", {}).get("data")
 
 
 def _optimize(model: nn.Module, optimizer: torch.optim.Optimizer, images: list, targets: list, cfg: TrainConfig,
@@ -369,7 +413,7 @@ def _optimize(model: nn.Module, optimizer: torch.optim.Optimizer, images: list, 
     return {k: v.detach() for k, v in losses.items()}
 
 
-def train(model: nn.Module, data: SampledBatches, steps: int | None = None, *, spec: ModelSpec, out_dir: Path,
+def train(model: nn.Module, data: Batches, steps: int | None = None, *, spec: ModelSpec, out_dir: Path,
           seed: int, device: str | torch.device = "cpu", config: TrainConfig = TrainConfig(), resume: bool = False,
           progress: Progress | None = None, run_info: dict | None = None) -> RunResult:
     """Train ``model`` for ``steps`` optimizer steps on ``data``, writing a run directory.
@@ -403,11 +447,16 @@ def train(model: nn.Module, data: SampledBatches, steps: int | None = None, *, s
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                   weight_decay=config.weight_decay)
     ema = Ema(model, config.ema_decay)
-    start = _restore(out / CHECKPOINT, model, optimizer, ema) if resume and (out / CHECKPOINT).exists() else 0
+    start, position = _restore(out / CHECKPOINT, model, optimizer, ema) if resume and (out / CHECKPOINT).exists() \
+        else (0, None)
+    try:
+        data.seek(start, position)
+    except InputError as e:  # the data cannot continue from what the checkpoint kept
+        raise InputError(str(out / CHECKPOINT), e.field, e.problem) from None
     _keep_metrics(out / METRICS, start)
     amp = config.amp and device.type == "cuda"
     last: dict = {}
-    with _deterministic(device.type == "cpu"), open(out / METRICS, "a") as log:
+    with contextlib.closing(data), _deterministic(device.type == "cpu"), open(out / METRICS, "a") as log:
         for step in range(start, steps):
             t0 = time.perf_counter()
             pairs = data.pairs(step)
@@ -431,8 +480,10 @@ def train(model: nn.Module, data: SampledBatches, steps: int | None = None, *, s
             log.write(json.dumps(last) + "\n")
             log.flush()
             if (step + 1) % config.checkpoint_every == 0 or step + 1 == steps:
+                kept = data.position(step + 1)
                 save_checkpoint(out / CHECKPOINT, spec=spec, step=step + 1, model=model.state_dict(), ema=ema.state,
-                                optimizer=optimizer.state_dict(), run={"seed": seed})
+                                optimizer=optimizer.state_dict(),
+                                run={"seed": seed, **({"data": kept} if kept is not None else {})})
             if progress:
                 progress(step + 1, steps, last)
     return RunResult(out, out / CHECKPOINT, max(start, steps), start, last, ema.state)

@@ -49,6 +49,7 @@ class Entry:
     difficulty: list | None = None
     depth: Path | None = None  # depth PNG (longtail frames); real images get a ground-plane prior
     camera: dict | None = None  # {"K", "world_from_camera"} where the source records its camera
+    depth_map: np.ndarray | None = None  # (H, W) float32 metres, decoded (a streamed frame has no depth file)
 
     @property
     def objects(self) -> int:
@@ -84,10 +85,24 @@ def categorical(attributes: dict) -> dict:
     return out
 
 
+def entry_target(e: Entry) -> dict:
+    """The target dict of an entry (see the module docstring; tensors are fresh copies)."""
+    t = {"boxes": torch.from_numpy(e.boxes.copy()), "labels": torch.from_numpy(e.labels.copy()),
+         "iscrowd": torch.from_numpy(e.iscrowd.copy()), "area": torch.from_numpy(e.area.copy()),
+         "image_id": e.image_id, "conditions": dict(e.conditions)}
+    if e.difficulty is not None:
+        t["difficulty"] = list(e.difficulty)
+    return t
+
+
+def image_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB pixels as the (3, H, W) uint8 tensor of a sample."""
+    return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
+
+
 def read_image(path: Path) -> torch.Tensor:
     """(3, H, W) uint8 RGB tensor of an image file (grey, palette and alpha are converted)."""
-    arr = read_rgb_image(Path(path), mode="RGB")
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+    return image_tensor(read_rgb_image(Path(path), mode="RGB"))
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -136,13 +151,7 @@ class DetectionDataset(torch.utils.data.Dataset):
 
     def target(self, i: int) -> dict:
         """Target dict of image ``i`` (tensors are fresh copies; no pixels are read)."""
-        e = self.entries[i]
-        t = {"boxes": torch.from_numpy(e.boxes.copy()), "labels": torch.from_numpy(e.labels.copy()),
-             "iscrowd": torch.from_numpy(e.iscrowd.copy()), "area": torch.from_numpy(e.area.copy()),
-             "image_id": e.image_id, "conditions": dict(e.conditions)}
-        if e.difficulty is not None:
-            t["difficulty"] = list(e.difficulty)
-        return t
+        return entry_target(self.entries[i])
 
     @property
     def objects(self) -> int:

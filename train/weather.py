@@ -106,6 +106,8 @@ def _prior(prior: GroundPrior, height: int, width: int) -> tuple[np.ndarray, Fra
 def depth_and_camera(entry: Entry, prior: GroundPrior) -> tuple[np.ndarray, FrameCamera]:
     """An image's depth (metres, inf = sky) and camera: recorded ones where the entry has them,
     else the ground-plane prior."""
+    if entry.depth_map is not None and entry.camera is not None:  # a streamed frame's, decoded
+        return entry.depth_map, FrameCamera.from_record(entry.camera)
     if entry.depth is not None and entry.camera is not None:
         return read_depth(entry.depth), FrameCamera.from_record(entry.camera)
     return prior.for_shape(entry.height, entry.width)
