@@ -41,7 +41,7 @@ from longtail.render.capture import Buffers, Renderer
 from longtail.render.weather.scene_weather import WeatherDraw, apply_scene_weather, draw_scene_weather
 from longtail.render.weather.visibility import frame_visibility
 from longtail.worlds.physics import Physics
-from longtail.worlds.sampler import rig_camera, sample
+from longtail.worlds.sampler import advance, rig_camera, sample
 from longtail.worlds.scene import Scene
 from longtail.worlds.scenario import Scenario
 
@@ -79,12 +79,14 @@ class Frame:
 
 @dataclass
 class Engines:
-    """The per-worker PyBullet clients: one for placement physics, two in the renderer; and the
-    last sampled scene, which the other cameras of a rig reuse."""
+    """The per-worker PyBullet clients: one for placement physics, one (two with EGL) in the
+    renderer; the last sampled scene, which the other cameras of a rig reuse; and the first step
+    of the last run of a sequence, which its later steps move on from."""
 
     renderer: Renderer
     physics: Physics
     last: tuple | None = None
+    run: tuple | None = None
 
     def __enter__(self) -> "Engines":
         self.renderer.__enter__()
@@ -106,9 +108,22 @@ def frame_scene(scenario: Scenario, seed: int, index: int, eng: Engines, sequenc
     frame, k = divmod(index, len(scenario.camera.names()))
     key = (scenario.digest(), seed, frame, sequence)
     if eng.last is None or eng.last[0] != key:
-        eng.last = (key, sample(scenario, seed, frame, eng.physics, sequence))
+        eng.last = (key, _sample_frame(scenario, seed, frame, eng, sequence))
     scene = eng.last[1]
     return scene.model_copy(update={"camera": rig_camera(scenario, scene.camera, k)}) if k else scene
+
+
+def _sample_frame(scenario: Scenario, seed: int, frame: int, eng: Engines, sequence: int) -> Scene:
+    """``sample`` of frame ``frame``. Without a ramp, the steps of a run are its first step
+    moved on (``advance``), which is what ``sample`` computes for each of them: the run is
+    placed (physics) once, not once a step."""
+    if sequence == 1 or scenario.ramp is not None:
+        return sample(scenario, seed, frame, eng.physics, sequence)
+    run, step = divmod(frame, sequence)
+    key = (scenario.digest(), seed, run, sequence)
+    if eng.run is None or eng.run[0] != key:
+        eng.run = (key, sample(scenario, seed, run * sequence, eng.physics, sequence))
+    return advance(eng.run[1], step).model_copy(update={"index": frame})
 
 
 @dataclass

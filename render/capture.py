@@ -7,9 +7,9 @@ truncation); ``finish`` anti-aliases the image once the weather stage has run.
         image = <weather stage>(buf.image, ...)   # render.weather.scene_weather
         rgb = r.finish(buf, image)                # anti-aliasing, uint8
 
-``longtail.pipeline.render_scene`` runs the flow. A Renderer owns two PyBullet DIRECT clients (the
-world, and an empty one for rendering actors alone); nothing is global, so each worker of a
-process pool holds its own.
+``longtail.pipeline.render_scene`` runs the flow. A Renderer owns a PyBullet DIRECT client for the
+world (and, with the EGL backend, an empty one for rendering actors alone); nothing is global, so
+each worker of a process pool holds its own.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from longtail._pybullet import p
@@ -30,7 +31,7 @@ from longtail.render.plate import composite
 from longtail.render.sky import sky_colors, sky_image
 from longtail.render.weather.scene_weather import changes_frame
 from longtail.worlds.plates import load_plate_cached
-from longtail.worlds.build import World, build, build_actor, static_parts
+from longtail.worlds.build import World, build, build_actor, pose_actors, static_parts
 from longtail.worlds.scene import Actor, Camera, Scene
 
 ALONE_MARGIN_PX = 2
@@ -130,6 +131,10 @@ def alone_crop(actor: Actor, camera: Camera) -> tuple[int, int, int, int] | None
 
 
 LIGHTS = frozenset(EMISSIVE)  # colours the night finds lamps and lit windows by: never randomised
+# what of a Scene makes its PyBullet world (``worlds.build``), less the actors' poses: frames that
+# share these (the cameras of a rig, the steps of a run, a weather ramp) share the world
+WORLD_FIELDS: dict[str, Any] = {"layout": True, "randomization": True,
+                                "actors": {"__all__": {"id", "asset", "cls", "size", "color", "variant"}}}
 
 
 def exposure_gain(scene: Scene) -> np.float32:
@@ -167,28 +172,47 @@ class Renderer:
         self.requested = os.environ.get("LONGTAIL_RENDERER", backend) if backend == "auto" else backend
         self.backend = "tiny"
         self.flag = p.ER_TINY_RENDERER
-        self.client = -1
+        self._client = -1
         self.solo = -1
-        self._built: str | None = None  # the scene (less its camera) whose world the client holds
+        self._built: str | None = None  # the WORLD_FIELDS of the scene whose world the client holds
+        self._poses: list = []  # and its actors' poses
         self._world: World | None = None
+        self._hidden = False  # the world's shapes are hidden (after the alone renders) until shown again
+
+    @property
+    def client(self) -> int:
+        """The PyBullet client holding the last captured world, every shape as built."""
+        self._reveal()
+        return self._client
+
+    def _reveal(self) -> None:
+        if self._hidden and self._world is not None:
+            _show(self._client, self._world)
+        self._hidden = False
 
     def __enter__(self) -> "Renderer":
-        self.client = p.connect(p.DIRECT)
-        self.solo = p.connect(p.DIRECT)
+        self._client = p.connect(p.DIRECT)
         want_egl = self.requested == "egl" or (self.requested == "auto" and gpu_present())
-        if want_egl and _load_egl(self.client) and _load_egl(self.solo):
+        if want_egl and _load_egl(self._client) and _load_egl(self._solo()):
             self.backend, self.flag = "egl", p.ER_BULLET_HARDWARE_OPENGL
         elif self.requested == "egl":
             self.__exit__()
             raise RuntimeError("the EGL renderer was asked for but PyBullet's eglRenderer plugin did not load")
         return self
 
+    def _solo(self) -> int:
+        """The empty client the EGL backend renders actors alone in (connected when first needed)."""
+        if self.solo < 0:
+            self.solo = p.connect(p.DIRECT)
+        return self.solo
+
     def __exit__(self, *exc) -> None:
-        for c in (self.client, self.solo):
+        for c in (self._client, self.solo):
             if c >= 0:
                 p.disconnect(physicsClientId=c)
-        self.client = self.solo = -1
+        self._client = self.solo = -1
         self._built = self._world = None
+        self._hidden = False
 
     def capture(self, scene: Scene, timings: dict[str, float] | None = None) -> Buffers:
         """All buffers of ``scene``'s frame up to the weather stage; a deterministic function of
@@ -196,19 +220,26 @@ class Renderer:
 
         ``timings``, if given, accumulates the seconds spent in each step (for benchmarks).
         """
-        if self.client < 0:
+        if self._client < 0:
             raise RuntimeError("Renderer is not open: use `with Renderer() as r:`")
         clock = _Clock(timings)
         cam = scene.camera
-        key = scene.model_dump_json(exclude={"camera", "index"})
+        key = scene.model_dump_json(include=WORLD_FIELDS)
+        poses = [(a.position, a.yaw) for a in scene.actors]
         if key != self._built:  # the cameras of a rig share one world: build it once
-            p.resetSimulation(physicsClientId=self.client)
-            self._world = build(scene, self.client, meshes=self.backend == "tiny", keep=LIGHTS)
-            self._built = key
+            p.resetSimulation(physicsClientId=self._client)
+            self._hidden = False
+            self._world = build(scene, self._client, meshes=self.backend == "tiny", keep=LIGHTS)
+            self._built, self._poses = key, poses
+        elif poses != self._poses:  # a later step of a run: the same world, its actors moved
+            assert self._world is not None
+            pose_actors(self._client, self._world, scene.actors)
+            self._poses = poses
+        self._reveal()  # shown again only when the world is drawn again (the next camera of a rig)
         world = self._world
         assert world is not None  # built above, or for an earlier camera of this scene
         clock.lap("build")
-        rgb8, zbuf, seg = camera_image(self.client, cam, renderer=self.flag, **pybullet_light(scene))
+        rgb8, zbuf, seg = camera_image(self._client, cam, renderer=self.flag, **pybullet_light(scene))
         clock.lap("bare")
         depth = linearize_depth(zbuf, cam)
         body = np.where(seg < 0, -1, seg & ((1 << 24) - 1)) + 1
@@ -216,7 +247,8 @@ class Renderer:
         semantic = world.semantic_of[body]
         sky = seg < 0
         depth[sky] = np.inf
-        img = rgb8.astype(np.float32) / 255.0
+        img = rgb8.astype(np.float32)
+        img /= 255.0  # (in place: the same float32 division as ``/ 255.0``)
         clock.lap("buffers")
         if scene.layout.kind == "plate":
             return self._capture_plate(scene, world, rgb8, img, depth, instance, semantic, clock)
@@ -287,15 +319,35 @@ class Renderer:
                        airlight=airlight)
 
     def _render_alone(self, scene: Scene) -> dict[int, Alone]:
+        """Each actor whose box can appear in the image rendered alone, in a crop around it.
+
+        The tiny renderer skips shapes of zero alpha, so the actors are rendered alone in the
+        built world itself: every body hidden, then each actor's shown in turn (no second build
+        of the actors). The world stays hidden until it is drawn again or ``client`` is asked for
+        (a world rebuilt for the next frame is never shown again). EGL builds each actor in the
+        solo client."""
         cam = scene.camera
+        world = self._world
+        here = self.backend == "tiny" and world is not None
+        if here:
+            assert world is not None
+            self._hidden = True
+            _set_alpha(self._client, world, world.colours, 0.0)
         out = {}
         for actor in scene.actors:
             crop = alone_crop(actor, cam)
             if crop is None:
                 continue
-            bodies = build_actor(actor, self.solo, meshes=self.backend == "tiny")
-            _, _, seg = camera_image(self.solo, cam, crop, renderer=self.flag, shadow=0)
-            p.resetSimulation(physicsClientId=self.solo)
+            if here:
+                assert world is not None
+                bodies = world.actor_bodies.get(actor.id, [])
+                _set_alpha(self._client, world, bodies, 1.0)
+                _, _, seg = camera_image(self._client, cam, crop, renderer=self.flag, shadow=0)
+                _set_alpha(self._client, world, bodies, 0.0)
+            else:
+                bodies = build_actor(actor, self._solo(), meshes=self.backend == "tiny")
+                _, _, seg = camera_image(self.solo, cam, crop, renderer=self.flag, shadow=0)
+                p.resetSimulation(physicsClientId=self.solo)
             mine = np.isin(seg, bodies)
             u0, v0, w, h = crop
             iu0, iv0 = max(0, -u0), max(0, -v0)
@@ -304,3 +356,24 @@ class Renderer:
             if in_image:
                 out[actor.id] = Alone(in_image=in_image, total=int(mine.sum()))
         return out
+
+
+def _set_alpha(client: int, world: World, bodies, alpha: float) -> None:
+    """Hide (alpha 0: the tiny renderer skips the shape) or show ``bodies`` with all their links;
+    only the segmentation of such a render is read, so the colour of a shown body does not matter."""
+    rgba = [1.0, 1.0, 1.0, alpha]
+    for b in bodies:
+        for link in range(-1, len(world.colours[b]) - 1):
+            p.changeVisualShape(b, link, rgbaColor=rgba, physicsClientId=client)
+
+
+def _show(client: int, world: World) -> None:
+    """Give every shape of every body back the colour it was built with (the same doubles, so the
+    same floats in the renderer: the next render of the world is byte for byte as before)."""
+    for b, links in world.colours.items():
+        for link, cols in enumerate(links, -1):
+            if all(c == cols[0] for c in cols):
+                p.changeVisualShape(b, link, rgbaColor=list(cols[0]), physicsClientId=client)
+            else:
+                for k, c in enumerate(cols):
+                    p.changeVisualShape(b, link, shapeIndex=k, rgbaColor=list(c), physicsClientId=client)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -161,32 +162,35 @@ def half_resolution(camera: Camera) -> Camera:
         cx=(camera.cx + 0.5) / 2, cy=(camera.cy + 0.5) / 2))
 
 
+@lru_cache(maxsize=2)
+def _neighbours(H: int, W: int, h: int, w: int) -> tuple[np.ndarray, ...]:
+    """For each full-resolution pixel, the flat index into an (h, w) image of its four
+    low-resolution neighbours: same row and column, next column, next row, both (int32, for
+    the few image sizes a worker renders)."""
+    rows = (np.arange(H) // 2, np.minimum((np.arange(H) + 1) // 2, h - 1))
+    cols = (np.arange(W) // 2, np.minimum((np.arange(W) + 1) // 2, w - 1))
+    return tuple((r[:, None] * w + c[None, :]).astype(np.int32) for r in rows for c in cols)
+
+
 def upsample_by_depth(low: np.ndarray, low_depth: np.ndarray, depth: np.ndarray) -> np.ndarray:
     """Upsample ``low`` (h, w, C) sampled at the even pixels of ``depth`` (H, W) to full size,
     each pixel taking the nearest of its (up to) four low-resolution neighbours in depth, so
-    lighting does not bleed across object silhouettes."""
+    lighting does not bleed across object silhouettes (on a tie, the first of: same row and
+    column, next column, next row, both)."""
     H, W = depth.shape
     h, w = low_depth.shape
-    rows = (np.arange(H) // 2, np.minimum((np.arange(H) + 1) // 2, h - 1))
-    cols = (np.arange(W) // 2, np.minimum((np.arange(W) + 1) // 2, w - 1))
     big = np.float32(1e6)
     d = np.where(np.isfinite(depth), depth, big)
-    ld = np.where(np.isfinite(low_depth), low_depth, big)
-    best: np.ndarray | None = None
-    best_err: np.ndarray | None = None
-    for r in rows:
-        lr, ldr = np.take(low, r, axis=0), np.take(ld, r, axis=0)
-        for c in cols:
-            cand = np.take(lr, c, axis=1)
-            err = np.abs(np.take(ldr, c, axis=1) - d)
-            if best is None or best_err is None:  # the first candidate (both are set together)
-                best, best_err = cand, err
-            else:
-                take = err < best_err
-                best = np.where(take[..., None], cand, best)
-                best_err = np.minimum(err, best_err)
-    assert best is not None  # rows and cols hold two index arrays each: the loop ran
-    return best
+    ld = np.where(np.isfinite(low_depth), low_depth, big).ravel()
+    # pick each pixel's neighbour on (H, W) errors, then gather its C channels once
+    first, *others = _neighbours(H, W, h, w)
+    best = first.copy()
+    best_err = np.abs(ld.take(first) - d)
+    for at in others:
+        err = np.abs(ld.take(at) - d)
+        np.copyto(best, at, where=err < best_err)
+        best_err = np.minimum(err, best_err)
+    return low.reshape(h * w, -1).take(best, axis=0)
 
 
 def night_shading(albedo: np.ndarray, depth: np.ndarray, camera: Camera, lights: list[Light],

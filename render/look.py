@@ -51,8 +51,10 @@ def noise_tile(seed: int = TEXTURES) -> np.ndarray:
 
 
 def _sample(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    tile = noise_tile()
-    return tile[np.floor(u).astype(np.int64) % TILE, np.floor(v).astype(np.int64) % TILE]
+    """The noise tile at cells (floor(u), floor(v)), wrapped (TILE is a power of two: ``& (TILE - 1)``
+    is ``% TILE``, negative cells included)."""
+    tile = noise_tile().ravel()
+    return tile.take((np.floor(u).astype(np.int64) & (TILE - 1)) * TILE + (np.floor(v).astype(np.int64) & (TILE - 1)))
 
 
 def texture_gain(semantic: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray,
@@ -64,20 +66,27 @@ def texture_gain(semantic: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarr
     the texture's contrast (a randomised frame's draw; 1 = as designed).
     """
     gain = np.ones(semantic.shape, np.float32)
+    flat = gain.ravel()
+    # each class's pixels in row-major order, from one stable sort of the class ids
+    order = np.argsort(semantic.ravel(), kind="stable")
+    counts = np.bincount(semantic.ravel(), minlength=256)
+    ends = np.cumsum(counts)
+    xs, ys, zs, ds = (np.ravel(c) for c in (x, y, z, depth))
     for name, (fine, a_fine, coarse, a_coarse, fade) in SURFACES.items():
-        m = semantic == get_class(name).id
-        if not m.any():
+        cid = get_class(name).id
+        m = order[ends[cid] - counts[cid]:ends[cid]]
+        if not m.size:
             continue
         if name in ("building", "vegetation"):
-            a, b = (x[m] + y[m]), z[m]
+            a, b = (xs.take(m) + ys.take(m)), zs.take(m)
         else:
-            a, b = x[m], y[m]
-        fade_k = np.clip(1.0 - depth[m] / fade, 0.0, 1.0)
+            a, b = xs.take(m), ys.take(m)
+        fade_k = np.clip(1.0 - ds.take(m) / fade, 0.0, 1.0)
         g = 1.0 + a_coarse * _sample(a / coarse, b / coarse) + a_fine * fade_k * _sample(a / fine + 7, b / fine + 13)
         if name == "sidewalk":  # darker joints between paving slabs
             joint = (np.mod(a, PAVING_M) < 0.03) | (np.mod(b, PAVING_M) < 0.03)
             g = np.where(joint & (fade_k > 0), g * (1.0 - 0.25 * fade_k), g)
-        gain[m] = g
+        flat[m] = g
     if strength != 1.0:
         gain = np.float32(1.0) + np.float32(strength) * (gain - np.float32(1.0))
     return np.clip(gain, 0.5, 1.5)
@@ -117,12 +126,21 @@ def bloom(emitted: np.ndarray, radius: int = 4, strength: float = 0.35) -> np.nd
     H, W, C = emitted.shape
     k = BLOOM_SCALE
     h, w = -(-H // k), -(-W // k)
-    padded = np.pad(emitted, ((0, h * k - H), (0, w * k - W), (0, 0)))
-    g = padded.reshape(h, k, w, k, C).mean(axis=(1, 3))
+    padded = emitted if (h * k, w * k) == (H, W) else np.pad(emitted, ((0, h * k - H), (0, w * k - W), (0, 0)))
+    blocks = padded.reshape(h, k, w, k, C)
+    # the mean of each k x k block, summed in the order numpy's ``mean(axis=(1, 3))`` sums it
+    # (row by row, each left to right, from the first value) but as whole-image adds
+    g = blocks[:, 0, :, 0].copy()
+    for a in range(k):
+        for b in range(k):
+            if a or b:
+                g += blocks[:, a, :, b]
+    g /= k * k
     r = max(1, round(radius / k))
     for _ in range(3):
         g = _box_blur(g, r)
-    return strength * np.repeat(np.repeat(g, k, 0), k, 1)[:H, :W]
+    # each k x k block repeats strength * its cell (the product per element, as after enlarging)
+    return np.repeat(np.repeat(strength * g, k, 0), k, 1)[:H, :W]
 
 
 TENT = [(dr, dc, (2 - abs(dr)) * (2 - abs(dc)) / 16.0) for dr in (-1, 0, 1) for dc in (-1, 0, 1)]
@@ -162,10 +180,13 @@ def edge_antialias(img: np.ndarray, instance: np.ndarray, semantic: np.ndarray, 
         return img
     H, W = instance.shape
     out = img.copy()
+    flat, src = out.reshape(H * W, -1), img.reshape(H * W, -1)
     acc = np.zeros((rows.size, img.shape[2]), np.float32)
+    near_rows = {dr: np.clip(rows + dr, 0, H - 1) * W for dr in (-1, 0, 1)}
+    near_cols = {dc: np.clip(cols + dc, 0, W - 1) for dc in (-1, 0, 1)}
     for dr, dc, wgt in TENT:  # only edge pixels: a small share of the image
-        acc += wgt * img[np.clip(rows + dr, 0, H - 1), np.clip(cols + dc, 0, W - 1)]
-    out[rows, cols] = acc
+        acc += wgt * src.take(near_rows[dr] + near_cols[dc], axis=0)
+    flat[rows * W + cols] = acc
     return out
 
 
@@ -174,18 +195,23 @@ SHADOW_RECEIVERS = ("road", "sidewalk", "terrain")
 SHADOW_DARKNESS = 0.55  # what a cast shadow leaves of the direct sun + sky light
 
 
+_SIGNS = np.stack(np.meshgrid([-1, 1], [-1, 1], [-1, 1], indexing="ij"), -1).reshape(8, 3)
+
+
 def _corners(center, half, yaw) -> np.ndarray:
-    """(8, 3) corners of a box with half extents ``half`` turned by ``yaw`` about z."""
-    sx, sy, sz = np.meshgrid([-1, 1], [-1, 1], [-1, 1], indexing="ij")
-    local = np.stack([sx.ravel() * half[0], sy.ravel() * half[1], sz.ravel() * half[2]], 1)
+    """(N, 8, 3) corners of N boxes: centres (N, 3), half extents (N, 3), each turned by its yaw
+    (N,) about z."""
+    center, half, yaw = np.asarray(center, float), np.asarray(half, float), np.asarray(yaw, float)
     c, s = np.cos(yaw), np.sin(yaw)
-    return local @ np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]]) + np.asarray(center)
+    rot = np.zeros((len(yaw), 3, 3))
+    rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1], rot[:, 2, 2] = c, s, -s, c, 1.0
+    return (_SIGNS * half[:, None, :]) @ rot + center[:, None, :]
 
 
 def caster_boxes(static_parts, actors) -> np.ndarray:
     """(N, 8, 3) world corners of what casts sun shadows: actors' 3D boxes and the boxes around
     tall static parts (buildings, trees, poles, signs, rails)."""
-    boxes = []
+    centres, halves, yaws = [], [], []
     for cls, pt in static_parts:
         if cls not in SHADOW_CASTERS:
             continue
@@ -198,16 +224,38 @@ def caster_boxes(static_parts, actors) -> np.ndarray:
         else:  # cylinders and cones stand upright in the roadside
             r = max(pt.dims[0], pt.dims[1]) if pt.shape == "frustum" else pt.dims[0]
             half = (r, r, (pt.dims[2] if pt.shape == "frustum" else pt.dims[1]) / 2)
-        boxes.append(_corners(pt.pos, half, pt.rpy[2]))
+        centres.append(pt.pos)
+        halves.append(half)
+        yaws.append(pt.rpy[2])
     for a in actors:
         l, w, h = a.size
-        boxes.append(_corners((a.position[0], a.position[1], a.position[2] + h / 2), (l / 2, w / 2, h / 2), a.yaw))
-    return np.array(boxes).reshape(-1, 8, 3)
+        centres.append((a.position[0], a.position[1], a.position[2] + h / 2))
+        halves.append((l / 2, w / 2, h / 2))
+        yaws.append(a.yaw)
+    if not yaws:
+        return np.zeros((0, 8, 3))
+    return _corners(centres, halves, yaws)
 
 
 BOX_FACES = ((0, 1, 3, 2), (4, 5, 7, 6), (0, 1, 5, 4), (2, 3, 7, 6), (0, 2, 6, 4), (1, 3, 7, 5))
 SHADOW_CELL_M = 0.1  # resolution of the top-down shadow raster
 MIN_CASTER_M = 0.1  # thinner static parts (window panes, sign plates) are in their wall's shadow
+
+
+def _shadow_cells(boxes: np.ndarray, sun: np.ndarray, origin: tuple[float, float],
+                  shape: tuple[int, int]) -> np.ndarray:
+    """``shadow_raster`` as (rows, cols) uint8, 255 where the sun is blocked."""
+    flat = boxes - boxes[..., 2:3] / sun[2] * sun
+    px = (flat[..., 0] - origin[0]) / SHADOW_CELL_M
+    py = (flat[..., 1] - origin[1]) / SHADOW_CELL_M
+    im = Image.new("L", (shape[1], shape[0]), 0)
+    draw = ImageDraw.Draw(im).draw  # the core drawer: what ImageDraw.polygon(xy, fill=255) calls
+    ink = draw.draw_ink(255)
+    for bx, by in zip(px.tolist(), py.tolist()):
+        pts = list(zip(bx, by))
+        for face in BOX_FACES:
+            draw.draw_polygon([pts[k] for k in face], ink, 1)
+    return np.asarray(im)
 
 
 def shadow_raster(boxes: np.ndarray, sun: np.ndarray, origin: tuple[float, float],
@@ -218,15 +266,11 @@ def shadow_raster(boxes: np.ndarray, sun: np.ndarray, origin: tuple[float, float
     A box's shadow is the union of its six faces slid along the sun ray to z = 0 (which is the
     convex hull of its projected corners), filled by PIL's polygon rasteriser.
     """
-    flat = boxes - boxes[..., 2:3] / sun[2] * sun
-    px = (flat[..., 0] - origin[0]) / SHADOW_CELL_M
-    py = (flat[..., 1] - origin[1]) / SHADOW_CELL_M
-    im = Image.new("L", (shape[1], shape[0]), 0)
-    draw = ImageDraw.Draw(im)
-    for bx, by in zip(px.tolist(), py.tolist()):
-        for face in BOX_FACES:
-            draw.polygon([(bx[k], by[k]) for k in face], fill=255)
-    return np.asarray(im, np.float32) / 255.0
+    return np.asarray(_shadow_cells(boxes, sun, origin, shape), np.float32) / 255.0
+
+
+_GROUND = np.zeros(256, bool)  # semantic id -> receives cast shadows
+_GROUND[[get_class(c).id for c in SHADOW_RECEIVERS]] = True
 
 
 def cast_shadows(img: np.ndarray, semantic: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -240,20 +284,26 @@ def cast_shadows(img: np.ndarray, semantic: np.ndarray, x: np.ndarray, y: np.nda
     """
     if sun[2] <= 0.05 or len(boxes) == 0:
         return img
-    ground = np.isin(semantic, [get_class(c).id for c in SHADOW_RECEIVERS])
-    rows, cols = np.nonzero(ground)
-    if rows.size == 0:
+    at = np.flatnonzero(_GROUND[semantic])
+    if at.size == 0:
         return img
-    gx, gy = x[rows, cols], y[rows, cols]
+    gx, gy = x.ravel().take(at), y.ravel().take(at)
     x0, y0 = float(gx.min()) - 1.0, float(gy.min()) - 1.0
     shape = (int((gy.max() - y0) / SHADOW_CELL_M) + 3, int((gx.max() - x0) / SHADOW_CELL_M) + 3)
-    raster = shadow_raster(boxes, sun, (x0, y0), shape)
+    cells = _shadow_cells(boxes, sun, (x0, y0), shape).ravel()
     u, v = (gx - x0) / SHADOW_CELL_M - 0.5, (gy - y0) / SHADOW_CELL_M - 0.5
     j, i = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+    k = np.clip(i, 0, shape[0] - 2) * shape[1] + np.clip(j, 0, shape[1] - 2)
+    near = cells.take(k) | cells.take(k + 1) | cells.take(k + shape[1]) | cells.take(k + shape[1] + 1)
+    # a pixel whose four cells are all lit keeps its value (x 1.0): only the others are computed
+    sel = np.flatnonzero(near)
+    u, v, j, i, k = u[sel], v[sel], j[sel], i[sel], k[sel]
     fu, fv = (u - j).astype(np.float32), (v - i).astype(np.float32)
-    j, i = np.clip(j, 0, shape[1] - 2), np.clip(i, 0, shape[0] - 2)
-    cover = ((1 - fv) * ((1 - fu) * raster[i, j] + fu * raster[i, j + 1])
-             + fv * ((1 - fu) * raster[i + 1, j] + fu * raster[i + 1, j + 1]))
+    # the four cells as the float raster holds them (uint8 / 255 in float32)
+    r00, r01, r10, r11 = (np.asarray(cells.take(k + dk), np.float32) / 255.0 for dk in (0, 1, shape[1], shape[1] + 1))
+    cover = ((1 - fv) * ((1 - fu) * r00 + fu * r01)
+             + fv * ((1 - fu) * r10 + fu * r11))
     out = img.copy()
-    out[rows, cols] *= (1.0 - (1.0 - SHADOW_DARKNESS) * cover)[:, None]
+    flat = out.reshape(-1, out.shape[-1])
+    flat[at[sel]] *= (1.0 - (1.0 - SHADOW_DARKNESS) * cover)[:, None]
     return out

@@ -38,15 +38,12 @@ def sky_image(scene: Scene, mask: np.ndarray | None = None) -> np.ndarray:
     """Sky colour, 0..1, a gradient over each pixel's ray elevation: (H, W, 3) float32, or
     (N, 3) for the N pixels of a boolean ``mask`` (H, W) in row-major order."""
     hz, zn = sky_colors(scene)
-    sky = sky_gradient(scene.camera, hz, zn, mask)
+    cam = scene.camera
+    u, v = _pixel_coords(cam, mask)
+    sky = _gradient(cam, hz, zn, u, v)
     e = scene.sun.elevation
     if e > math.radians(-2.0) and scene.weather.kind == "clear":  # the sun's disk and its aureole
-        cam = scene.camera
         R = cam.world_from_camera()[:3, :3].astype(np.float32)
-        u, v = normalized_coords(cam)
-        if mask is not None:
-            rows, cols = np.nonzero(mask)
-            u, v = u[0, cols], v[rows, 0]
         s_dir = np.array([math.cos(e) * math.cos(scene.sun.azimuth), math.cos(e) * math.sin(scene.sun.azimuth),
                           math.sin(e)], np.float32)
         cos_a = sum((R[i, 0] * u + R[i, 1] * v + R[i, 2]) * s_dir[i] for i in range(3)) / np.sqrt(u * u + v * v + 1.0)
@@ -57,14 +54,24 @@ def sky_image(scene: Scene, mask: np.ndarray | None = None) -> np.ndarray:
     return np.clip(sky, 0.0, 1.0).astype(np.float32)
 
 
+def _pixel_coords(cam: Camera, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised coordinates of every pixel ((1, W) and (H, 1)), or of the pixels of ``mask``
+    ((N,) each, row-major)."""
+    u, v = normalized_coords(cam)
+    if mask is None:
+        return u, v
+    rows, cols = np.nonzero(mask)
+    return u[0, cols], v[rows, 0]
+
+
 def sky_gradient(cam: Camera, horizon: np.ndarray, zenith: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """The gradient from ``horizon`` to ``zenith`` colour (3,) over each pixel's ray elevation
     as ``sky_image`` draws it: (H, W, 3) float32, or (N, 3) for the pixels of ``mask``."""
+    return _gradient(cam, horizon, zenith, *_pixel_coords(cam, mask))
+
+
+def _gradient(cam: Camera, horizon: np.ndarray, zenith: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     R = cam.world_from_camera()[:3, :3].astype(np.float32)
-    u, v = normalized_coords(cam)
-    if mask is not None:
-        rows, cols = np.nonzero(mask)
-        u, v = u[0, cols], v[rows, 0]
     up = R[2, 0] * u + R[2, 1] * v + R[2, 2]  # world z of each pixel's ray (camera z = 1)
     sin_elev = up / np.sqrt(u * u + v * v + 1.0)
     t = np.clip(np.arcsin(np.clip(sin_elev, -1, 1)) / (math.pi / 3), 0.0, 1.0)[..., None] ** 0.6

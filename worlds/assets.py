@@ -142,38 +142,72 @@ def _rot(rpy) -> np.ndarray:
                      [-sp, cp * sr, cp * cr]])
 
 
+def _bounds(pt: Part) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """``part_bounds`` as plain floats. Every step is an element-wise operation, done on floats
+    in the same order as on arrays (so the same doubles; numpy's minimum / maximum / clip keep
+    their own choice between equal values), except a box's matrix product, which numpy does."""
+    if pt.shape == "box":
+        blo, bhi = _box_bounds(pt)
+        return (blo[0], blo[1], blo[2]), (bhi[0], bhi[1], bhi[2])
+    x, y, z = (float(v) for v in pt.pos)
+    if pt.shape == "sphere":
+        r = pt.dims[0]
+        return (x - r, y - r, z - r), (x + r, y + r, z + r)
+    r0, r1, ln = (pt.dims[0], pt.dims[0], pt.dims[1]) if pt.shape == "cylinder" else pt.dims
+    roll, pitch, yaw = pt.rpy
+    cr, sr, cp, sp = math.cos(roll), math.sin(roll), math.cos(pitch), math.sin(pitch)
+    cy, sy = math.cos(yaw), math.sin(yaw)
+    axis = (cy * sp * cr + sy * sr, sy * sp * cr - cy * sr, cp * cr)  # _rot(rpy)[:, 2]
+    lo, hi = [], []
+    for c, ax in zip((x, y, z), axis):
+        q = 1.0 - ax * ax
+        disc = math.sqrt(0.0 if q < 0.0 else (1.0 if q > 1.0 else q))  # np.clip keeps x when equal
+        a, b = c - ax * ln / 2, c + ax * ln / 2
+        p0, p1 = a - r0 * disc, b - r1 * disc
+        lo.append(p0 if p0 < p1 else p1)  # np.minimum: the second of equal values
+        p0, p1 = a + r0 * disc, b + r1 * disc
+        hi.append(p0 if p0 > p1 else p1)
+    return (lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])
+
+
+def _box_bounds(pt: Part) -> tuple[np.ndarray, np.ndarray]:
+    c = np.asarray(pt.pos, float)
+    ext = np.abs(_rot(pt.rpy)) @ np.asarray(pt.dims, float)
+    return c - ext, c + ext
+
+
 def part_bounds(pt: Part) -> tuple[np.ndarray, np.ndarray]:
     """Exact axis-aligned bounds (lo, hi) of a part in its parent frame."""
-    c = np.asarray(pt.pos, float)
-    R = _rot(pt.rpy)
-    if pt.shape == "sphere":
-        return c - pt.dims[0], c + pt.dims[0]
     if pt.shape == "box":
-        ext = np.abs(R) @ np.asarray(pt.dims, float)
-        return c - ext, c + ext
-    r0, r1, ln = (pt.dims[0], pt.dims[0], pt.dims[1]) if pt.shape == "cylinder" else pt.dims
-    axis = R[:, 2]
-    disc = np.sqrt(np.clip(1.0 - axis * axis, 0.0, 1.0))  # extent of a unit disc normal to the axis
-    a, b = c - axis * ln / 2, c + axis * ln / 2
-    lo = np.minimum(a - r0 * disc, b - r1 * disc)
-    hi = np.maximum(a + r0 * disc, b + r1 * disc)
-    return lo, hi
+        return _box_bounds(pt)
+    lo, hi = _bounds(pt)
+    return np.array(lo), np.array(hi)
 
 
 def parts_bounds(parts: list[Part]) -> tuple[np.ndarray, np.ndarray]:
-    b = [part_bounds(pt) for pt in parts]
+    b = [_bounds(pt) for pt in parts]
     return np.min([lo for lo, _ in b], 0), np.max([hi for _, hi in b], 0)
+
+
+def _norm(x: float, y: float, z: float) -> float:
+    """np.linalg.norm of (x, y, z): sqrt of numpy's dot product (which rounds as its BLAS does)."""
+    v = np.array((x, y, z))
+    return math.sqrt(v.dot(v))
 
 
 def _limb(a, b, r_a: float, r_b: float, rgba: RGBA, over_a: float = 0.0, over_b: float = 0.0) -> Part:
     """A frustum from point a (radius r_a) to point b (radius r_b), lengthened by ``over_*`` past
-    each end so that joints close."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    d = (b - a) / np.linalg.norm(b - a)
-    a, b = a - d * over_a, b + d * over_b
-    roll, pitch = -math.asin(float(np.clip(d[1], -1, 1))), math.atan2(float(d[0]), float(d[2]))
-    return Part("frustum", (float(r_a), float(r_b), float(np.linalg.norm(b - a))), vec3((a + b) / 2),
-                rgba, (roll, pitch, 0.0))
+    each end so that joints close. (Plain floats, the element-wise steps of the array version.)"""
+    ax, ay, az = (float(v) for v in a)
+    bx, by, bz = (float(v) for v in b)
+    dx, dy, dz = bx - ax, by - ay, bz - az
+    n = _norm(dx, dy, dz)
+    dx, dy, dz = dx / n, dy / n, dz / n
+    ax, ay, az = ax - dx * over_a, ay - dy * over_a, az - dz * over_a
+    bx, by, bz = bx + dx * over_b, by + dy * over_b, bz + dz * over_b
+    roll, pitch = -math.asin(-1.0 if dy < -1.0 else (1.0 if dy > 1.0 else dy)), math.atan2(dx, dz)
+    return Part("frustum", (float(r_a), float(r_b), _norm(bx - ax, by - ay, bz - az)),
+                ((ax + bx) / 2, (ay + by) / 2, (az + bz) / 2), rgba, (roll, pitch, 0.0))
 
 
 def _ball(c, r: float, rgba: RGBA) -> Part:
@@ -223,7 +257,11 @@ def _fit(build, size, recentre: bool = True) -> list[Part]:
     lateral spread and swing that fit w and l, the figure then scaled so its top is at h."""
     l, w, h = size
 
+    seen: dict[tuple[float, float], tuple] = {}  # a search and the final layout often ask for the same one
+
     def layout(lat, swing):
+        if (lat, swing) in seen:
+            return seen[lat, swing]
         parts = build(lat, swing)
         lo, hi = parts_bounds(parts)
         k = h / (hi[2] - lo[2])
@@ -231,7 +269,8 @@ def _fit(build, size, recentre: bool = True) -> list[Part]:
         cy = (lo[1] + hi[1]) / 2 if recentre else 0.0
         over_x = k * max(hi[0] - cx, cx - lo[0]) - l / 2
         over_y = k * max(hi[1] - cy, cy - lo[1]) - w / 2
-        return parts, (cx, cy, lo[2]), k, over_x, over_y
+        seen[lat, swing] = parts, (cx, cy, lo[2]), k, over_x, over_y
+        return seen[lat, swing]
 
     def search(f, lo_v=0.0):  # the largest v in [lo_v, 1] with f(v) <= 0 (f falls with v)
         if f(1.0) <= 0:
@@ -251,7 +290,8 @@ def _fit(build, size, recentre: bool = True) -> list[Part]:
     out = []
     for pt in parts:
         x, y, z = pt.pos
-        out.append(replace(pt, pos=(k * (x - cx), k * (y - cy), k * (z - z0)), dims=tuple(k * d for d in pt.dims)))
+        dims = (k * pt.dims[0], k * pt.dims[1], k * pt.dims[2])
+        out.append(Part(pt.shape, dims, (k * (x - cx), k * (y - cy), k * (z - z0)), pt.rgba, pt.rpy))
     return out
 
 

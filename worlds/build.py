@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from itertools import repeat
 
 import numpy as np
 from longtail._pybullet import p
@@ -25,14 +27,22 @@ MESH_SEGMENTS = 10
 NO_SPECULAR = [0.05, 0.05, 0.05]
 
 
+RGBA = tuple[float, float, float, float]
+
+
 @dataclass
 class World:
     """Body id -> labels for one built scene. ``instance_of``/``semantic_of`` are lookup arrays
-    indexed by body id + 1 (so PyBullet's background value -1 maps to index 0)."""
+    indexed by body id + 1 (so PyBullet's background value -1 maps to index 0). ``colours``: every
+    body (in the order built) -> for its base and then each link, the colour of each visual
+    shape, so a renderer can hide bodies and show them again exactly as built; ``actor_bodies``:
+    actor id -> its bodies."""
 
     instance_of: np.ndarray
     semantic_of: np.ndarray
     lamps: list[tuple[float, float, float]] = field(default_factory=list)
+    colours: dict[int, list[tuple[RGBA, ...]]] = field(default_factory=dict)
+    actor_bodies: dict[int, list[int]] = field(default_factory=dict)
 
 
 def _quat(rpy) -> list[float]:
@@ -75,34 +85,61 @@ def _round_mesh(shape: str, dims: tuple[float, float, float]) -> tuple[np.ndarra
     return v * r0, nrm, idx
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=256)
 def _unit_round_mesh(shape: str, taper: float, height: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unit sphere (radius 1), unit cylinder (radius 1, length 1) or frustum (bottom radius 1,
     top radius ``taper``, length ``height``)."""
-    dims = (1.0, 0.0, 0.0) if shape == "sphere" else ((1.0, 1.0, 0.0) if shape == "cylinder" else (1.0, taper, height))
     n = MESH_SEGMENTS
-    lon = np.linspace(0.0, 2.0 * np.pi, n + 1)
     if shape == "sphere":
+        lon = np.linspace(0.0, 2.0 * np.pi, n + 1)
         lat = np.linspace(-np.pi / 2, np.pi / 2, n // 2 + 1)
         la, lo = np.meshgrid(lat, lon, indexing="ij")
         nrm = np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], -1).reshape(-1, 3)
-        return nrm * dims[0], nrm, _grid_indices(len(lat) - 1, n)
-    r0, r1, h = (dims[0], dims[0], dims[1]) if shape == "cylinder" else dims
-    z = np.array([-h / 2, h / 2])
-    r = np.array([r0, r1])
-    side = np.stack([np.outer(r, np.cos(lon)), np.outer(r, np.sin(lon)), np.repeat(z[:, None], n + 1, 1)], -1)
-    slope = (r0 - r1) / h
-    sn = np.stack([np.cos(lon), np.sin(lon), np.full(n + 1, slope)], -1) / math.sqrt(1 + slope * slope)
-    verts, norms, idx = [side.reshape(-1, 3)], [np.tile(sn, (2, 1))], [_grid_indices(1, n)]
-    count = 2 * (n + 1)
-    for rad, zc, up in ((r1, h / 2, True), (r0, -h / 2, False)):
-        if rad > 0:
-            v, nn, t = _cap(rad, zc, n, up, count)
-            verts.append(v)
-            norms.append(nn)
-            idx.append(t)
-            count += len(v)
-    return np.concatenate(verts), np.concatenate(norms), np.concatenate(idx)
+        return nrm * 1.0, nrm, _grid_indices(len(lat) - 1, n)  # radius 1: vertices = normals
+    r1, h = (1.0, 1.0) if shape == "cylinder" else (taper, height)
+    return _ring_mesh(r1, h)
+
+
+@lru_cache(maxsize=1)
+def _ring() -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of the MESH_SEGMENTS + 1 angles round a ring (the first repeated at 2 pi)."""
+    lon = np.linspace(0.0, 2.0 * np.pi, MESH_SEGMENTS + 1)
+    return np.cos(lon), np.sin(lon)
+
+
+@lru_cache(maxsize=2)
+def _ring_indices(top_cap: bool) -> np.ndarray:
+    """Triangles of a ``_ring_mesh``: the side, the top cap (if any), the bottom cap."""
+    n = MESH_SEGMENTS
+    idx, count = [_grid_indices(1, n)], 2 * (n + 1)
+    for up in (True, False) if top_cap else (False,):
+        idx.append(_cap(1.0, 0.0, n, up, count)[2])
+        count += n + 2
+    return np.concatenate(idx)
+
+
+def _ring_mesh(r1: float, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frustum of bottom radius 1, top radius r1 and length h along z, centred: two rings with
+    slanted smooth normals, a top cap (if r1 > 0) and a bottom cap, each value computed as
+    stacking the rings and ``_cap`` compute it (so the same floats), into preallocated arrays."""
+    m = MESH_SEGMENTS + 1
+    cos, sin = _ring()
+    v = np.empty((2 * m + (2 * (m + 1) if r1 > 0 else m + 1), 3))
+    nrm = np.zeros_like(v)
+    v[:m, 0], v[:m, 1], v[:m, 2] = 1.0 * cos, 1.0 * sin, -h / 2  # bottom ring, radius 1
+    v[m:2 * m, 0], v[m:2 * m, 1], v[m:2 * m, 2] = r1 * cos, r1 * sin, h / 2
+    slope = (1.0 - r1) / h
+    k = math.sqrt(1 + slope * slope)
+    nrm[:m, 0], nrm[:m, 1], nrm[:m, 2] = cos / k, sin / k, np.full(m, slope) / k
+    nrm[m:2 * m] = nrm[:m]
+    at = 2 * m
+    for rad, zc, up in ((r1, h / 2, True), (1.0, -h / 2, False)):
+        if rad > 0:  # a cap: its centre, then its rim
+            v[at] = (0.0, 0.0, zc)
+            v[at + 1:at + 1 + m, 0], v[at + 1:at + 1 + m, 1], v[at + 1:at + 1 + m, 2] = rad * cos, rad * sin, zc
+            nrm[at:at + 1 + m, 2] = 1.0 if up else -1.0
+            at += m + 1
+    return v, nrm, _ring_indices(r1 > 0)
 
 
 class _PooledLists:
@@ -129,8 +166,7 @@ class _PooledLists:
         while len(self.rows) < start + n:
             self.rows.append([0.0, 0.0, 0.0])
         rows = self.rows[start:start + n]
-        for row, values in zip(rows, arr.tolist()):
-            row[:] = values
+        deque(map(list.__setitem__, rows, repeat(slice(None)), arr.tolist()), maxlen=0)  # row[:] = values
         outer[:] = rows
 
     def create(self, client: int, verts: np.ndarray, norms: np.ndarray, idx: np.ndarray, rgba) -> int:
@@ -151,6 +187,11 @@ def _mesh_shape(client: int, verts: np.ndarray, norms: np.ndarray, idx: np.ndarr
     return _POOL.create(client, verts, norms, idx, rgba)
 
 
+def _rgba(pt: Part) -> RGBA:
+    r, g, b, a = pt.rgba
+    return r, g, b, a
+
+
 def _native(pt: Part) -> tuple[int, list[float], float, float]:
     """PyBullet primitive (type, half extents, radius, length) for a part; cones as cylinders."""
     if pt.shape == "box":
@@ -162,31 +203,31 @@ def _native(pt: Part) -> tuple[int, list[float], float, float]:
     return p.GEOM_CYLINDER, [0.0] * 3, (pt.dims[0] + pt.dims[1]) / 2, pt.dims[2]
 
 
-def _bodies_from_parts(client: int, parts: list[Part], base_pos, base_yaw: float, meshes: bool = True) -> list[int]:
-    """Bodies for ``parts`` given in a local frame placed at base_pos / base_yaw.
+def _visual_shapes(client: int, parts: list[Part], meshes: bool = True) -> list[tuple[int, tuple[RGBA, ...]]]:
+    """Visual shapes for ``parts`` (given in the frame of the body that will hold them), each
+    with the colours of its shapes (in shape order).
 
     Boxes go into visual shape arrays (cheap: a few numbers each); round parts of one colour are
     merged into one indexed mesh, since PyBullet's own spheres and cylinders are slow to create.
     ``meshes=False`` uses PyBullet's primitives for round parts too (the EGL renderer cannot
     draw meshes given as vertex lists).
     """
-    bodies = []
-    orn = _quat((0.0, 0.0, base_yaw))
+    shapes = []
     natives = [pt for pt in parts if pt.shape == "box" or not meshes]
     for k in range(0, len(natives), MAX_SHAPES_PER_ARRAY):
         chunk = natives[k:k + MAX_SHAPES_PER_ARRAY]
-        prims = [_native(pt) for pt in chunk]
+        types, halves, radii, lengths = zip(*map(_native, chunk))
         vs = p.createVisualShapeArray(
-            shapeTypes=[t for t, _, _, _ in prims],
-            halfExtents=[h for _, h, _, _ in prims],
-            radii=[r for _, _, r, _ in prims],
-            lengths=[ln for _, _, _, ln in prims],
+            shapeTypes=list(types),
+            halfExtents=list(halves),
+            radii=list(radii),
+            lengths=list(lengths),
             visualFramePositions=[list(pt.pos) for pt in chunk],
             visualFrameOrientations=[_quat(pt.rpy) for pt in chunk],
             rgbaColors=[list(pt.rgba) for pt in chunk],
             physicsClientId=client,
         )
-        bodies.append(p.createMultiBody(0, -1, vs, list(base_pos), orn, physicsClientId=client))
+        shapes.append((vs, tuple(_rgba(pt) for pt in chunk)))
     by_colour: dict[tuple, list] = {}
     for pt in parts:
         if pt.shape == "box" or not meshes:
@@ -201,15 +242,57 @@ def _bodies_from_parts(client: int, parts: list[Part], base_pos, base_yaw: float
         verts = np.concatenate([v for v, _, _ in items])
         norms = np.concatenate([nn for _, nn, _ in items])
         idx = np.concatenate([i + o for (_, _, i), o in zip(items, offsets)])
-        vs = _mesh_shape(client, verts, norms, idx, rgba)
-        bodies.append(p.createMultiBody(0, -1, vs, list(base_pos), orn, physicsClientId=client))
+        shapes.append((_mesh_shape(client, verts, norms, idx, rgba), (rgba,)))
+    return shapes
+
+
+MAX_LINKS = 64  # PyBullet 3.2.7 silently drops links past 127
+
+
+def _bodies_from_parts(client: int, parts: list[Part], base_pos, base_yaw: float,
+                       meshes: bool = True) -> list[tuple[int, list[tuple[RGBA, ...]]]]:
+    """Bodies for ``parts`` given in a local frame placed at base_pos / base_yaw, each with the
+    colours of its visual shapes: those of its base, then of each link.
+
+    The visual shapes (``_visual_shapes``) go on as few bodies as possible: the first on the
+    body's base, the others on fixed links that sit exactly on the base. A body costs PyBullet
+    about twice what a link does, and the tiny renderer draws a body's base, then its links in
+    order: the same order, so the same pixels, as one body per shape.
+    """
+    shapes = _visual_shapes(client, parts, meshes)
+    orn = _quat((0.0, 0.0, base_yaw))
+    bodies = []
+    for k in range(0, len(shapes), MAX_LINKS + 1):
+        (base, base_cols), *links = shapes[k:k + MAX_LINKS + 1]
+        n = len(links)
+        body = p.createMultiBody(
+            0, -1, base, list(base_pos), orn, linkMasses=[0.0] * n, linkCollisionShapeIndices=[-1] * n,
+            linkVisualShapeIndices=[vs for vs, _ in links], linkPositions=[[0.0, 0.0, 0.0]] * n,
+            linkOrientations=[[0.0, 0.0, 0.0, 1.0]] * n, linkInertialFramePositions=[[0.0, 0.0, 0.0]] * n,
+            linkInertialFrameOrientations=[[0.0, 0.0, 0.0, 1.0]] * n, linkParentIndices=[0] * n,
+            linkJointTypes=[p.JOINT_FIXED] * n, linkJointAxis=[[0.0, 0.0, 1.0]] * n, physicsClientId=client)
+        bodies.append((body, [base_cols] + [cols for _, cols in links]))
     return bodies
 
 
-def build_actor(actor: Actor, client: int, meshes: bool = True) -> list[int]:
-    """Bodies of one actor (used for the full world and for rendering an actor alone)."""
+def _actor_bodies(actor: Actor, client: int, meshes: bool = True) -> list[tuple[int, list[tuple[RGBA, ...]]]]:
     parts = asset_parts(actor.asset, actor.size, actor.color, actor.variant)
     return _bodies_from_parts(client, parts, actor.position, actor.yaw, meshes)
+
+
+def build_actor(actor: Actor, client: int, meshes: bool = True) -> list[int]:
+    """Bodies of one actor (used for the full world and for rendering an actor alone). Their
+    links draw with their body's id in the segmentation buffer."""
+    return [b for b, _ in _actor_bodies(actor, client, meshes)]
+
+
+def pose_actors(client: int, world: World, actors) -> None:
+    """Move the built ``actors``' bodies to the actors' current poses (a later step of the same
+    run: the same looks, moved). PyBullet then holds exactly what ``build`` would make of them."""
+    for actor in actors:
+        orn = _quat((0.0, 0.0, actor.yaw))
+        for b in world.actor_bodies.get(actor.id, []):
+            p.resetBasePositionAndOrientation(b, list(actor.position), orn, physicsClientId=client)
 
 
 DISTRACTOR_CLASS = "static"  # Cityscapes' void class for static things that are no class of their own
@@ -219,7 +302,7 @@ def _luma(rgb) -> float:
     return 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
 
 
-def recolor(cls: str, rgba, target, keep: frozenset = frozenset()) -> tuple[float, float, float, float]:
+def recolor(cls: str, rgba, target, keep: frozenset = frozenset()) -> RGBA:
     """A static part's colour when its class's main surface takes the colour ``target``: the
     target scaled by the part's brightness relative to the class's base colour (so markings stay
     lighter than asphalt and windows darker than facades). Colours in ``keep`` (lights the
@@ -265,16 +348,20 @@ def build(scene: Scene, client: int, meshes: bool = True, keep: frozenset = froz
     static = static_world(scene.layout)
     for cls, part in static_parts(scene, keep):
         by_class.setdefault(cls, []).append(part)
+    colours: dict[int, list[tuple[RGBA, ...]]] = {}
+    actor_bodies: dict[int, list[int]] = {}
     for cls, parts in by_class.items():
         sid = get_class(cls).id
-        for b in _bodies_from_parts(client, parts, (0.0, 0.0, 0.0), 0.0, meshes):
+        for b, cols in _bodies_from_parts(client, parts, (0.0, 0.0, 0.0), 0.0, meshes):
             semantic[b] = sid
+            colours[b] = cols
     for actor in scene.actors:
-        bodies = build_actor(actor, client, meshes)
         sid = get_class(actor.cls).id
-        for b in bodies:
+        for b, cols in _actor_bodies(actor, client, meshes):
             semantic[b] = sid
             instance[b] = actor.id
+            colours[b] = cols
+            actor_bodies.setdefault(actor.id, []).append(b)
     n = max(semantic, default=-1) + 2
     inst = np.zeros(n, np.uint16)
     sem = np.zeros(n, np.uint8)
@@ -283,4 +370,4 @@ def build(scene: Scene, client: int, meshes: bool = True, keep: frozenset = froz
         sem[b + 1] = s
     for b, i in instance.items():
         inst[b + 1] = i
-    return World(instance_of=inst, semantic_of=sem, lamps=static.lamps)
+    return World(instance_of=inst, semantic_of=sem, lamps=static.lamps, colours=colours, actor_bodies=actor_bodies)

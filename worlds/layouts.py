@@ -10,7 +10,7 @@ are built in a local frame (x along the road, y left) and placed with ``put``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -94,7 +94,8 @@ def _transform(part: Part, x: float, y: float, z: float, heading: float) -> Part
     c, s = math.cos(heading), math.sin(heading)
     px, py, pz = part.pos
     r, p, yw = part.rpy
-    return replace(part, pos=(x + c * px - s * py, y + s * px + c * py, z + pz), rpy=(r, p, yw + heading))
+    return Part(part.shape, part.dims, (x + c * px - s * py, y + s * px + c * py, z + pz), part.rgba,
+                (r, p, yw + heading))
 
 
 class RoadLayout:

@@ -30,7 +30,8 @@ PAINT_M = 0.01  # ... or this thin vertically: paint on the road
 
 
 def _paint_thin(pt) -> bool:
-    return pt.shape == "box" and (min(pt.dims[0], pt.dims[1]) < PANE_M or pt.dims[2] < PAINT_M)
+    hx, hy, hz = pt.dims
+    return pt.shape == "box" and (hx < PANE_M or hy < PANE_M or hz < PAINT_M)
 
 
 @dataclass(frozen=True)
