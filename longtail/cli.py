@@ -62,8 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=_seed, default=None, metavar="S",
                    help="dataset seed; frame i draws from seed S and index i (default: a fresh random seed, "
                    "printed and written to the manifest)")
-    r.add_argument("--workers", type=_positive_int, default=1, metavar="K",
-                   help="worker processes, one renderer each (default 1); output bytes do not depend on K")
+    r.add_argument("--workers", type=_positive_int, default=None, metavar="K",
+                   help="worker processes, one renderer each (default 1); with --backend ray and no --address, the "
+                   "CPUs of the local Ray instance (default: all); output bytes do not depend on K")
+    r.add_argument("--backend", choices=("process", "ray"), default="process",
+                   help="process: a pool of --workers processes on this machine (default); ray: shards of frames as "
+                   "Ray tasks of one CPU each, retried when a worker or node dies (pip install 'longtail[ray]')")
+    r.add_argument("--address", default=None, metavar="ADDR",
+                   help="with --backend ray: the cluster to join (host:port from `ray start --head`, or auto); "
+                   "default: start a local Ray instance. --out must be on a filesystem every node sees")
     r.add_argument("--width", type=_positive_int, default=None, metavar="W",
                    help="image width in pixels (default: the scenario's camera, 640)")
     r.add_argument("--height", type=_positive_int, default=None, metavar="H",
@@ -203,8 +210,18 @@ def _cmd_render(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         bar.update(done - bar.n)
 
+    backend = None
+    if args.backend == "ray":
+        from longtail.cluster import ray_backend
+
+        if args.address is not None and args.workers is not None:
+            raise InputError("--workers", None, "does not apply with --address: a cluster runs one task per CPU")
+        backend = ray_backend(args.address, args.workers)
+    elif args.address is not None:
+        raise InputError("--address", None, "applies to --backend ray only")
     try:
-        summary = render_dataset(scenario, args.out, args.frames, seed, args.workers, progress, args.sequence)
+        summary = render_dataset(scenario, args.out, args.frames, seed, args.workers or 1, progress, args.sequence,
+                                 backend)
     finally:
         bar.close()
     resumed = summary.frames - summary.rendered

@@ -27,11 +27,11 @@ from concurrent.futures.process import BrokenProcessPool
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from longtail.atomic import write_json, write_png
+from longtail.atomic import remove_stale_tmp, write_json, write_png
 from longtail.errors import RenderError
 from longtail.dataset import DatasetWriter, frame_files
 from longtail.depth import encode_depth
@@ -224,35 +224,88 @@ def render_frames(scenario: Scenario, seed: int, indices: list[int], eng: Engine
             yield pending.result()
 
 
-# Worker processes: each holds one Renderer for its lifetime (process-local, never shared).
+@dataclass(frozen=True)
+class Job:
+    """What every worker needs to render frames of one dataset (picklable, sent once per worker)."""
+
+    scenario_json: str
+    seed: int
+    root: str
+    sequence: int
+
+
+# Worker processes: each holds one set of engines for its lifetime (process-local, never shared).
 _worker: dict = {}
 
 
-def _init_worker(scenario_json: str, seed: int, root: str, sequence: int) -> None:
-    _worker.update(engines=engines().__enter__(), scenario=Scenario.model_validate_json(scenario_json), seed=seed,
-                   root=Path(root), sequence=sequence)
+def _init_worker(job: Job) -> None:
+    if _worker.get("job") == job:
+        return
+    if "engines" in _worker:
+        _worker.pop("engines").__exit__(None, None, None)
+    _worker.update(job=job, engines=engines().__enter__(), scenario=Scenario.model_validate_json(job.scenario_json),
+                   seed=job.seed, root=Path(job.root), sequence=job.sequence)
 
 
-def _work(indices: list[int]) -> list[FrameResult]:
+def work(job: Job, indices: list[int]) -> list[FrameResult]:
+    """Render and write ``indices`` of ``job`` in this process, with its engines (opened on the
+    first call, kept for the next ones of the same job): the unit of work of every backend."""
+    _init_worker(job)
     w = _worker
     return list(render_frames(w["scenario"], w["seed"], indices, w["engines"], w["root"], w["sequence"]))
 
 
-def _shards(todo: list[int], workers: int) -> list[list[int]]:
+def _work(indices: list[int]) -> list[FrameResult]:
+    return work(_worker["job"], indices)
+
+
+def shards(todo: list[int], workers: int) -> list[list[int]]:
     """Contiguous shards, small enough to balance the workers and to report progress often."""
     size = max(1, min(8, len(todo) // (4 * workers)))
     return [todo[k:k + size] for k in range(0, len(todo), size)]
 
 
+# A backend runs the pending frame indices of a job and yields each frame's result as it is
+# written: the process pool below, or longtail.cluster's Ray backend.
+Backend = Callable[[Job, list[int]], Iterable[FrameResult]]
+
+
+def process_pool(workers: int) -> Backend:
+    """The default backend: ``workers`` spawned processes on this machine, one set of engines each."""
+
+    def run(job: Job, todo: list[int]) -> Iterator[FrameResult]:
+        if workers <= 1:
+            with engines() as eng:
+                yield from render_frames(Scenario.model_validate_json(job.scenario_json), job.seed, todo, eng,
+                                         Path(job.root), job.sequence)
+            return
+        # spawn: a fresh interpreter per worker, no inherited PyBullet state. An executor (unlike
+        # multiprocessing.Pool, which respawns a worker whose start-up fails, forever) raises.
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(job,)) as pool:
+            futures = [pool.submit(_work, shard) for shard in shards(todo, workers)]
+            try:
+                for fut in as_completed(futures):
+                    yield from fut.result()
+            except BrokenProcessPool as e:
+                raise RenderError(f"a render worker died ({e}); rerun the same command to resume") from None
+            finally:
+                for fut in futures:
+                    fut.cancel()
+
+    return run
+
+
 def render_dataset(scenario: Scenario, out: Path, frames: int, seed: int, workers: int = 1,
-                   progress: Callable[[int, int], None] | None = None, sequence: int = 1) -> Summary:
+                   progress: Callable[[int, int], None] | None = None, sequence: int = 1,
+                   backend: Backend | None = None) -> Summary:
     """Render ``frames`` frames of ``scenario`` into ``out`` (creating or resuming it).
 
     With a camera rig every frame gives one image per camera: ``Summary.frames`` and the
     manifest's frame count are images. ``progress(done, total)`` is called after each image.
-    Frame bytes do not depend on
-    ``workers``: every frame (or run of ``sequence`` frames) draws from its own generator and
-    owns its files.
+    ``backend`` runs the pending frames (default: ``process_pool(workers)``). Frame bytes do not
+    depend on ``workers`` or the backend: every frame (or run of ``sequence`` frames) draws from its
+    own generator and owns its files.
     """
     if frames < 1 or sequence < 1:
         raise ValueError("frames and sequence must be >= 1")
@@ -278,26 +331,12 @@ def render_dataset(scenario: Scenario, out: Path, frames: int, seed: int, worker
         if progress:
             progress(done, frames)
 
-    if todo and workers <= 1:
-        with engines() as eng:
-            for res in render_frames(scenario, seed, todo, eng, writer.root, sequence):
-                record(res)
-    elif todo:
-        # spawn: a fresh interpreter per worker, no inherited PyBullet state. An executor (unlike
-        # multiprocessing.Pool, which respawns a worker whose start-up fails, forever) raises.
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn"),
-                                 initializer=_init_worker,
-                                 initargs=(scenario.model_dump_json(), seed, str(writer.root), sequence)) as pool:
-            futures = [pool.submit(_work, shard) for shard in _shards(todo, workers)]
-            try:
-                for fut in as_completed(futures):
-                    for res in fut.result():
-                        record(res)
-            except BrokenProcessPool as e:
-                raise RenderError(f"a render worker died ({e}); rerun the same command to resume") from None
-            finally:
-                for fut in futures:
-                    fut.cancel()
+    if todo:
+        run = backend if backend is not None else process_pool(workers)
+        scenario_json = scenario.model_dump_json()
+        for res in run(Job(scenario_json, seed, str(writer.root), sequence), todo):
+            record(res)
+        remove_stale_tmp(writer.root)  # a worker killed mid-write (and retried) leaves its temporary behind
     writer.save()
     records = writer.load_records()
     coco_sha = write_json(writer.root / "coco.json", to_coco(records, f"longtail: {scenario.name}"))

@@ -2,7 +2,7 @@
 # Set everything up and run the test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh test,train,editor
+bash scripts/setup.sh test,train,editor,ray
 # the editor's browser tests drive Debian's chromium (never a downloaded browser): install it
 # when it is missing and we may (root, apt-get present)
 if ! command -v chromium >/dev/null 2>&1; then
