@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sequence", type=_positive_int, default=1, metavar="T",
                    help="render runs of T consecutive frames (0.1 s apart) with moving actors and stable track "
                    "ids; frame i is step i %% T of run i // T (default 1: independent frames)")
+    r.add_argument("--shards", action="store_true",
+                   help="write the dataset as WebDataset tar shards (the layout of `export --format webdataset`): "
+                   "frames are rendered into a hidden sibling folder .OUT.frames, packed, and that folder removed")
+    r.add_argument("--shard-size", type=_positive_int, default=None, metavar="N",
+                   help="frames per shard with --shards (default 1000)")
     r.add_argument("--preview", type=Path, default=None, metavar="PNG",
                    help="also write a gallery of the first frames: RGB with boxes | semantic | instance | depth")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -219,9 +224,20 @@ def _cmd_render(args: argparse.Namespace) -> int:
         backend = ray_backend(args.address, args.workers)
     elif args.address is not None:
         raise InputError("--address", None, "applies to --backend ray only")
+    if args.shard_size is not None and not args.shards:
+        raise InputError("--shard-size", None, "applies to --shards only")
+    if args.shards and args.preview:
+        raise InputError("--preview", None, "applies to a folder dataset; render without --shards to preview")
     try:
-        summary = render_dataset(scenario, args.out, args.frames, seed, args.workers or 1, progress, args.sequence,
-                                 backend)
+        if args.shards:
+            from longtail.shard_render import render_shards
+            from longtail.shards import DEFAULT_SHARD_SIZE
+
+            summary = render_shards(scenario, args.out, args.frames, seed, args.shard_size or DEFAULT_SHARD_SIZE,
+                                    args.workers or 1, progress, args.sequence, backend)
+        else:
+            summary = render_dataset(scenario, args.out, args.frames, seed, args.workers or 1, progress,
+                                     args.sequence, backend)
     finally:
         bar.close()
     resumed = summary.frames - summary.rendered

@@ -334,8 +334,11 @@ def render_dataset(scenario: Scenario, out: Path, frames: int, seed: int, worker
     if todo:
         run = backend if backend is not None else process_pool(workers)
         scenario_json = scenario.model_dump_json()
-        for res in run(Job(scenario_json, seed, str(writer.root), sequence), todo):
-            record(res)
+        try:
+            for res in run(Job(scenario_json, seed, str(writer.root), sequence), todo):
+                record(res)
+        finally:  # interrupted (Ctrl-C, a failed worker): keep every frame recorded so far
+            writer.save()
         remove_stale_tmp(writer.root)  # a worker killed mid-write (and retried) leaves its temporary behind
     writer.save()
     records = writer.load_records()

@@ -24,7 +24,8 @@ from pathlib import Path
 PARTS = {"Core": "longtail", "Worlds": "worlds", "Render": "render", "Weather": "render/weather",
          "Labelers": "labelers", "Train": "train", "Editor": "editor"}
 TOP = {"longtail.cli", "longtail.cli_train", "longtail.cli_editor", "longtail.__main__", "longtail.pipeline",
-       "longtail.augment", "longtail.augment_ramp", "longtail.preview", "longtail.cluster"}
+       "longtail.augment", "longtail.augment_ramp", "longtail.preview", "longtail.cluster",
+       "longtail.shard_render"}
 NEVER = {  # (from, to): why
     ("Worlds", "Render"): "a scene knows no renderer",
     ("Worlds", "Labelers"): "labels come after capture",
