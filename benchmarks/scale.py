@@ -9,6 +9,9 @@ worker start-up included, and the steady rate between the first and the last sha
 A thread samples every worker's RSS (/proc) as frames complete; the table prints each worker's
 RSS near frame 100 and at the end. The outputs are compared byte for byte.
 
+RSS (``--part rss``, not part of "both"): a ``--rss-frames`` (2,000) sharded render on Ray with
+``--workers`` CPUs; each worker's RSS at frame 100, a quarter, half, three quarters and the end.
+
 Loading (``--part load``): seconds to load one epoch of training samples, loose files against
 WebDataset shards, on the same frames in the same order.
 
@@ -29,8 +32,8 @@ counts the files side's opening too, as the shards parse each record when its sa
 Without ``--data`` a dataset of ``--frames`` frames is rendered first (fallen_cargo, ``--size``)
 and exported with ``--shard-size``.
 
-Usage: python benchmarks/scale.py [--part render|load|both] [--render-frames 96] [--data DIR] [--frames 96]
-       [--size 640x384] [--shard-size 32] [--batch 8] [--workers 2] [--repeats 3]
+Usage: python benchmarks/scale.py [--part render|load|both|rss] [--render-frames 96] [--rss-frames 2000]
+       [--data DIR] [--frames 96] [--size 640x384] [--shard-size 32] [--batch 8] [--workers 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -77,7 +80,9 @@ def _epoch_shards(root: Path, spec, batch: int, workers: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("render", "load", "both"), default="both")
+    ap.add_argument("--part", choices=("render", "load", "both", "rss"), default="both",
+                    help="rss: only a long sharded render on Ray with each worker's RSS (--rss-frames)")
+    ap.add_argument("--rss-frames", type=int, default=2000)
     ap.add_argument("--render-frames", type=int, default=96, help="frames per render backend")
     ap.add_argument("--data", type=Path, help="a rendered folder dataset (default: render one)")
     ap.add_argument("--frames", type=int, default=96)
@@ -93,6 +98,8 @@ def main() -> None:
             render_part(args, Path(tmp))
         if args.part in ("load", "both"):
             load_part(args, Path(tmp))
+        if args.part == "rss":
+            rss_part(args, Path(tmp))
 
 
 def _rss_mib(pid: int) -> float | None:
@@ -197,6 +204,33 @@ def render_part(args, tmp: Path) -> None:
     one, pool, ray_rate = rates.values()
     print(f"  {args.workers} processes / 1: {pool / one:.2f}x; Ray / {args.workers} processes: {ray_rate / pool:.2f}x; "
           f"outputs byte-identical: {all(t == trees[0] for t in trees)}")
+
+
+def rss_part(args, tmp: Path) -> None:
+    """A long sharded render on Ray (``--rss-frames``): each worker's RSS at frame 100 and later."""
+    from longtail.cluster import ray_backend
+    from longtail.shard_render import render_shards
+    from longtail.worlds.scenario import load_scenario
+
+    w, h = (int(v) for v in args.size.split("x"))
+    n = args.rss_frames
+    backend = ray_backend(cpus=args.workers)
+    with _RssWatch() as watch:
+        def progress(done: int, total: int) -> None:
+            watch.done = done
+
+        t0 = time.perf_counter()
+        render_shards(load_scenario("fallen_cargo").with_resolution(w, h), tmp / "long", n, 0, args.shard_size,
+                      progress=progress, backend=backend)
+        wall = time.perf_counter() - t0
+    print(f"sharded render of {n} frames at {w}x{h} on Ray ({args.workers} CPUs, shards of {args.shard_size}): "
+          f"{wall:.0f} s, {n / wall:.2f} frames/s")
+    marks = [m for m in (100, n // 4, n // 2, 3 * n // 4, n) if m >= 100]
+    print("  worker RSS (MiB) at frame " + ", ".join(str(m) for m in marks) + "; last / frame 100:")
+    for pid, samples in sorted(watch.samples.items()):
+        at = [min(samples, key=lambda d: abs(d[0] - m))[1] for m in marks]
+        print(f"    pid {pid} ({samples[0][0]}..{samples[-1][0]}): " + ", ".join(f"{v:.0f}" for v in at)
+              + f"; {at[-1] / at[0]:.2f}x")
 
 
 def load_part(args, tmp: Path) -> None:
