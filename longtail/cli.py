@@ -178,6 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--max-frames", type=_positive_int, default=200, metavar="N",
                     help="frames sampled evenly for the median (default 200)")
 
+    tg = sub.add_parser("target", help="turn the weakest slices of `evaluate --slices` into a targeted scenario",
+                        description="Read the ranked slices of `longtail evaluate --slices --out EVAL_JSON` and write "
+                        "a copy of the base scenario whose every frame aims at the weakest slices a scenario knob "
+                        "can reach (visibility and hour ranges, distances, pixel sizes via distances, crowding). "
+                        "The YAML's header says which slice became which knob and which were skipped, and why.")
+    tg.add_argument("eval_json", type=Path, metavar="EVAL_JSON", help="the JSON written by `evaluate --slices --out`")
+    tg.add_argument("--scenario", required=True, metavar="NAME_OR_PATH", help="the base scenario")
+    tg.add_argument("--out", required=True, type=Path, metavar="YAML", help="the targeted scenario file to write")
+    tg.add_argument("--top", type=_positive_int, default=1, metavar="N",
+                    help="aim at the N weakest reachable slices (default 1); their knobs compose")
+    tg.add_argument("--classes", default=None, metavar="A,B",
+                    help="classes the detector was scored on (default: those the evaluation names, else person,car)")
     sc = sub.add_parser("scenario", help="validate, sample or describe scenario files",
                         description="Work with scenario files.")
     scs = sc.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
@@ -389,6 +401,25 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_target(args: argparse.Namespace) -> int:
+    from longtail.atomic import write_bytes
+    from longtail.worlds.scenario import load_scenario
+    from longtail.worlds.target import load_slices, scenario_yaml, target_scenario
+
+    slices, classes = load_slices(args.eval_json)
+    if args.classes:
+        classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+    base = load_scenario(args.scenario)
+    scenario, plan = target_scenario(slices, base, args.top, set(classes) if classes else None)
+    if args.out.exists() and args.out.is_dir():
+        raise InputError(str(args.out), None, "is a directory; expected a YAML file path")
+    write_bytes(args.out, scenario_yaml(scenario, plan, str(args.eval_json)).encode())
+    for p in plan:
+        print(f"rank {p['rank']}: {p['slice']} -> {p['knob'] if 'knob' in p else 'skipped: ' + p['skipped']}")
+    print(f"{args.out}: {scenario.name} (every frame aims at the targeted slices)")
+    return EXIT_OK
+
+
 def _cmd_scenario(args: argparse.Namespace) -> int:
     from longtail.worlds.sampler import sample
     from longtail.worlds.scenario import Scenario, load_scenario
@@ -447,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"train": cmd_train, "evaluate": cmd_evaluate, "compare": cmd_compare, "render": _cmd_render,
                "scenarios": _cmd_scenarios, "scenario": _cmd_scenario,
                "export": _cmd_export, "verify": _cmd_verify, "stats": _cmd_stats, "plate": _cmd_plate,
-               "augment": _cmd_augment, "editor": cmd_editor}[args.command]
+               "augment": _cmd_augment, "editor": cmd_editor, "target": _cmd_target}[args.command]
     try:
         return handler(args)
     except InputError as e:
