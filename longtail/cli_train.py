@@ -132,7 +132,8 @@ def add_commands(sub, positive_int, seed) -> None:
     e.add_argument("--severities", default="0.25,0.5,0.75", metavar="S,S",
                    help="preset strengths (default 0.25,0.5,0.75)")
     e.add_argument("--camera", type=Path, metavar="PLATE_DIR|camera.json",
-                   help="camera of real test images for the ground-plane depth prior")
+                   help="camera of real test images for the ground-plane depth prior; with --slices, objects "
+                   "without a distance get the distance of the ground under their box's foot")
     e.add_argument("--sweep", action="append", metavar="KNOB=FROM..TO:N",
                    help="also evaluate with one weather parameter set to N physical values from FROM to TO "
                    "(repeatable): fog.visibility_m (metres, log-spaced), fog.beta_per_m (extinction, 1/m, "
@@ -149,6 +150,18 @@ def add_commands(sub, positive_int, seed) -> None:
                    help="with --adapt bn: each frame's weight in the running statistics (default 0.1; 0 = none)")
     e.add_argument("--plot", type=Path, metavar="PNG",
                    help="with --sweep: AP50 against each swept value (default: <--out stem>_sweep.png next to --out)")
+    e.add_argument("--slices", action="store_true",
+                   help="failure slices: AP50 and recall at IoU 0.5 per condition value (image slices) and per "
+                   "distance, box height, occlusion, truncation band and class (object slices), with support and "
+                   "bootstrap intervals over images; prints the weakest, writes all to --out's JSON (slices)")
+    e.add_argument("--min-support", type=int, metavar="N",
+                   help="with --slices: fewest images (image slices) or objects (object slices) a ranked slice "
+                   "has (default 10)")
+    e.add_argument("--bootstrap", type=int, metavar="B",
+                   help="with --slices: bootstrap resamples of the images for the 95 %% intervals (default 200; "
+                   "0: none)")
+    e.add_argument("--min-score", type=float, metavar="S",
+                   help="with --slices: lowest detection score a recall counts (default 0.5)")
 
 
 def _named(specs: list[str]) -> dict[str, str]:
@@ -345,16 +358,18 @@ def cmd_evaluate(args) -> int:
     from longtail.atomic import write_json
     from longtail.train.datasets import open_dataset
     from longtail.train.engine import resolve_device
-    from longtail.train.evaluate import evaluate_checkpoint
+    from longtail.train.evaluate import evaluate_detections, predict_checkpoint
 
     sweeps = _parse_sweeps(args)  # checked before any image is read
+    slicing = _slice_config(args)
     if args.adapt and (args.robustness or sweeps):
         raise InputError("--adapt", None, "scores --data as one sequence; run --robustness and --sweep without it")
     if not 0.0 <= args.adapt_momentum <= 1.0:
         raise InputError("--adapt-momentum", None, f"expected a momentum in [0, 1], got {args.adapt_momentum:g}")
     dataset = open_dataset(args.data, tags=args.tags)
     device = resolve_device(args.device)
-    result = evaluate_checkpoint(args.checkpoint, dataset, device, weights=args.weights)
+    detections, info = predict_checkpoint(args.checkpoint, dataset, device, weights=args.weights)
+    result = {**evaluate_detections(dataset, detections), **info}
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731 - no objects in the cell
     o = result["all"]
     print(f"{args.checkpoint} on {args.data}: AP {fmt(o['AP'])}, AP50 {fmt(o['AP50'])}, AP75 {fmt(o['AP75'])} "
@@ -362,6 +377,8 @@ def cmd_evaluate(args) -> int:
     for key, cells in result["by"].items():
         for value, m in cells.items():
             print(f"  {key}={value}: AP50 {fmt(m['AP50'])} ({m['images']} images, {m['objects']} objects)")
+    if slicing is not None:
+        result["slices"] = _slices(args, dataset, detections, slicing)
     if args.robustness:
         from longtail.train.checkpoint import load_detector
         from longtail.train.weather import GroundPrior, robustness_table
@@ -387,6 +404,37 @@ def cmd_evaluate(args) -> int:
     if args.out:
         write_json(args.out, result)
     return 0
+
+
+def _slice_config(args):
+    """--slices' SliceConfig (None without --slices); its options alone are refused in one line."""
+    options = {"min_support": args.min_support, "bootstrap": args.bootstrap, "min_score": args.min_score}
+    if not args.slices:
+        given = next((k for k, v in options.items() if v is not None), None)
+        if given is not None:
+            raise InputError(f"--{given.replace('_', '-')}", None, "needs --slices")
+        return None
+    from longtail.train.slices import SliceConfig
+
+    return SliceConfig(**{k: v for k, v in options.items() if v is not None})  # ParameterError: shown as its flag
+
+
+def _slices(args, dataset, detections: list[dict], config) -> dict:
+    """``evaluate --slices``: the slices of the plain detections, the weakest printed as a table;
+    with --camera, objects without a distance get their foot's."""
+    from longtail.train.slices import add_foot_distances, compute_slices, slice_lines
+
+    located = None
+    if args.camera:
+        from longtail.worlds.plates import load_camera
+
+        located = add_foot_distances(dataset, load_camera(args.camera))
+    result = compute_slices(dataset, detections, config)
+    if located is not None:
+        result["settings"]["foot_distance"] = {"camera": str(args.camera), "objects": located}
+    for line in slice_lines(result):
+        print(f"  {line}")
+    return result
 
 
 def _parse_sweeps(args) -> list:

@@ -38,6 +38,12 @@ TRAIN_AUGMENT = 13
 # order, [run seed, epoch, STREAM_BUFFER, node rank, worker] each stream's shuffle buffer
 STREAM_SHARDS = 14
 STREAM_BUFFER = 15
+# evaluation (``train.slices``): [seed, 0, SLICE_BOOTSTRAP] the bootstrap's resamples of the test
+# images (the 0 keeps the key apart from a frame's [seed, frame index])
+SLICE_BOOTSTRAP = 16
+# the closed loop (``longtail.loop``): [loop seed, LOOP_RENDER, arm (0 targeted, 1 control), round]
+# draws the dataset seed of the round's candidate frames
+LOOP_RENDER = 17
 
 
 def frame_rng(seed: int, index: int) -> np.random.Generator:

@@ -4,7 +4,6 @@ import json
 import math
 
 import numpy as np
-import pytest
 import yaml
 from hypothesis import given, strategies as st
 
@@ -98,3 +97,12 @@ def test_damaged_evaluation_files_never_crash(tmp_path_factory, data):
     if rc == 0:
         load_scenario(path)
         yaml.safe_load(path.read_text())
+
+
+def test_the_records_own_tags_name_knobs_too(tmp_path):
+    doc = slices_doc(rec("weather", "foggy", 1, kind="image"), rec("time_of_day", "dawn/dusk", 2, kind="image"))
+    rc, _, err, out = target(tmp_path, doc, "--top", "2")
+    assert rc == 0, err
+    sc = load_scenario(out)
+    assert sc.weather.kind == "fog" and tuple(sc.weather.visibility_m_range) == (40.0, 250.0)
+    assert tuple(sc.time.hour_range) == (17.4, 18.3)

@@ -30,6 +30,10 @@ from longtail.train.tags import apply_tags, load_tags
 __all__ = ["DetectionDataset", "Entry", "SyntheticDataset", "CocoDataset", "KittiDataset", "YoloDataset",
            "MotDataset", "open_dataset", "detect_kind", "list_kinds", "read_image"]
 
+# the per-object measures of a frame record an Entry keeps (``Entry.object_attributes``)
+OBJECT_ATTRIBUTES = ("distance_m", "occlusion", "truncation")
+
+
 class SyntheticDataset(DetectionDataset):
     """A longtail dataset directory, read through its frame records.
 
@@ -37,7 +41,8 @@ class SyntheticDataset(DetectionDataset):
     pixels than ``min_visible_px``, more occluded than ``max_occlusion``) become ignore regions of
     their class, exactly as the COCO export writes them (in record order). ``conditions`` are the
     record's categorical attributes (time_of_day, weather, scenario, event, layout); boxes carry
-    ``kitti_difficulty``. ``area`` is the visible mask area.
+    ``kitti_difficulty``. ``area`` is the visible mask area. Each object's ``distance_m``,
+    ``occlusion`` and ``truncation`` go to the entry's ``object_attributes``.
 
     Args:
         path: dataset directory (complete: ``manifest.json`` with ``complete: true``).
@@ -65,7 +70,8 @@ def record_entry(root: Path, rec: dict, flt: ExportFilter) -> Entry:
         iscrowd=[int(role == "ignore") for role, _ in objs], area=[o["area"] for _, o in objs],
         conditions=categorical(rec["attributes"]), difficulty=[o.get("kitti_difficulty") for _, o in objs],
         depth=root / rec["files"]["depth"] if "depth" in rec["files"] else None,
-        camera={k: rec["camera"][k] for k in ("K", "world_from_camera")})
+        camera={k: rec["camera"][k] for k in ("K", "world_from_camera")},
+        object_attributes={k: [o.get(k) for _, o in objs] for k in OBJECT_ATTRIBUTES})
 
 
 def _is_longtail(p: Path) -> bool:

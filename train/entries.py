@@ -14,6 +14,9 @@ A sample is ``(image, target)``:
   per-condition evaluation; ``difficulty`` list of ``easy``/``moderate``/``hard``/None per box
   where the source defines KITTI difficulty.
 
+Entries also keep per-object measures the sample does not carry (``object_attributes``: distance,
+occlusion, truncation where the source knows them), for the evaluation's failure slices.
+
 Loaders parse every label up front into ``Entry`` records (numpy), so a dataset's targets are
 available without decoding a single image (evaluation, samplers and stats need only those).
 """
@@ -50,6 +53,9 @@ class Entry:
     depth: Path | None = None  # depth PNG (longtail frames); real images get a ground-plane prior
     camera: dict | None = None  # {"K", "world_from_camera"} where the source records its camera
     depth_map: np.ndarray | None = None  # (H, W) float32 metres, decoded (a streamed frame has no depth file)
+    # per-object measures, each (N,) float32 and NaN where unknown: ``distance_m`` (camera to the 3D
+    # box centre), ``occlusion`` and ``truncation`` (fractions 0..1); only the keys the source has
+    object_attributes: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def objects(self) -> int:
@@ -59,17 +65,21 @@ class Entry:
 
 def make_entry(image: Path, width: int, height: int, image_id: int, boxes: list, labels: list,
                iscrowd: list | None = None, area: list | None = None, conditions: dict | None = None,
-               difficulty: list | None = None, depth: Path | None = None, camera: dict | None = None) -> Entry:
-    """An Entry from plain lists; ``area`` defaults to box areas, ``iscrowd`` to zeros."""
+               difficulty: list | None = None, depth: Path | None = None, camera: dict | None = None,
+               object_attributes: dict[str, list] | None = None) -> Entry:
+    """An Entry from plain lists; ``area`` defaults to box areas, ``iscrowd`` to zeros;
+    ``object_attributes`` name -> one number (or None, unknown) per box."""
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
     n = len(b)
     box_area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    attrs = {k: np.array([np.nan if v is None else v for v in values], np.float32).reshape(n)
+             for k, values in (object_attributes or {}).items()}
     return Entry(image=Path(image), width=int(width), height=int(height),
                  boxes=b, labels=np.asarray(labels, np.int64).reshape(n),
                  iscrowd=np.zeros(n, np.int64) if iscrowd is None else np.asarray(iscrowd, np.int64).reshape(n),
                  area=box_area.astype(np.float32) if area is None else np.asarray(area, np.float32).reshape(n),
                  image_id=int(image_id), conditions=dict(conditions or {}), difficulty=difficulty,
-                 depth=None if depth is None else Path(depth), camera=camera)
+                 depth=None if depth is None else Path(depth), camera=camera, object_attributes=attrs)
 
 
 def categorical(attributes: dict) -> dict:

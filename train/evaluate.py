@@ -51,7 +51,7 @@ def _counts(difficulty: str | None, level: str | None) -> bool:
 
 def coco_gt(dataset: DetectionDataset, level: str | None = None) -> dict:
     """COCO ground truth of a dataset (no pixels read): image ids are the targets' ``image_id``,
-    category ids longtail semantic ids.
+    category ids longtail semantic ids; each annotation's ``object`` is its box's index in the image.
 
     Args:
         dataset: any dataset in the common sample format.
@@ -65,16 +65,17 @@ def coco_gt(dataset: DetectionDataset, level: str | None = None) -> dict:
         t = dataset.target(i)
         images.append({"id": t["image_id"], "width": e.width, "height": e.height})
         diffs = t.get("difficulty") or [None] * len(t["labels"])
-        for box, label, crowd, area, diff in zip(t["boxes"].tolist(), t["labels"].tolist(), t["iscrowd"].tolist(),
-                                                 t["area"].tolist(), diffs):
+        for j, (box, label, crowd, area, diff) in enumerate(zip(t["boxes"].tolist(), t["labels"].tolist(),
+                                                                t["iscrowd"].tolist(), t["area"].tolist(), diffs)):
             crowd = int(crowd or not _counts(diff, level))
             for cat in (categories if label == IGNORE_LABEL else [label]):
-                anns.append(_box_ann(len(anns) + 1, t["image_id"], cat, box, area, crowd))
+                anns.append({**_box_ann(len(anns) + 1, t["image_id"], cat, box, area, crowd), "object": j})
     return {"images": images, "annotations": anns,
             "categories": [{"id": c.id, "name": c.name} for c in target_classes()]}
 
 
-def _coco(dataset: dict) -> COCO:
+def coco_index(dataset: dict) -> COCO:
+    """A pycocotools ``COCO`` over a COCO dict (indexed quietly)."""
     coco = COCO()
     coco.dataset = dataset
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
@@ -93,8 +94,8 @@ class CocoScorer:
     def __init__(self, gt: dict, detections: Iterable[dict]):
         dets = [{**d, "id": k + 1, "area": float(d["bbox"][2] * d["bbox"][3]), "iscrowd": 0}
                 for k, d in enumerate(detections)]
-        self.gt = _coco(gt)
-        self.dt = _coco({"images": gt["images"], "categories": gt["categories"], "annotations": dets})
+        self.gt = coco_index(gt)
+        self.dt = coco_index({"images": gt["images"], "categories": gt["categories"], "annotations": dets})
         self.names = {c["id"]: c["name"] for c in gt["categories"]}
 
     def metrics(self, img_ids: Sequence[int] | None = None) -> dict:
@@ -197,10 +198,18 @@ def evaluate(model: nn.Module, dataset: DetectionDataset, device: str | torch.de
 
 
 
+def predict_checkpoint(checkpoint: Path, dataset: DetectionDataset, device: str | torch.device = "cpu", *,
+                       weights: str = "ema", batch: int = 4) -> tuple[list[dict], dict]:
+    """(COCO results of the detector a checkpoint holds on every image of ``dataset``, and what
+    names it: ``spec``, the ``step`` it was saved at and which ``weights``, ``ema`` or ``model``)."""
+    model, spec, data = load_detector(checkpoint, weights)
+    detections = predict(model, dataset, spec.labels, device, batch)
+    return detections, {"spec": spec.to_json(), "step": data["step"], "weights": weights}
+
+
 def evaluate_checkpoint(checkpoint: Path, dataset: DetectionDataset, device: str | torch.device = "cpu", *,
                         weights: str = "ema", breakdown: Sequence[str] = BREAKDOWN, batch: int = 4) -> dict:
     """``evaluate`` the detector a checkpoint holds (its ``ema`` or raw ``model`` weights); the
     result also names the model (``spec``) and the step it was saved at."""
-    model, spec, data = load_detector(checkpoint, weights)
-    result = evaluate(model, dataset, device, labels=spec.labels, breakdown=breakdown, batch=batch)
-    return {**result, "spec": spec.to_json(), "step": data["step"], "weights": weights}
+    detections, info = predict_checkpoint(checkpoint, dataset, device, weights=weights, batch=batch)
+    return {**evaluate_detections(dataset, detections, breakdown), **info}

@@ -3,11 +3,14 @@
 Each parses every label file up front into ``Entry`` records in the common sample format
 (``longtail.train.entries``), with source classes mapped onto longtail's through a class map
 (``longtail.train.classmap``); objects of classes the map drops or lacks are counted in
-``dataset.unmapped``. Boxes are clipped to the image; boxes left empty are skipped.
+``dataset.unmapped``. Boxes are clipped to the image; boxes left empty are skipped. Per-object
+measures a format states go to ``Entry.object_attributes``: KITTI's truncation and distance (from
+its 3D location and height), MOT16+'s occlusion (one minus its visibility column).
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,13 +38,14 @@ class SourceObject(NamedTuple):
     crowd: bool = False  # the source marks it as an ignore region (COCO iscrowd, MOT flag 0)
     area: float | None = None  # visible pixels where the source has them
     difficulty: str | None = None
+    attributes: dict[str, float | None] | None = None  # measures the format states (``Entry.object_attributes``)
 
 
 def build_entry(image: Path, width: int, height: int, image_id: int, objects: Iterable[SourceObject],
                 cmap: ClassMap, unmapped: Counter, conditions: dict | None = None,
                 with_difficulty: bool = False) -> Entry:
     """Map and clip source objects into an Entry; count the dropped classes in ``unmapped``."""
-    boxes, labels, crowd, areas, diffs = [], [], [], [], []
+    boxes, labels, crowd, areas, diffs, attrs = [], [], [], [], [], []
     for obj in objects:
         label = cmap.label(obj.name)
         if label is None:
@@ -57,8 +61,11 @@ def build_entry(image: Path, width: int, height: int, image_id: int, objects: It
         crowd.append(int(obj.crowd or label == IGNORE_LABEL))
         areas.append((x1 - x0) * (y1 - y0) if obj.area is None else obj.area)
         diffs.append(obj.difficulty)
+        attrs.append(obj.attributes or {})
+    keys = sorted({k for a in attrs for k in a})
     return make_entry(image, width, height, image_id, boxes, labels, crowd, areas, conditions,
-                      diffs if with_difficulty else None)
+                      diffs if with_difficulty else None,
+                      object_attributes={k: [a.get(k) for a in attrs] for k in keys})
 
 
 class RealDataset(DetectionDataset):
@@ -186,8 +193,10 @@ def _images_in(folder: Path) -> list[Path]:
 class KittiDataset(RealDataset):
     """A KITTI object dataset: ``image_2/*.png`` and ``label_2/*.txt`` (15 fields per line, a 16th
     score ignored), in ``dir`` or ``dir/training``. ``DontCare`` becomes an ignore region; every
-    box carries its KITTI difficulty. Box corners are read as pixel edges (longtail's KITTI export
-    writes edges; KITTI's own labels are 0-based inclusive, a difference of one pixel at x2, y2).
+    box carries its KITTI difficulty, its truncation and its distance (camera to the 3D box centre:
+    ``location`` is the bottom centre, y pointing down; none for DontCare's -1000 location). Box
+    corners are read as pixel edges (longtail's KITTI export writes edges; KITTI's own labels are
+    0-based inclusive, a difference of one pixel at x2, y2).
     An image without a label file has no objects.
     """
 
@@ -213,10 +222,13 @@ class KittiDataset(RealDataset):
             try:
                 trunc, occ = parse_number(f[1]), parse_int(f[2])
                 x0, y0, x1, y1 = (parse_number(v) for v in f[4:8])
+                h3, x, y, z = (parse_number(v) for v in (f[8], *f[11:14])) if len(f) >= 14 else (-1.0,) * 4
             except (IndexError, ValueError):
                 raise InputError(str(path), f"line {n}", "expected a KITTI label line (type truncated occluded "
                                  "alpha x1 y1 x2 y2 h w l x y z rotation_y)") from None
-            objects.append(SourceObject(f[0], (x0, y0, x1, y1), difficulty=kitti_difficulty(y1 - y0, occ, trunc)))
+            distance = math.sqrt(x * x + (y - h3 / 2) ** 2 + z * z) if h3 > 0 and z > 0 else None
+            objects.append(SourceObject(f[0], (x0, y0, x1, y1), difficulty=kitti_difficulty(y1 - y0, occ, trunc),
+                                        attributes={"truncation": trunc, "distance_m": distance}))
         return objects
 
 
@@ -349,7 +361,8 @@ class MotDataset(RealDataset):
     MOT16+ ``frame, id, left, top, w, h, flag, class, visibility``. Boxes are taken as written
     (as the common MOT-to-COCO converters do); rows with flag 0 (not to be considered) become
     ignore regions. Rows of frames without an image are skipped, so a subset of the frames loads.
-    ``conditions`` carry ``sequence`` (seqinfo's name).
+    ``conditions`` carry ``sequence`` (seqinfo's name). MOT16+ rows give each object an
+    ``occlusion`` of one minus their visibility (MOT counts the image border as an occluder too).
     """
 
     kind = "mot"
@@ -382,10 +395,13 @@ class MotDataset(RealDataset):
         for n, f in mot.read_gt(path):
             frame, left, top, w, h, flag = int(f[0]), *f[2:6], f[6]
             name = "pedestrian"
+            attributes: dict[str, float | None] | None = None
             if len(f) == 9:
                 if not (f[7] == int(f[7]) and 1 <= f[7] <= len(MOT_CLASS_IDS)):
                     raise InputError(str(path), f"line {n}", f"class {f[7]:g}: expected a MOT16 class id 1.."
                                      f"{len(MOT_CLASS_IDS)}")
                 name = MOT_CLASS_IDS[int(f[7]) - 1]
-            rows.setdefault(frame, []).append(SourceObject(name, (left, top, left + w, top + h), crowd=flag == 0))
+                attributes = {"occlusion": 1.0 - min(max(f[8], 0.0), 1.0)}
+            rows.setdefault(frame, []).append(SourceObject(name, (left, top, left + w, top + h), crowd=flag == 0,
+                                                           attributes=attributes))
         return rows

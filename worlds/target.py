@@ -10,9 +10,11 @@ slice                  knob of the targeted scenario
 =====================  ==========================================================================
 visibility_band=B      ``weather``: fog with ``visibility_m_range`` = the band (an open band is
                        closed at half its upper / twice its lower edge); clear fog coverage
-weather=fog|rain|snow  ``weather.kind`` (fog 40-250 m; rain and snow at intensity 0.5-1)
+weather=fog|rain|snow  ``weather.kind`` (fog 40-250 m; rain and snow at intensity 0.5-1); the
+                       records' tags (foggy, rainy, snowy) name the same
 time_of_day=T          ``time.hour_range`` of the condition (``scenario.CONDITIONS``: night
-                       21:30-23:30, dusk 17:24-18:18, day 09:00-16:00); clear time coverage
+                       21:30-23:30, dusk 17:24-18:18, day 09:00-16:00; the records' daytime and
+                       dawn/dusk name day and dusk); clear time coverage
 distance_band=[a, b)   ``distance_m_range`` = [a, b) of every actor spec of a detected class
 height_band=[a, b) px  ``distance_m_range`` of every actor spec of a detected class, from the
                        camera's focal length f (pixels) and the asset's height H (metres): an
@@ -38,6 +40,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from longtail.conditions import WEATHER_TAGS
 from longtail.errors import InputError
 from longtail.readers import load_json, validation_message
 from longtail.worlds.assets import get_asset, resolve_asset_names
@@ -85,7 +88,10 @@ def load_slices(path: Path) -> tuple[list[SliceRecord], list[str] | None]:
     ``slices`` block, or a file that is that block itself), and the classes it was scored on
     when the file names them (``classes``)."""
     data = load_json(Path(path), "evaluation JSON")
-    classes = data.get("classes") if isinstance(data, dict) else None
+    classes = None
+    if isinstance(data, dict):  # compare's and loop's files name them; evaluate's model spec does
+        spec = data.get("spec")
+        classes = data.get("classes") or (spec.get("classes") if isinstance(spec, dict) else None)
     if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
         classes = None
     block = data.get("slices") if isinstance(data, dict) else None
@@ -174,6 +180,7 @@ def _aim(s: SliceRecord, data: dict, base: Scenario, detected: set[str]) -> str:
         data["coverage"] = {k: v for k, v in data.get("coverage", {}).items() if CONDITIONS[k][0] != "weather"}
         return f"weather: fog, visibility {lo:g}-{hi:g} m"
     if key == "weather":
+        value = {tag: kind for kind, tag in WEATHER_TAGS.items()}.get(value, value)  # "foggy" -> "fog"
         if value not in WEATHER_KNOBS:
             raise LookupError(f"weather {value!r}: the base's own frames" if value == "clear" else
                               f"no knob for weather {value!r}")
@@ -181,7 +188,7 @@ def _aim(s: SliceRecord, data: dict, base: Scenario, detected: set[str]) -> str:
         data["coverage"] = {k: v for k, v in data.get("coverage", {}).items() if CONDITIONS[k][0] != "weather"}
         return f"weather: {value}"
     if key == "time_of_day":
-        name = {"daytime": "day", "nighttime": "night"}.get(value, value)
+        name = {"daytime": "day", "dawn/dusk": "dusk", "nighttime": "night"}.get(value, value)
         if name not in CONDITIONS or CONDITIONS[name][0] != "time":
             raise LookupError(f"no knob for time of day {value!r}")
         hours = CONDITIONS[name][1]["hour_range"]
