@@ -22,8 +22,11 @@ detail:
     that targets a class or a condition rather than an event.
 ``size`` / ``aspect``
     a visible targeted object whose box height (pixels) or aspect (width / height) lies outside the
-    range of its class in a real labelled set (``RealRanges``); classes the real set lacks (or holds
-    fewer than ``min_count`` boxes of) are not checked, nor is anything when no ranges are given.
+    range of its class in a real labelled set (``RealRanges``); the box is the object's amodal box
+    where the record has one (real annotators draw the whole object: a tight visible box of a
+    person is narrower than theirs), and a frame fails when more than ``max_out_of_range`` of its
+    checked targets do; classes the real set lacks (or holds fewer than ``min_count`` boxes of)
+    are not checked, nor is anything when no ranges are given.
 ``floating`` / ``interpenetration``
     ``worlds.placement`` on the record's Scene: an actor's box bottom more than ``floating_tol_m``
     above the surface under it; two actors (or an actor and a static part) overlapping deeper than
@@ -175,6 +178,8 @@ class GateConfig:
         min_visible_targets: fewest targeted objects a frame must show visibly (0: no check).
         floating_tol_m: an actor's box bottom this far above the surface under it floats.
         penetration_tol_m: boxes overlapping deeper than this interpenetrate.
+        max_out_of_range: the share of a frame's checked targets that may lie outside the real
+            size (or aspect) range before the frame is rejected for it (0: none may).
         duplicate_max_bits: a frame whose hash differs from a pooled one in this many of 256 bits
             or fewer is a near-duplicate (different frames of one scenario differ by 38 or more,
             a frame and itself with sensor noise by 16 or fewer: ``dedup``).
@@ -186,6 +191,7 @@ class GateConfig:
     floating_tol_m: float = FLOATING_TOL_M
     penetration_tol_m: float = PENETRATION_TOL_M
     duplicate_max_bits: int = 16
+    max_out_of_range: float = 0.0
 
     def __post_init__(self):
         for name in ("min_target_px", "min_visible_targets", "duplicate_max_bits"):
@@ -195,6 +201,8 @@ class GateConfig:
         if not 0.0 <= self.min_target_visibility <= 1.0:
             raise ParameterError("min_target_visibility", f"expected a fraction in [0, 1], got "
                                                           f"{self.min_target_visibility!r}")
+        if not (isinstance(self.max_out_of_range, (int, float)) and 0.0 <= self.max_out_of_range < 1.0):
+            raise ParameterError("max_out_of_range", f"expected a share in [0, 1), got {self.max_out_of_range!r}")
         for name in ("floating_tol_m", "penetration_tol_m"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
@@ -307,18 +315,28 @@ class Gate:
                                                      f"{cfg.min_visible_targets}): {seen}"))
         if self.ranges is None:
             return out
+        size: list[Rejection] = []
+        aspect: list[Rejection] = []
+        checked = 0
         for o in visible:
             r = self.ranges.get(o["class"])
             if r is None:
                 continue
-            x0, y0, x1, y1 = o["bbox"]
+            checked += 1
+            amodal = o.get("bbox_amodal")  # the whole object, as annotators draw real boxes
+            x0, y0, x1, y1 = amodal if amodal else o["bbox"]
             w, h = x1 - x0, y1 - y0
+            if h <= 0:
+                continue
             if not r.height_px[0] <= h <= r.height_px[1]:
-                out.append(Rejection("size", f"object {o['id']} ({o['class']}): box {h:g} px tall, real "
-                                             f"{o['class']} boxes {r.height_px[0]:.1f}-{r.height_px[1]:.1f} px"))
+                size.append(Rejection("size", f"object {o['id']} ({o['class']}): box {h:.0f} px tall, real "
+                                              f"{o['class']} boxes {r.height_px[0]:.1f}-{r.height_px[1]:.1f} px"))
             if not r.aspect[0] <= w / h <= r.aspect[1]:
-                out.append(Rejection("aspect", f"object {o['id']} ({o['class']}): box aspect (w/h) {w / h:.2f}, "
-                                               f"real {o['class']} boxes {r.aspect[0]:.2f}-{r.aspect[1]:.2f}"))
+                aspect.append(Rejection("aspect", f"object {o['id']} ({o['class']}): box aspect (w/h) {w / h:.2f}, "
+                                                  f"real {o['class']} boxes {r.aspect[0]:.2f}-{r.aspect[1]:.2f}"))
+        for found in (size, aspect):  # a frame fails when more than max_out_of_range of its targets do
+            if found and len(found) > cfg.max_out_of_range * checked:
+                out += found
         return out
 
     def _placement(self, record: dict, rel: str) -> list[Rejection]:

@@ -208,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     from longtail.cli_editor import add_command as add_editor
 
     add_editor(sub, _positive_int)
+    from longtail.cli_loop import add_command as add_loop
+
+    add_loop(sub, _positive_int)
     return ap
 
 
@@ -473,12 +476,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     from longtail.cli_editor import cmd_editor
+    from longtail.cli_loop import cmd_loop
     from longtail.cli_train import cmd_compare, cmd_evaluate, cmd_train
 
     handler = {"train": cmd_train, "evaluate": cmd_evaluate, "compare": cmd_compare, "render": _cmd_render,
                "scenarios": _cmd_scenarios, "scenario": _cmd_scenario,
                "export": _cmd_export, "verify": _cmd_verify, "stats": _cmd_stats, "plate": _cmd_plate,
-               "augment": _cmd_augment, "editor": cmd_editor, "target": _cmd_target}[args.command]
+               "augment": _cmd_augment, "editor": cmd_editor, "target": _cmd_target,
+               "loop": cmd_loop}[args.command]
     try:
         return handler(args)
     except InputError as e:

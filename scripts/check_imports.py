@@ -25,7 +25,7 @@ PARTS = {"Core": "longtail", "Worlds": "worlds", "Render": "render", "Weather": 
          "Labelers": "labelers", "Train": "train", "Editor": "editor"}
 TOP = {"longtail.cli", "longtail.cli_train", "longtail.cli_editor", "longtail.__main__", "longtail.pipeline",
        "longtail.augment", "longtail.augment_ramp", "longtail.preview", "longtail.cluster",
-       "longtail.shard_render"}
+       "longtail.shard_render", "longtail.loop", "longtail.cli_loop"}
 NEVER = {  # (from, to): why
     ("Worlds", "Render"): "a scene knows no renderer",
     ("Worlds", "Labelers"): "labels come after capture",

@@ -194,7 +194,9 @@ def test_limit_stops_after_enough_admitted_frames(dataset):
 
 def test_size_and_aspect_outside_the_real_ranges(dataset):
     bus = event_bus(record(dataset, 0))
-    w, h = bus["bbox"][2] - bus["bbox"][0], bus["bbox"][3] - bus["bbox"][1]
+    box = bus["bbox_amodal"]  # the gate measures the whole object, as real annotators draw it
+    assert box != bus["bbox"]
+    w, h = box[2] - box[0], box[3] - box[1]
 
     def ranges(heights, aspect):
         boxes = [("bus", [0, 0, aspect * hh, hh]) for hh in heights]
@@ -204,6 +206,9 @@ def test_size_and_aspect_outside_the_real_ranges(dataset):
     assert reasons(dataset, 0, Gate(ranges=fits)) == ()
     assert reasons(dataset, 0, Gate(ranges=ranges([4 * h, 8 * h], w / h))) == ("size",)  # real buses are taller
     assert reasons(dataset, 0, Gate(ranges=ranges([h - 1, h + 1], 3 * w / h))) == ("aspect",)
+    vis = bus["bbox"]  # its tight visible box would have passed a range made of visible boxes
+    tight = ranges([vis[3] - vis[1] - 1, vis[3] - vis[1] + 1], (vis[2] - vis[0]) / (vis[3] - vis[1]))
+    assert "size" in reasons(dataset, 0, Gate(ranges=tight)) or "aspect" in reasons(dataset, 0, Gate(ranges=tight))
     # the same range measured on images half as tall fits once scaled to this height
     assert reasons(dataset, 0, Gate(ranges=ranges([2 * h - 2, 2 * h + 2], w / h).scaled(0.5))) == ()
 

@@ -27,8 +27,10 @@ class=C                ``count_range`` of the specs of class C doubled (capped a
 
 Slices no knob reaches (``truncated``, ``scenario``, ``event``, a condition's ``unknown`` cell, a
 ``clear`` or ``day`` cell when the base already is) are skipped with a reason, and the next ranked
-slice is taken. Knobs of two targeted slices compose (fog at 50-100 m *and* people at 30-50 m);
-a second slice of the same key is skipped.
+slice is taken; so is a slice whose knob gives a scenario that cannot be placed (its first frames
+fail to sample: a distance band that puts a pedestrian inside the event's bus). Knobs of two
+targeted slices compose (fog at 50-100 m *and* people at 30-50 m); a second slice of the same
+key is skipped.
 """
 
 from __future__ import annotations
@@ -41,9 +43,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from longtail.conditions import WEATHER_TAGS
-from longtail.errors import InputError
+from longtail.errors import InputError, SamplingError
 from longtail.readers import load_json, validation_message
 from longtail.worlds.assets import get_asset, resolve_asset_names
+from longtail.worlds.physics import Physics
+from longtail.worlds.sampler import sample
 from longtail.worlds.scenario import CONDITIONS, ActorSpec, Scenario
 
 MAX_COUNT = 40  # actors of one spec, at most, after a count is doubled
@@ -234,13 +238,21 @@ def target_scenario(slices: list[SliceRecord], base: Scenario, top: int = 1,
     ones, ``{"slice", "rank", "skipped": why}`` for the others before them. ``detected``: the
     classes the detector was scored on (default: person and car)."""
     detected = detected if detected is not None else {"person", "car"}
+    with Physics() as physics:
+        return _target(slices, base, top, detected, physics)
+
+
+def _target(slices: list[SliceRecord], base: Scenario, top: int, detected: set[str],
+            physics: Physics) -> tuple[Scenario, list[dict]]:
     data = base.model_dump(mode="json", by_alias=True)
     plan: list[dict] = []
     keys: set[str] = set()
     for s in slices:
         if sum("knob" in p for p in plan) >= top:
             break
-        entry = {"slice": f"{s.key}={s.value}", "rank": s.rank, "gap": s.gap}
+        band = _band(s) if s.key.endswith("_band") else None
+        entry = {"slice": f"{s.key}={s.value}", "rank": s.rank, "gap": s.gap,
+                 "range": list(band) if band is not None else None}
         group = "weather" if s.key in ("weather", "visibility_band") else s.key
         if group in keys:
             plan.append({**entry, "skipped": f"a {group} slice is targeted already"})
@@ -248,12 +260,15 @@ def target_scenario(slices: list[SliceRecord], base: Scenario, top: int = 1,
         trial = _copy(data)
         try:
             what = _aim(s, trial, base, detected)
-            Scenario.model_validate(trial)
+            _placeable(Scenario.model_validate(trial), physics)
         except LookupError as e:
             plan.append({**entry, "skipped": str(e)})
             continue
         except ValidationError as e:
             plan.append({**entry, "skipped": f"outside the scenario's ranges ({e.errors()[0]['msg']})"})
+            continue
+        except SamplingError as e:
+            plan.append({**entry, "skipped": f"its frames cannot be placed ({e.problem})"})
             continue
         data = trial
         keys.add(group)
@@ -266,6 +281,16 @@ def target_scenario(slices: list[SliceRecord], base: Scenario, top: int = 1,
     aims = "; ".join(f"{p['slice']} ({p['knob']})" for p in plan if "knob" in p)
     data["description"] = f"{base.description} Targeted at {aims}."
     return Scenario.model_validate(data), plan
+
+
+PROBE_FRAMES = 3  # frames of a targeted scenario sampled to show it can be placed
+
+
+def _placeable(scenario: Scenario, physics: Physics) -> None:
+    """Sample the first frames of ``scenario``; SamplingError if its world cannot hold them (a
+    distance band that puts a pedestrian inside the bus of the event, say)."""
+    for i in range(PROBE_FRAMES):
+        sample(scenario, 0, i, physics)
 
 
 def _copy(data: Any) -> Any:
