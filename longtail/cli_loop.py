@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 
@@ -48,30 +47,13 @@ def add_command(sub, positive_int) -> None:
 
 
 def cmd_loop(args) -> int:
-    from tqdm import tqdm
-
+    from longtail.cli_train import RunBars
     from longtail.loop import preset_config, run_loop
 
     cfg = preset_config(args.preset, rounds=args.rounds, per_round=args.per_round, steps0=args.steps0,
                         steps=args.steps, seeds=args.seeds, top=args.top, pool_share=args.pool_share,
                         model=args.model, img_size=tuple(args.img_size) if args.img_size else None, batch=args.batch)
-    bar = None
-
-    def step_progress(done: int, total: int, line: dict) -> None:
-        nonlocal bar
-        if args.quiet:
-            return
-        if bar is None or bar.total != total or done <= bar.n:
-            if bar is not None:
-                bar.close()
-            bar = tqdm(total=total, unit="step", file=sys.stderr, leave=False)
-        bar.update(done - bar.n)
-
-    def log(text: str) -> None:
-        if bar is not None:
-            bar.close()
-        print(text, file=sys.stderr, flush=True)
-
+    bars = RunBars(args.quiet)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     try:
         tags = [None if t is None or str(t) == "none" else t for t in (args.tags or [])]
@@ -80,11 +62,10 @@ def cmd_loop(args) -> int:
 
             raise InputError("--tags", None, f"{len(tags)} given for {len(args.test)} --test sets")
         results = run_loop(args.real, args.test, args.scenario, args.out, cfg, classes=classes, tags=tags,
-                           device=args.device, log=log, preset=args.preset, step_progress=step_progress,
+                           device=args.device, log=bars.log, preset=args.preset, step_progress=bars.step,
                            render_workers=args.render_workers)
     finally:
-        if bar is not None:
-            bar.close()
+        bars.close()
     s = results["summary"]
     g = s["gain_over_control"]
     tracked = sorted({t for v in results["seeds"].values() for t in v["tracked"][:1]})

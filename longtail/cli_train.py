@@ -521,9 +521,37 @@ def _compare_sweeps(texts: list[str] | None) -> tuple[str, ...] | None:
     return tuple(t.strip() for t in texts)
 
 
-def cmd_compare(args) -> int:
-    from tqdm import tqdm
+class RunBars:
+    """A step progress bar per training run (one after another) and log lines between them, for
+    the commands that train several runs (compare, loop)."""
 
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+
+    def step(self, done: int, total: int, line: dict) -> None:
+        from tqdm import tqdm
+
+        if self.quiet:
+            return
+        bar = self.bar
+        if bar is None or bar.total != total or done <= bar.n:
+            self.close()
+            bar = self.bar = tqdm(total=total, unit="step", file=sys.stderr, leave=False)
+        bar.update(done - bar.n)
+        bar.set_postfix(loss=f"{line.get('loss', float('nan')):.3f}", img_s=f"{line.get('images_per_s', 0):.1f}")
+
+    def log(self, text: str) -> None:
+        self.close()
+        print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def cmd_compare(args) -> int:
     from longtail.train.compare import DEFAULT_ARMS, preset_config, run_compare
 
     arms = _names(args.arms)
@@ -538,31 +566,13 @@ def cmd_compare(args) -> int:
                         pretrained=args.pretrained or None, synthetic_share=args.synthetic_share,
                         sensor_augment=args.sensor_augment or None, pretrain_steps=args.pretrain_steps,
                         sweeps=_compare_sweeps(args.sweep))
-    bar = None
-
-    def step_progress(done: int, total: int, line: dict) -> None:
-        nonlocal bar
-        if args.quiet:
-            return
-        if bar is None or bar.total != total or done <= bar.n:
-            if bar is not None:
-                bar.close()
-            bar = tqdm(total=total, unit="step", file=sys.stderr, leave=False)
-        bar.update(done - bar.n)
-        bar.set_postfix(loss=f"{line.get('loss', float('nan')):.3f}", img_s=f"{line.get('images_per_s', 0):.1f}")
-
-    def log(text: str) -> None:
-        if bar is not None:
-            bar.close()
-        print(text, file=sys.stderr, flush=True)
-
+    bars = RunBars(args.quiet)
     try:
         results = run_compare(args.real, args.synthetic, args.test, args.out, cfg, plates=args.plates,
                               real_camera=args.real_camera, classes=_names(args.classes), device=args.device,
-                              log=log, step_progress=step_progress, preset=args.preset, insert=args.insert)
+                              log=bars.log, step_progress=bars.step, preset=args.preset, insert=args.insert)
     finally:
-        if bar is not None:
-            bar.close()
+        bars.close()
     for v in results["summary"]["verdicts"]:
         print(f"- {v['text']}")
     print(f"{args.out}: results.json, report.md, report.html")
