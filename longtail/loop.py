@@ -312,7 +312,8 @@ def _one_seed(inputs: LoopInputs, root: Path, cfg: LoopConfig, spec: ModelSpec, 
         for rnd in range(1, cfg.rounds + 1):
             d = root / arm / f"round{rnd}"
             tag = f"[seed {seed}] {arm} round {rnd}"
-            scenario, plan = _scenario(arm, prev_eval, inputs, cfg, d)
+            source = root / "round0" / EVAL if rnd == 1 else root / arm / f"round{rnd - 1}" / EVAL
+            scenario, plan = _scenario(arm, prev_eval, inputs, cfg, d, source)
             if arm == "targeted" and rnd == 1:
                 tracked = [p["slice"] for p in plan if "knob" in p]
             render = d / "render"
@@ -352,7 +353,8 @@ def _one_seed(inputs: LoopInputs, root: Path, cfg: LoopConfig, spec: ModelSpec, 
             "tracked_metrics": _tracked(root, cfg, tracked or [])}
 
 
-def _scenario(arm: str, prev_eval: dict, inputs: LoopInputs, cfg: LoopConfig, d: Path) -> tuple[Scenario, list]:
+def _scenario(arm: str, prev_eval: dict, inputs: LoopInputs, cfg: LoopConfig, d: Path,
+              source: Path) -> tuple[Scenario, list]:
     """The round's scenario (written to ``scenario.yaml`` the first time; read back after)."""
     path = d / "scenario.yaml"
     plan_path = d / "plan.json"
@@ -365,10 +367,10 @@ def _scenario(arm: str, prev_eval: dict, inputs: LoopInputs, cfg: LoopConfig, d:
                         key=lambda s: s.rank or 0)
         scenario, plan = target_scenario(ranked, inputs.base, cfg.top, set(inputs.classes))
     d.mkdir(parents=True, exist_ok=True)
-    write_bytes(path, scenario_yaml(scenario, plan, str(d.parent.parent / "previous round")).encode()
+    write_bytes(path, scenario_yaml(scenario, plan, str(source)).encode()
                 if arm == "targeted" else inputs.base.model_dump_json().encode())
     write_json(plan_path, plan)
-    return scenario, plan
+    return load_scenario(str(path)), plan  # as a resumed run reads it: the same digest either way
 
 
 def aimed_ranges(ranges: RealRanges, plan: list[dict]) -> RealRanges:
