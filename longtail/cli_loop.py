@@ -72,5 +72,9 @@ def cmd_loop(args) -> int:
     if g[0] is not None:
         print(f"tracked slice {', '.join(tracked)}: targeted - control at round {cfg.rounds}: "
               f"{100 * g[0]:+.1f} ± {100 * (g[1] or 0):.1f} points")
+    for a in s.get("aimed", []):
+        if a["gain"][0] is not None:
+            print(f"round {a['round']} aimed at {', '.join(a['slices'])}: targeted - control after it: "
+                  f"{100 * a['gain'][0]:+.1f} ± {100 * (a['gain'][1] or 0):.1f} points")
     print(f"{args.out}: results.json, report.md, plots/loop.png")
     return 0

@@ -350,7 +350,7 @@ def _one_seed(inputs: LoopInputs, root: Path, cfg: LoopConfig, spec: ModelSpec, 
             prev_eval, prev_ckpt = result, d / "run" / CHECKPOINT
         arms[arm] = rounds
     return {"round0": _summary(r0), "tracked": tracked or [], "arms": arms,
-            "tracked_metrics": _tracked(root, cfg, tracked or [])}
+            "tracked_metrics": _tracked(root, cfg, tracked or []), "aimed": _aimed(root, cfg, arms["targeted"])}
 
 
 def _scenario(arm: str, prev_eval: dict, inputs: LoopInputs, cfg: LoopConfig, d: Path,
@@ -433,6 +433,27 @@ def _tracked(root: Path, cfg: LoopConfig, tracked: Sequence[str]) -> dict:
     return out
 
 
+def _aimed(root: Path, cfg: LoopConfig, targeted: list[dict]) -> list[dict]:
+    """Per round, the slice the targeted arm aimed at in that round and its metric (AP50 for an
+    image slice, recall for an object slice) in both arms after that round: what targeting bought
+    where it aimed, round by round (the targeted arm moves on to the next weakest slice)."""
+    out = []
+    for rnd, row in enumerate(targeted, 1):
+        names = [p["slice"] for p in row["plan"] if "knob" in p]
+        if not names:
+            continue
+        entry: dict = {"round": rnd, "slice": names[0]}
+        for arm in ARMS:
+            res = json.loads((root / arm / f"round{rnd}" / EVAL).read_text())
+            m = _slice_metrics(res, names[:1]).get(names[0])
+            entry["metric"] = (m or {}).get("metric")
+            entry[arm] = None if m is None else m.get(m.get("metric") or "ap50")
+        t, c = entry["targeted"], entry["control"]
+        entry["gain"] = None if t is None or c is None else t - c
+        out.append(entry)
+    return out
+
+
 def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
     vals = [v for v in values if v is not None]
     if not vals:
@@ -472,6 +493,12 @@ def summarise(seeds: dict, cfg: LoopConfig) -> dict:
         a, b = vals
         if a is not None and b is not None:
             gains.append(a - b)
+    out["aimed"] = [{"round": rnd, "slices": sorted({a["slice"] for s in seeds.values() for a in s.get("aimed", [])
+                                                     if a["round"] == rnd}),
+                     "gain": _mean_sd([a["gain"] for s in seeds.values() for a in s.get("aimed", [])
+                                       if a["round"] == rnd]),
+                     "per_seed": [a["gain"] for s in seeds.values() for a in s.get("aimed", []) if a["round"] == rnd]}
+                    for rnd in range(1, cfg.rounds + 1)]
     out["gain_over_control"] = _mean_sd(gains)
     out["gain_per_seed"] = gains
     clear_drop = []
@@ -519,7 +546,14 @@ def report_md(results: dict) -> str:
     lines += ["", f"Targeted minus control on the tracked slice at round {cfg['rounds']}: {_pts(g)} points "
               f"(per seed: {', '.join(f'{100 * v:+.1f}' for v in summary['gain_per_seed']) or 'n/a'}); clear AP50 "
               f"change of the targeted arm since round 0: {_pts(summary['clear_change_targeted'])}.", "",
-              "![per-round metrics](plots/loop.png)", ""]
+              "![per-round metrics](plots/loop.png)", "",
+              "Where each round aimed (the targeted arm moves on to its next weakest slice), targeted minus "
+              "control after that round, on that slice:", "",
+              "| round | aimed at | targeted - control | per seed |", "| --- | --- | --- | --- |"]
+    for a in summary.get("aimed", []):
+        per = ", ".join(f"{100 * v:+.1f}" for v in a["per_seed"] if v is not None) or "n/a"
+        lines.append(f"| {a['round']} | {', '.join(a['slices'])} | {_pts(a['gain'])} | {per} |")
+    lines.append("")
     return "\n".join(lines)
 
 

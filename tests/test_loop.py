@@ -57,6 +57,9 @@ def test_a_smoke_loop_runs_both_arms_through_the_gate(data, whole, capsys):
         assert len(seed["tracked_metrics"][arm]) == 2  # round 0 and round 1
     plan = json.loads((out / "seed0" / "targeted" / "round1" / "plan.json").read_text())
     assert any("knob" in p for p in plan)
+    (aimed,) = seed["aimed"]  # round 1 aimed at the tracked slice; its gain is targeted minus control
+    assert aimed["slice"] == seed["tracked"][0] and res["summary"]["aimed"][0]["per_seed"] == [aimed["gain"]]
+    assert aimed["gain"] == pytest.approx(aimed["targeted"] - aimed["control"])
     targeted = load_scenario(str(out / "seed0" / "targeted" / "round1" / "scenario.yaml"))
     assert targeted.name.endswith("_targeted")
     assert (out / "plots" / "loop.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
