@@ -317,10 +317,9 @@ def _one_seed(inputs: LoopInputs, root: Path, cfg: LoopConfig, spec: ModelSpec, 
             if arm == "targeted" and rnd == 1:
                 tracked = [p["slice"] for p in plan if "knob" in p]
             render = d / "render"
-            if not (render / "manifest.json").is_file() or not json.loads(
-                    (render / "manifest.json").read_text()).get("complete"):
+            if not (d / GATE).is_file():  # once judged, the candidates are not read (or re-hashed) again
                 log(f"{tag}: rendering {cfg.candidates} candidates of {scenario.name}")
-            render_dataset(scenario, render, cfg.candidates, render_seed(seed, arm, rnd), render_workers)
+                render_dataset(scenario, render, cfg.candidates, render_seed(seed, arm, rnd), render_workers)
             verdict = _gate(d, render, inputs, cfg, hashes, plan)
             hashes = verdict["pool"]
             admitted = verdict["admitted"]
