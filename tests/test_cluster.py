@@ -1,7 +1,6 @@
 """`longtail render --backend ray` on a small local Ray cluster: the same bytes as the process pool,
 a killed Ray worker's shard retried, a killed driver resumed by a rerun, clear errors."""
 
-import json
 import os
 import signal
 import subprocess
@@ -11,6 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from killing import kill_after_a_recorded_frame
 
 from longtail.cli import main
 from longtail.cluster import ray_backend
@@ -97,19 +98,7 @@ def test_a_killed_driver_resumes_on_rerun(cluster, pool, tmp_path):
     out = tmp_path / "ray"
     cmd = [sys.executable, "-m", "longtail", "render", "--scenario", "fallen_cargo", "--frames", str(FRAMES),
            "--out", str(out), "--seed", "4", "--quiet", *SMALL, "--backend", "ray", "--address", cluster]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while time.time() < deadline:  # kill once at least one frame is recorded but not all
-        try:
-            files = json.loads((out / "manifest.json").read_text())["files"]
-        except (OSError, ValueError):
-            files = {}
-        if any(k.startswith("labels/") for k in files):
-            break
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    m = json.loads((out / "manifest.json").read_text())
+    m = kill_after_a_recorded_frame(cmd, out)  # at least one frame recorded, not all
     assert not m["complete"], "killed before finishing"
     done = sum(k.startswith("labels/") for k in m["files"])
     run = subprocess.run(cmd, capture_output=True, text=True)

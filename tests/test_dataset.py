@@ -1,16 +1,15 @@
 """The `longtail render` contract: files, manifest, COCO, determinism, resume, bad input."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
+
+from killing import kill_after_a_recorded_frame
 
 from longtail.atomic import read_png, sha256_file
 from longtail.cli import main
@@ -103,19 +102,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "longtail", "render", "--scenario", "fallen_cargo", "--frames", str(frames), "--out",
            str(out), "--seed", "4", "--quiet", *SMALL]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while time.time() < deadline:  # kill once at least one frame is recorded but not all
-        try:
-            files = json.loads((out / "manifest.json").read_text())["files"]
-        except (OSError, ValueError):
-            files = {}
-        if any(k.startswith("labels/") for k in files):
-            break
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    m = json.loads((out / "manifest.json").read_text())
+    m = kill_after_a_recorded_frame(cmd, out)  # at least one frame recorded, not all
     assert not m["complete"], "killed before finishing"
     # simulate debris of a write cut short: a stale temporary and a truncated, unrecorded frame
     (out / "rgb" / ".tmp-999-000047.png").write_bytes(b"partial")
