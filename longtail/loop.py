@@ -9,14 +9,17 @@ One seed of a loop, in ``OUT/seed<s>/``::
         scenario.yaml       targeted: ``worlds.target`` aimed at the weakest slices of the arm's
                             previous round; control: the base scenario as it is
         render/             ``ceil(per_round * oversample)`` candidate frames (``render_dataset``)
-        gate.json           the verifier gate's verdicts (``labelers.gate``): the first
+        render_<b>/         b = 1 .. TOP_UP_BATCHES: as many candidates again, each batch with a
+                            seed of its own, rendered only while fewer than ``per_round`` passed
+        gate.json           the verifier gate's verdicts (``labelers.gate``) per batch: the first
                             ``per_round`` admitted frames join the pool; rejections per reason
         run/                fine-tuned from the arm's previous round (round 1: from round 0) on
                             the real frames and the whole pool so far, ``steps`` steps
         eval.json           metrics and slices, as round 0's
 
 The real frames always stay in every batch (``1 - pool_share`` of it); the pool only grows. Both
-arms get the same number of admitted samples per round, so a difference between them is the
+arms get the same number of admitted samples per round (unless even the last top-up batch leaves
+one short, which the report shows in its pool column), so a difference between them is the
 targeting. The *tracked* slices are those round 1 of the targeted arm aimed at (chosen from round
 0, the same for both arms): ``results.json`` follows their AP50 and recall and the clear frames'
 AP50 per arm and round, and ``report.md`` / ``plots/loop.png`` show them. Every step is skipped
@@ -56,6 +59,10 @@ ARMS = ("targeted", "control")
 GATE_CONFIG = GateConfig(max_out_of_range=0.5)
 EVAL = "eval.json"
 GATE = "gate.json"
+# extra candidate batches a round may render when the gate admits fewer than ``per_round`` of the
+# first: a targeted scenario can ask for what the gate rejects more often (people nearer or in
+# thicker fog than the real boxes' range), and a short pool would weigh against targeting
+TOP_UP_BATCHES = 3
 
 
 @dataclass(frozen=True)
@@ -279,9 +286,21 @@ def clear_ap50(dataset: DetectionDataset, detections: list[dict]) -> float | Non
     return coco_metrics(coco_gt(dataset), detections, ids).get("AP50") if ids else None
 
 
-def render_seed(seed: int, arm: str, rnd: int) -> int:
-    """The dataset seed of an arm's candidates in a round (``seeding.LOOP_RENDER``)."""
-    return int(stream_rng(seed, LOOP_RENDER, ARMS.index(arm), rnd).integers(2**31))
+def render_seed(seed: int, arm: str, rnd: int, batch: int = 0) -> int:
+    """The dataset seed of an arm's candidates in a round (``seeding.LOOP_RENDER``); top-up batch
+    ``batch`` >= 1 draws from a stream of its own."""
+    key = (seed, LOOP_RENDER, ARMS.index(arm), rnd) + ((batch,) if batch else ())
+    return int(stream_rng(*key).integers(2**31))
+
+
+def batch_dir(batch: int) -> str:
+    return "render" if batch == 0 else f"render_{batch}"
+
+
+def gate_batches(verdict: dict) -> list[dict]:
+    """Each candidate batch of a round's verdict: its folder (relative to the round) and the frames
+    admitted from it (a verdict written before top-up batches existed holds one batch)."""
+    return verdict.get("batches") or [{"render": "render", "admitted": verdict["admitted"]}]
 
 
 def _one_seed(inputs: LoopInputs, root: Path, cfg: LoopConfig, spec: ModelSpec, seed: int, dev, log: Log,
@@ -316,18 +335,21 @@ def _one_seed(inputs: LoopInputs, root: Path, cfg: LoopConfig, spec: ModelSpec, 
             scenario, plan = _scenario(arm, prev_eval, inputs, cfg, d, source)
             if arm == "targeted" and rnd == 1:
                 tracked = [p["slice"] for p in plan if "knob" in p]
-            render = d / "render"
-            if not (d / GATE).is_file():  # once judged, the candidates are not read (or re-hashed) again
-                log(f"{tag}: rendering {cfg.candidates} candidates of {scenario.name}")
-                render_dataset(scenario, render, cfg.candidates, render_seed(seed, arm, rnd), render_workers)
+            def render(batch: int, d=d, scenario=scenario, tag=tag, arm=arm, rnd=rnd) -> Path:
+                log(f"{tag}: rendering {cfg.candidates} candidates of {scenario.name}"
+                    + (f" (top-up batch {batch} of at most {TOP_UP_BATCHES})" if batch else ""))
+                out = d / batch_dir(batch)
+                render_dataset(scenario, out, cfg.candidates, render_seed(seed, arm, rnd, batch), render_workers)
+                return out
+
             verdict = _gate(d, render, inputs, cfg, hashes, plan)
             hashes = verdict["pool"]
-            admitted = verdict["admitted"]
             rejections = {k: v for k, v in verdict["rejections"].items() if v}
-            log(f"{tag}: gate admitted {len(admitted)} of {verdict['frames']} candidates checked"
+            log(f"{tag}: gate admitted {verdict['admitted_count']} of {verdict['frames']} candidates checked"
                 + (f"; rejected: {', '.join(f'{k} {v}' for k, v in rejections.items())}" if rejections else ""))
-            if admitted:
-                pool.append((open_dataset(str(render)), admitted))
+            for b in gate_batches(verdict):
+                if b["admitted"]:
+                    pool.append((open_dataset(str(d / b["render"])), b["admitted"]))
             pool_ds = _Images(f"pool of {arm}", pool)
             real = inputs.real
 
@@ -390,19 +412,32 @@ def aimed_ranges(ranges: RealRanges, plan: list[dict]) -> RealRanges:
     return replace(ranges, classes=classes)
 
 
-def _gate(d: Path, render: Path, inputs: LoopInputs, cfg: LoopConfig, pool: dict | None,
+def _gate(d: Path, render: Callable[[int], Path], inputs: LoopInputs, cfg: LoopConfig, pool: dict | None,
           plan: list[dict]) -> dict:
     """The round's verdicts (``gate.json``): the gate over the candidates in order, admitting up to
-    ``per_round``, its duplicate pool seeded with every sample the arm admitted before."""
+    ``per_round``, its duplicate pool seeded with every sample the arm admitted before; while fewer
+    have passed, another batch of candidates (``render(batch)`` renders it and gives its folder),
+    at most ``TOP_UP_BATCHES`` more. Once written, the candidates are not read (or re-hashed) again."""
     path = d / GATE
     if path.is_file():
         return json.loads(path.read_text())
     hashes = HashPool.from_json(pool, str(d.parent / "previous round" / GATE)) if pool else HashPool()
     gate = Gate(GATE_CONFIG, aimed_ranges(inputs.ranges, plan), pool=hashes)
-    report = gate_dataset(render, gate, limit=cfg.per_round)
-    verdict = {**report.to_json(), "candidates": cfg.candidates, "admitted_count": len(report.admitted),
-               "config": asdict(gate.config), "pool": gate.pool.to_json()}
-    verdict.pop("root", None)
+    batches: list[dict] = []
+    counts: dict[str, int] = {}
+    admitted = checked = 0
+    for batch in range(1 + TOP_UP_BATCHES):
+        if admitted >= cfg.per_round:
+            break
+        report = gate_dataset(render(batch), gate, limit=cfg.per_round - admitted)
+        batches.append({"render": batch_dir(batch), "frames": len(report.verdicts), "admitted": report.admitted,
+                        "rejected": report.to_json()["rejected"]})
+        admitted += len(report.admitted)
+        checked += len(report.verdicts)
+        for reason, n in report.to_json()["rejections"].items():
+            counts[reason] = counts.get(reason, 0) + n
+    verdict = {"batches": batches, "frames": checked, "admitted_count": admitted, "rejections": counts,
+               "candidates": cfg.candidates * len(batches), "config": asdict(gate.config), "pool": gate.pool.to_json()}
     write_json(path, verdict)
     return verdict
 
@@ -480,26 +515,32 @@ def summarise(seeds: dict, cfg: LoopConfig) -> dict:
                          "tracked_slices": sorted(set(names))})
         out["arms"][arm] = rows
     last = cfg.rounds
-    gains = []
+    gains, gains_ap50 = [], []
     for s in seeds.values():
         if not s["tracked"]:
             continue
         name = s["tracked"][0]
-        vals: list[float | None] = []
-        for arm in ARMS:
-            m = s["tracked_metrics"][arm][last]["slices"].get(name)
-            vals.append(None if m is None else m.get(m.get("metric") or "ap50"))
-        a, b = vals
+        ms = [s["tracked_metrics"][arm][last]["slices"].get(name) for arm in ARMS]
+        if ms[0] is None or ms[1] is None:
+            continue
+        a, b = (m.get(m.get("metric") or "ap50") for m in ms)
         if a is not None and b is not None:
             gains.append(a - b)
+        a, b = (m.get("ap50") for m in ms)  # an object slice is ranked by recall; its AP50 as well
+        if a is not None and b is not None:
+            gains_ap50.append(a - b)
     out["aimed"] = [{"round": rnd, "slices": sorted({a["slice"] for s in seeds.values() for a in s.get("aimed", [])
                                                      if a["round"] == rnd}),
                      "gain": _mean_sd([a["gain"] for s in seeds.values() for a in s.get("aimed", [])
                                        if a["round"] == rnd]),
+                     "metrics": sorted({a["metric"] for s in seeds.values() for a in s.get("aimed", [])
+                                        if a["round"] == rnd and a.get("metric")}),
                      "per_seed": [a["gain"] for s in seeds.values() for a in s.get("aimed", []) if a["round"] == rnd]}
                     for rnd in range(1, cfg.rounds + 1)]
     out["gain_over_control"] = _mean_sd(gains)
     out["gain_per_seed"] = gains
+    out["gain_over_control_ap50"] = _mean_sd(gains_ap50)
+    out["gain_per_seed_ap50"] = gains_ap50
     clear_drop = []
     for s in seeds.values():
         a, b = s["tracked_metrics"]["targeted"][last]["clear_ap50"], s["tracked_metrics"]["targeted"][0]["clear_ap50"]
@@ -512,6 +553,14 @@ def summarise(seeds: dict, cfg: LoopConfig) -> dict:
 def _pts(v: tuple[float | None, float | None] | list) -> str:
     m, sd = v
     return "n/a" if m is None else f"{100 * m:.1f} ± {100 * (sd or 0):.1f}"
+
+
+def _span(values: list[int]) -> str:
+    """One number when every seed has it, else the range over seeds."""
+    if not values:
+        return "0"
+    lo, hi = min(values), max(values)
+    return str(lo) if lo == hi else f"{lo}-{hi}"
 
 
 def report_md(results: dict) -> str:
@@ -540,18 +589,24 @@ def report_md(results: dict) -> str:
                         rej[k] = rej.get(k, 0) + v
             rj = ", ".join(f"{k} {v}" for k, v in sorted(rej.items()) if v) or "-"
             lines.append(f"| {arm} | {rnd} | {_pts(row['tracked'])} | {_pts(row['clear_ap50'])} | "
-                         f"{int(np.mean(pools)) if pools else 0} | {rj if rnd else '-'} |")
+                         f"{_span(pools)} | {rj if rnd else '-'} |")
     g = summary["gain_over_control"]
     lines += ["", f"Targeted minus control on the tracked slice at round {cfg['rounds']}: {_pts(g)} points "
               f"(per seed: {', '.join(f'{100 * v:+.1f}' for v in summary['gain_per_seed']) or 'n/a'}); clear AP50 "
-              f"change of the targeted arm since round 0: {_pts(summary['clear_change_targeted'])}.", "",
+              f"change of the targeted arm since round 0: {_pts(summary['clear_change_targeted'])}."]
+    if summary.get("gain_per_seed_ap50") and summary["gain_per_seed_ap50"] != summary["gain_per_seed"]:
+        lines += ["", f"The same in AP50 on that slice (for an object slice a lower bound: every unmatched "
+                  f"detection counts against it): {_pts(summary['gain_over_control_ap50'])} (per seed: "
+                  f"{', '.join(f'{100 * v:+.1f}' for v in summary['gain_per_seed_ap50'])})."]
+    lines += ["",
               "![per-round metrics](plots/loop.png)", "",
               "Where each round aimed (the targeted arm moves on to its next weakest slice), targeted minus "
               "control after that round, on that slice:", "",
               "| round | aimed at | targeted - control | per seed |", "| --- | --- | --- | --- |"]
     for a in summary.get("aimed", []):
         per = ", ".join(f"{100 * v:+.1f}" for v in a["per_seed"] if v is not None) or "n/a"
-        lines.append(f"| {a['round']} | {', '.join(a['slices'])} | {_pts(a['gain'])} | {per} |")
+        lines.append(f"| {a['round']} | {', '.join(a['slices'])} ({', '.join(a.get('metrics', []))}) | "
+                     f"{_pts(a['gain'])} | {per} |")
     lines.append("")
     return "\n".join(lines)
 
@@ -563,7 +618,7 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     summary = results["summary"]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4), dpi=100, gridspec_kw={"width_ratios": [3, 2]})
     for arm, colour in zip(ARMS, ("tab:red", "tab:blue")):
         rows = summary["arms"][arm]
         xs = [r["round"] for r in rows]
@@ -576,6 +631,24 @@ def plot(results: dict, path: Path) -> None:
     ax.set_xticks(summary["rounds"])
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    ax.set_title("both arms, per round", fontsize=10)
+    # right: where each round aimed, targeted minus control on that slice (mean ± SD, each seed a dot)
+    aimed = [a for a in summary.get("aimed", []) if a["per_seed"]]
+    for a in aimed:
+        vals = [100 * v for v in a["per_seed"] if v is not None]
+        if not vals:
+            continue
+        m, sd = a["gain"]
+        ax2.bar(a["round"], 100 * (m or 0.0), yerr=100 * (sd or 0.0), color="tab:red", alpha=0.35, capsize=4)
+        ax2.plot([a["round"]] * len(vals), vals, "o", color="tab:red", markersize=4)
+    ax2.axhline(0.0, color="k", linewidth=0.8)
+    ax2.set_xticks([a["round"] for a in aimed])
+    ax2.set_xticklabels([f"{a['round']} ({', '.join(a.get('metrics', [])) or '-'})\n" + "\n".join(a["slices"])
+                         for a in aimed], fontsize=7)
+    ax2.set_xlabel("round: the slice it aimed at")
+    ax2.set_ylabel("targeted - control (points)")
+    ax2.set_title("where each round aimed", fontsize=10)
+    ax2.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     import io

@@ -52,7 +52,10 @@ def test_a_smoke_loop_runs_both_arms_through_the_gate(data, whole, capsys):
     for arm in ("targeted", "control"):
         (r1,) = seed["arms"][arm]
         gate = json.loads((out / "seed0" / arm / "round1" / "gate.json").read_text())
-        assert r1["pool"] == len(gate["admitted"]) <= 3  # per_round of the smoke preset
+        admitted = [i for b in gate["batches"] for i in b["admitted"]]
+        assert r1["pool"] == len(admitted) == gate["admitted_count"] <= 3  # per_round of the smoke preset
+        for k in range(1, len(gate["batches"])):  # a top-up batch only while the ones before fell short
+            assert sum(len(b["admitted"]) for b in gate["batches"][:k]) < 3
         assert r1["gate"]["checked"] == gate["frames"] and set(gate["rejections"]) >= {"labels", "duplicate"}
         assert len(seed["tracked_metrics"][arm]) == 2  # round 0 and round 1
     plan = json.loads((out / "seed0" / "targeted" / "round1" / "plan.json").read_text())
@@ -60,6 +63,12 @@ def test_a_smoke_loop_runs_both_arms_through_the_gate(data, whole, capsys):
     (aimed,) = seed["aimed"]  # round 1 aimed at the tracked slice; its gain is targeted minus control
     assert aimed["slice"] == seed["tracked"][0] and res["summary"]["aimed"][0]["per_seed"] == [aimed["gain"]]
     assert aimed["gain"] == pytest.approx(aimed["targeted"] - aimed["control"])
+    assert res["summary"]["aimed"][0]["metrics"] == [aimed["metric"]]
+    # the tracked slice's AP50 difference is reported beside its ranking metric's
+    name = seed["tracked"][0]
+    ap = [seed["tracked_metrics"][arm][1]["slices"][name]["ap50"] for arm in ("targeted", "control")]
+    if None not in ap:
+        assert res["summary"]["gain_per_seed_ap50"] == [pytest.approx(ap[0] - ap[1])]
     targeted = load_scenario(str(out / "seed0" / "targeted" / "round1" / "scenario.yaml"))
     assert targeted.name.endswith("_targeted")
     assert (out / "plots" / "loop.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -91,3 +100,50 @@ def test_a_killed_loop_resumes_to_the_results_of_an_uninterrupted_one(data, whol
     assert "round 0: done earlier, skipped" in run.stderr
     a, b = (json.loads((d / "results.json").read_text()) for d in (whole, out))
     assert a["seeds"] == b["seeds"] and a["summary"] == b["summary"]
+
+
+def test_a_short_round_renders_top_up_batches(data, tmp_path):
+    """The gate admits fewer than ``per_round`` of a round's first candidates (here: its pool
+    already holds every one of them): the round renders another batch with a seed of its own and
+    stops as soon as enough have passed; the verdict says which frames of which batch joined."""
+    from types import SimpleNamespace
+
+    from longtail import loop
+    from longtail.labelers.gate import Gate, RealRanges, gate_dataset
+    from longtail.pipeline import render_dataset
+
+    scenario = load_scenario("pedestrian_behind_bus").with_resolution(160, 96)
+    first, other = tmp_path / "a", tmp_path / "b"
+    render_dataset(scenario, first, frames=3, seed=4)
+    render_dataset(scenario, other, frames=3, seed=7)
+    seen = Gate(loop.GATE_CONFIG, RealRanges({}))
+    gate_dataset(first, seen)  # the arm admitted these in an earlier round
+    fresh = gate_dataset(other, Gate(loop.GATE_CONFIG, RealRanges({}))).admitted
+    calls = []
+
+    def render(batch: int) -> Path:
+        calls.append(batch)
+        return other if batch == 1 else first
+
+    cfg = loop.preset_config("smoke", per_round=2, oversample=1.0)
+    d = tmp_path / "round2"
+    d.mkdir()
+    verdict = loop._gate(d, render, SimpleNamespace(ranges=RealRanges({})), cfg, seen.pool.to_json(), [])
+    batches = verdict["batches"]
+    assert batches[0]["render"] == "render" and batches[0]["admitted"] == [] and batches[0]["frames"] == 3
+    assert verdict["rejections"]["duplicate"] >= 3
+    assert batches[1]["render"] == "render_1" and batches[1]["admitted"] == fresh[:2]
+    if len(fresh) >= 2:  # enough after one top-up: no more renders
+        assert calls == [0, 1] and verdict["admitted_count"] == 2
+    else:  # every top-up batch is tried (the later ones repeat the first: all duplicates)
+        assert calls == [0, 1, 2, 3] and verdict["admitted_count"] == len(fresh)
+    assert verdict["frames"] == sum(b["frames"] for b in batches)
+    assert loop.gate_batches(verdict) == batches
+    # judged once: a resumed round reads the verdict and renders nothing
+    calls.clear()
+    assert loop._gate(d, render, SimpleNamespace(ranges=RealRanges({})), cfg, None, []) == verdict and calls == []
+    # a verdict from before top-up batches: one batch, the round's render folder
+    assert loop.gate_batches({"admitted": [0, 2]}) == [{"render": "render", "admitted": [0, 2]}]
+    # batch 0 keeps the seed it always had; the others differ from it and from each other
+    seeds = [loop.render_seed(0, "targeted", 2, b) for b in range(4)]
+    assert seeds[0] == loop.render_seed(0, "targeted", 2) and len(set(seeds)) == 4
