@@ -430,11 +430,12 @@ def _gate(d: Path, render: Callable[[int], Path], inputs: LoopInputs, cfg: LoopC
         if admitted >= cfg.per_round:
             break
         report = gate_dataset(render(batch), gate, limit=cfg.per_round - admitted)
+        judged = report.to_json()
         batches.append({"render": batch_dir(batch), "frames": len(report.verdicts), "admitted": report.admitted,
-                        "rejected": report.to_json()["rejected"]})
+                        "rejected": judged["rejected"]})
         admitted += len(report.admitted)
         checked += len(report.verdicts)
-        for reason, n in report.to_json()["rejections"].items():
+        for reason, n in judged["rejections"].items():
             counts[reason] = counts.get(reason, 0) + n
     verdict = {"batches": batches, "frames": checked, "admitted_count": admitted, "rejections": counts,
                "candidates": cfg.candidates * len(batches), "config": asdict(gate.config), "pool": gate.pool.to_json()}
