@@ -530,14 +530,13 @@ def summarise(seeds: dict, cfg: LoopConfig) -> dict:
         a, b = (m.get("ap50") for m in ms)  # an object slice is ranked by recall; its AP50 as well
         if a is not None and b is not None:
             gains_ap50.append(a - b)
-    out["aimed"] = [{"round": rnd, "slices": sorted({a["slice"] for s in seeds.values() for a in s.get("aimed", [])
-                                                     if a["round"] == rnd}),
-                     "gain": _mean_sd([a["gain"] for s in seeds.values() for a in s.get("aimed", [])
-                                       if a["round"] == rnd]),
-                     "metrics": sorted({a["metric"] for s in seeds.values() for a in s.get("aimed", [])
-                                        if a["round"] == rnd and a.get("metric")}),
-                     "per_seed": [a["gain"] for s in seeds.values() for a in s.get("aimed", []) if a["round"] == rnd]}
-                    for rnd in range(1, cfg.rounds + 1)]
+    out["aimed"] = []
+    for rnd in range(1, cfg.rounds + 1):
+        rows_r = [a for s in seeds.values() for a in s.get("aimed", []) if a["round"] == rnd]
+        gains_r = [a["gain"] for a in rows_r]
+        out["aimed"].append({"round": rnd, "slices": sorted({a["slice"] for a in rows_r}), "gain": _mean_sd(gains_r),
+                             "metrics": sorted({a["metric"] for a in rows_r if a.get("metric")}),
+                             "per_seed": gains_r})
     out["gain_over_control"] = _mean_sd(gains)
     out["gain_per_seed"] = gains
     out["gain_over_control_ap50"] = _mean_sd(gains_ap50)
