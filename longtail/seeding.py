@@ -44,6 +44,10 @@ SLICE_BOOTSTRAP = 16
 # the closed loop (``longtail.loop``): [loop seed, LOOP_RENDER, arm (0 targeted, 1 control), round]
 # draws the dataset seed of the round's candidate frames
 LOOP_RENDER = 17
+# [dataset seed, frame index, REDRAW, attempt]: a frame whose event actors could not all be placed
+# from ``frame_rng`` (e.g. a child between two parked cars when the first car drew a long van) is
+# drawn again, whole, from this stream (attempts 1, 2, ...); frames placed at once never use it
+REDRAW = 18
 
 
 def frame_rng(seed: int, index: int) -> np.random.Generator:

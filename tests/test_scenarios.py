@@ -92,8 +92,27 @@ def test_unmeetable_requirement_raises_naming_it(tmp_path):
         sample(load_scenario_file(f), 0, 0)
     f = _write(tmp_path, "name: x\ndescription: d\nmax_tries: 4\ncamera: {hfov_deg: 20}\nevents:\n"
                          "  - {asset: dog, region: roadside, distance_m_range: [5, 6], in_view: true}\n", "b.yaml")
-    with pytest.raises(SamplingError, match=r"4 x not in view of the camera"):
+    with pytest.raises(SamplingError, match=r"4 x not in view of the camera.*and in 8 redraws of the whole frame"):
         sample(load_scenario_file(f), 0, 0)
+
+
+def test_a_frame_whose_event_finds_no_room_is_drawn_again_whole(monkeypatch):
+    """child_between_parked_cars, seed 0, frame 29: the first parked "car" drew a 5.6 m van, and
+    no child offset of 2.9-3.4 m clears it. The frame is drawn again from the REDRAW stream (the
+    same scene every time); frames placed at once are untouched (the redraw is never called)."""
+    import longtail.worlds.sampler as sampler
+
+    sc = load_scenario("child_between_parked_cars")
+    first = sampler._draw
+    with sampler.Physics() as ph, pytest.raises(SamplingError, match="footprint overlaps"):
+        first(sc, 0, 29, ph)
+    a, b = sample(sc, 0, 29), sample(sc, 0, 29)
+    assert a == b and a.index == 29
+    child = next(x for x in a.actors if x.asset == "child")
+    assert child.role == "event"
+    calls = []
+    monkeypatch.setattr(sampler, "_draw", lambda *args: calls.append(len(args)) or first(*args))
+    assert sample(sc, 0, 28) == sample(sc, 0, 28) and calls == [5, 5]  # frame 28: placed at once
 
 
 def test_sun_follows_the_hour(small_scenarios):

@@ -4,9 +4,10 @@ Every draw comes from one generator in a fixed order: ``frame_rng(seed, index)``
 frames, ``frame_rng(seed, sequence number)`` for the frames of a sequence, which then differ
 only by time. Placement is rejection sampling with a bounded number of tries (Scenic-style):
 footprints must not overlap, and PyBullet (``worlds.physics``) settles each candidate and
-rejects it if it interpenetrates the static world or another actor, floats or tips over. An
-event actor that cannot be placed raises ``SamplingError`` naming the requirement; traffic that
-cannot be placed is left out (traffic density is a range, not a promise).
+rejects it if it interpenetrates the static world or another actor, floats or tips over. A
+frame with an event actor that cannot be placed is drawn again whole (``REDRAW`` stream, up to
+``REDRAWS`` times), then raises ``SamplingError`` naming the requirement; traffic that cannot be
+placed is left out (traffic density is a range, not a promise).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Literal
 import numpy as np
 
 from longtail.errors import SamplingError
-from longtail.seeding import RANDOMIZE, frame_rng, stream_rng
+from longtail.seeding import RANDOMIZE, REDRAW, frame_rng, stream_rng
 from longtail.worlds.assets import AssetDef, get_asset, resolve_asset_names
 from longtail.worlds.layouts import PlateLayout, RoadLayout, Span, Static, make_layout, static_world
 from longtail.worlds.physics import Physics
@@ -417,13 +418,17 @@ def advance(scene: Scene, steps: int) -> Scene:
     return scene.model_copy(update=update)
 
 
+REDRAWS = 8  # whole-frame draws after the first, before a frame's events count as impossible
+
+
 def _draw(scenario: Scenario, seed: int, index: int, physics: Physics,
-          ramped: dict[str, float] | None = None) -> Scene:
-    """Frame ``index``'s Scene. ``ramped``: knob -> value of the scenario's ``ramp`` at this step
-    (``RampSpec.values``); a ramped value replaces its draw, and the draw is still made, so every
-    later draw (layout, camera, actors) is the same as without the ramp."""
+          ramped: dict[str, float] | None = None, rng: np.random.Generator | None = None) -> Scene:
+    """Frame ``index``'s Scene, drawn from ``rng`` (default ``frame_rng(seed, index)``).
+    ``ramped``: knob -> value of the scenario's ``ramp`` at this step (``RampSpec.values``); a
+    ramped value replaces its draw, and the draw is still made, so every later draw (layout,
+    camera, actors) is the same as without the ramp."""
     ramped = ramped or {}
-    rng = frame_rng(seed, index)
+    rng = frame_rng(seed, index) if rng is None else rng
     time_spec, weather_spec = _conditions(scenario, rng)
     layout = _layout(scenario, rng)
     geom = make_layout(layout)
@@ -488,5 +493,22 @@ def sample(scenario: Scenario, seed: int, index: int, physics: Physics | None = 
     run, step = divmod(index, sequence)
     ramped = scenario.ramp.values(step, sequence) if scenario.ramp is not None else None
     with (contextlib.nullcontext(physics) if physics is not None else Physics()) as ph:
-        scene = _draw(scenario, seed, run, ph, ramped)
+        scene = _draw_or_redraw(scenario, seed, run, ph, ramped)
     return advance(scene, step).model_copy(update={"index": index})
+
+
+def _draw_or_redraw(scenario: Scenario, seed: int, index: int, physics: Physics,
+                    ramped: dict[str, float] | None) -> Scene:
+    """``_draw``; if an event actor cannot be placed (the actors drawn before it leave no room,
+    or the layout has none), the whole frame again from the REDRAW stream, up to REDRAWS times.
+    A scenario that fails every time asks for what its world cannot hold: the first draw's error."""
+    try:
+        return _draw(scenario, seed, index, physics, ramped)
+    except SamplingError as first:
+        for attempt in range(1, REDRAWS + 1):
+            try:
+                return _draw(scenario, seed, index, physics, ramped, stream_rng(seed, index, REDRAW, attempt))
+            except SamplingError:
+                continue
+        raise SamplingError(first.source, first.field, f"{first.problem}; and in {REDRAWS} redraws of the "
+                            "whole frame") from None
