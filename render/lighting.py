@@ -132,10 +132,19 @@ def irradiance(depth: np.ndarray, camera: Camera, lights: list[Light]) -> np.nda
         win = (slice(v0, v1), slice(u0, u1))
         dx, dy, dz = (np.float32(L.position[i]) - P[i][win] for i in range(3))
         dist2 = np.maximum(dx * dx + dy * dy + dz * dz, np.float32(0.25))
+        fall = np.clip(1.0 - dist2 * dist2 / np.float32(L.range_m**4), 0.0, 1.0)
+        # the rest only where the range window leaves light: outside it k is exactly 0 (a lamp's
+        # rectangle often spans the frame while its 22 m reach covers a few per cent of it)
+        rows, cols = np.flatnonzero(fall.any(axis=1)), np.flatnonzero(fall.any(axis=0))
+        if not rows.size:
+            continue
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        dx, dy, dz, dist2, fall = (a[r0:r1, c0:c1] for a in (dx, dy, dz, dist2, fall))
+        win = (slice(v0 + r0, v0 + r1), slice(u0 + c0, u0 + c1))
         inv = 1.0 / np.sqrt(dist2)
         dx, dy, dz = dx * inv, dy * inv, dz * inv  # unit vector surface -> light
         k = L.intensity * np.clip(N[0][win] * dx + N[1][win] * dy + N[2][win] * dz, 0.0, 1.0) / dist2
-        k *= np.clip(1.0 - dist2 * dist2 / np.float32(L.range_m**4), 0.0, 1.0) ** 2
+        k *= fall ** 2
         if L.direction is not None:
             axis = np.asarray(L.direction, np.float32)
             axis = axis / np.linalg.norm(axis)
