@@ -12,7 +12,11 @@ pipeline  : longtail.pipeline.render_frames, as `longtail render` runs it on one
 
 Rates are per image; "NAME+rig" renders NAME with three cameras (front, left, right) per frame.
 
+"crowd" is examples/pets_scene.yaml (people at a junction, a PETS-like camera); with --plate DIR,
+"plate" is six people composited onto that fitted plate (`longtail plate fit`), at the plate's size.
+
 Usage: python benchmarks/render_throughput.py [--frames N] [--sizes 640x384,1242x375] [--scenarios A,B]
+       [--plate PLATE_DIR]
 """
 
 from __future__ import annotations
@@ -24,21 +28,35 @@ from pathlib import Path
 
 from longtail.pipeline import engines, frame_scene, render_frames, render_scene
 from longtail.render.capture import camera_image
-from longtail.worlds.scenario import load_scenario
+from longtail.worlds.scenario import Scenario, load_scenario, parse_scenario
 
-DEMO = "fallen_cargo,animal_herd,deer_on_dark_road,night_jaywalker,dense_fog_highway,fallen_cargo+rig"
+DEMO = "fallen_cargo,animal_herd,deer_on_dark_road,night_jaywalker,dense_fog_highway,fallen_cargo+rig,crowd"
 RIG = "+rig"  # suffix: the same scenario seen by the front_sides rig (three cameras a frame)
+CROWD = str(Path(__file__).resolve().parents[1] / "examples" / "pets_scene.yaml")
 LOOK_STEPS = ("bare", "textures", "shadows", "night", "sky", "weather", "antialias")
-SHOWN = ("sample", "build", "bare", "textures", "shadows", "night", "sky", "weather", "antialias", "alone", "label",
-         "write")
+SHOWN = ("sample", "build", "bare", "composite", "textures", "shadows", "night", "sky", "weather", "antialias",
+         "alone", "label", "write")
 
 
-def bench(name: str, frames: int, width: int, height: int, seed: int = 0) -> dict:
-    """Mean seconds per frame of every step for ``frames`` frames of scenario ``name``."""
-    base = load_scenario(name.removesuffix(RIG))
+def scenario(name: str, width: int, height: int, plate: str | None = None) -> Scenario:
+    """The benchmark's scenario ``name`` (a catalog name or file, "crowd", "plate", NAME+rig) at
+    width x height (a plate keeps its own size)."""
+    if name == "plate":
+        if plate is None:
+            raise SystemExit("the plate scene needs --plate PLATE_DIR")
+        return parse_scenario({"name": "plate", "description": "six people on a fitted plate",
+                               "layout": {"kind": "plate"}, "plate": plate,
+                               "events": [{"asset": "pedestrian", "count_range": [6, 6], "region": "ground",
+                                           "distance_m_range": [6, 45], "heading_deg_range": [-180, 180]}]}, "bench")
+    base = load_scenario(CROWD if name == "crowd" else name.removesuffix(RIG))
     if name.endswith(RIG):
         base = base.model_validate({**base.model_dump(), "camera": {**base.camera.model_dump(), "rig": "front_sides"}})
-    sc = base.with_resolution(width, height)
+    return base.with_resolution(width, height)
+
+
+def bench(name: str, frames: int, width: int, height: int, seed: int = 0, plate: str | None = None) -> dict:
+    """Mean seconds per frame of every step for ``frames`` frames of scenario ``name``."""
+    sc = scenario(name, width, height, plate)
     t: dict[str, float] = {}
     add = lambda k, dt: t.__setitem__(k, t.get(k, 0.0) + dt)  # noqa: E731
     with engines() as eng, tempfile.TemporaryDirectory() as tmp:
@@ -57,8 +75,8 @@ def bench(name: str, frames: int, width: int, height: int, seed: int = 0) -> dic
         list(render_frames(sc, seed, list(range(frames)), eng, Path(tmp)))
         add("pipeline", time.perf_counter() - t0)
     m = {k: v / frames for k, v in t.items()}
-    rendered = sum(m.get(k, 0.0) for k in ("build", "bare", "buffers", "textures", "shadows", "night", "sky",
-                                          "weather", "antialias", "alone", "visibility"))
+    rendered = sum(m.get(k, 0.0) for k in ("build", "bare", "buffers", "composite", "textures", "shadows", "night",
+                                          "sky", "weather", "antialias", "alone", "visibility"))
     m["write"] = max(0.0, m["pipeline"] - m["sample"] - rendered - m["label"])
     m["look"] = sum(m.get(k, 0.0) for k in LOOK_STEPS)
     return m
@@ -69,7 +87,10 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--sizes", default="640x384,1242x375")
     ap.add_argument("--scenarios", default=DEMO)
+    ap.add_argument("--plate", help="a fitted plate directory: adds the plate scene")
     args = ap.parse_args()
+    if args.plate and "plate" not in args.scenarios.split(","):
+        args.scenarios += ",plate"
     for size in args.sizes.split(","):
         w, h = (int(v) for v in size.split("x"))
         print(f"\n{w}x{h}, one worker, {args.frames} frames per scenario; ms per frame")
@@ -77,7 +98,7 @@ def main() -> None:
               + " ".join(f"{k:>7}" for k in SHOWN))
         ratios, looks = [], []
         for name in args.scenarios.split(","):
-            m = bench(name, args.frames, w, h)
+            m = bench(name, args.frames, w, h, plate=args.plate)
             ratio, look = m["bare"] / m["pipeline"], m["look"] / m["flat"]
             ratios.append(ratio)
             looks.append(look)
