@@ -39,6 +39,9 @@ FILES = {"image": "plate.png", "depth": "depth.png", "camera": "camera.json", "s
 MAX_PLATE_DEPTH_M = 255.0  # the backdrop's depth must fit the 16-bit depth PNG (255.99 m)
 
 
+GROUND_RANGES_KEPT = 16  # distance ranges whose ground pixels a plate keeps (a few MB each)
+
+
 @dataclass(frozen=True, eq=False)
 class Plate:
     """A fitted plate, as written to and read from a plate directory.
@@ -87,18 +90,36 @@ class Plate:
             return np.full(self.depth.shape, np.inf, np.float32)
         return np.where(self.occluders, plate_depth(self.camera, self.occluders), np.inf).astype(np.float32)
 
-    def ground_pixels(self, distance_m: tuple[float, float]) -> np.ndarray:
-        """Flat indices of the pixels whose ground point lies within ``distance_m`` (metres,
-        along the ground from the camera's foot), allowed by ``regions`` and not occluded."""
+    @cached_property
+    def ground_distance(self) -> np.ndarray:
+        """(H, W) metres along the ground from the camera's foot to each pixel's ground point
+        (nan above the horizon)."""
         xy = self.ground_xy
         c = self.camera.position
-        d = np.hypot(xy[..., 0] - c[0], xy[..., 1] - c[1])
-        ok = np.isfinite(d) & (d >= distance_m[0]) & (d <= distance_m[1])
-        if self.occluders is not None:
-            ok &= ~self.occluders
-        if self.regions is not None:
-            ok &= self.regions
-        return np.flatnonzero(ok)
+        return np.hypot(xy[..., 0] - c[0], xy[..., 1] - c[1])
+
+    @cached_property
+    def _ground_pixels(self) -> dict[tuple[float, float], np.ndarray]:
+        return {}
+
+    def ground_pixels(self, distance_m: tuple[float, float]) -> np.ndarray:
+        """Flat indices (read-only) of the pixels whose ground point lies within ``distance_m``
+        (metres, along the ground from the camera's foot), allowed by ``regions`` and not
+        occluded. Kept per distance range: placement asks for the same few ranges once per try."""
+        key = (float(distance_m[0]), float(distance_m[1]))
+        cache = self._ground_pixels
+        if key not in cache:
+            d = self.ground_distance
+            ok = np.isfinite(d) & (d >= key[0]) & (d <= key[1])
+            if self.occluders is not None:
+                ok &= ~self.occluders
+            if self.regions is not None:
+                ok &= self.regions
+            if len(cache) >= GROUND_RANGES_KEPT:
+                cache.clear()
+            cache[key] = np.flatnonzero(ok)
+            cache[key].flags.writeable = False
+        return cache[key]
 
     def ground_point(self, flat_index: int, du: float, dv: float) -> tuple[float, float]:
         """World (x, y) on the ground seen at a point (du, dv in 0..1) inside pixel ``flat_index``."""
