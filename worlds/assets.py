@@ -214,11 +214,23 @@ def _ball(c, r: float, rgba: RGBA) -> Part:
     return Part("sphere", (float(r), 0.0, 0.0), vec3(c), rgba)
 
 
-def _dir(fwd: float, out: float, side: int, up: bool = False) -> np.ndarray:
+def _dir(fwd: float, out: float, side: int, up: bool = False) -> tuple[float, float, float]:
     """Unit vector of a limb swung ``fwd`` radians forward (about y) and ``out`` radians away
     from the body's mid-plane; pointing down (or up)."""
     s = 1.0 if up else -1.0
-    return np.array([math.sin(fwd) * math.cos(out), side * math.sin(out), s * math.cos(fwd) * math.cos(out)])
+    return math.sin(fwd) * math.cos(out), side * math.sin(out), s * math.cos(fwd) * math.cos(out)
+
+
+def _add(a, b) -> tuple[float, float, float]:
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2]
+
+
+def _sub(a, b) -> tuple[float, float, float]:
+    return a[0] - b[0], a[1] - b[1], a[2] - b[2]
+
+
+def _scale(k: float, v) -> tuple[float, float, float]:
+    return k * v[0], k * v[1], k * v[2]
 
 
 def _ik(s, w, l1: float, l2: float, bend) -> np.ndarray:
@@ -311,15 +323,18 @@ def _person_unit(lat: float, swing: float, variant: int, o: dict, head_frac: flo
     hip_z = foot_h + th * math.cos(a_front) + sh * math.cos(b_front)
     hip_x = -0.01 * k
     parts = []
+    # joints as plain float triples: each coordinate is computed by the same float operations, in
+    # the same order, as the element-wise numpy version did (so the same doubles), without
+    # numpy's per-call cost on three-element arrays; only the shoe's rotation stays a matmul
     for side, a, bb, pitch in ((1, a_front, b_front, 0.0), (-1, a_rear, b_rear, toe)):
-        hip = np.array([hip_x, side * hip_y, hip_z])
-        knee = hip + th * np.array([math.sin(a), -side * 0.06 * lat, -math.cos(a)])
+        hip = (hip_x, side * hip_y, hip_z)
+        knee = _add(hip, _scale(th, (math.sin(a), -side * 0.06 * lat, -math.cos(a))))
         off = np.array([-0.0375, 0.0, 0.025]) * k  # the ankle in the shoe's frame
         ankle_z = 0.11 * k * math.sin(pitch) + 0.05 * k * math.cos(pitch)
         drop = (knee[2] - ankle_z) / math.cos(bb)
-        ankle = knee + np.array([math.sin(bb) * drop, -side * 0.004 * lat, -(knee[2] - ankle_z)])
+        ankle = _add(knee, (math.sin(bb) * drop, -side * 0.004 * lat, -(knee[2] - ankle_z)))
         R = _rot((0.0, pitch, 0.0))
-        shoe_c = ankle - R @ off
+        shoe_c = np.array(ankle) - R @ off
         parts.append(_limb(knee, hip, 0.034 * k * b, 0.052 * k * b, legs, 0.0, 0.02 * k))
         parts.append(_limb(ankle, knee, 0.025 * k * b, 0.034 * k * b, legs, 0.0, 0.012 * k))
         parts.append(Part("box", (foot_l / 2, 0.027 * k * b, 0.025 * k), vec3(shoe_c), o["shoes"],
@@ -345,29 +360,28 @@ def _person_unit(lat: float, swing: float, variant: int, o: dict, head_frac: flo
     else:
         arms = {1: (math.radians(3), math.radians(10)), -1: (math.radians(3), math.radians(10))}
     for side in (-1, 1):
-        shoulder = np.array([0.0, side * sh_y, sh_z])
+        shoulder = (0.0, side * sh_y, sh_z)
         fwd, fwd2 = arms[side]
         if variant == 2:  # raised overhead, slightly forward and out
-            elbow = shoulder + lu * _dir(fwd, math.radians(14) * lat, side, up=True)
-            wrist = elbow + lf * _dir(fwd2, math.radians(6) * lat, side, up=True)
+            elbow = _add(shoulder, _scale(lu, _dir(fwd, math.radians(14) * lat, side, up=True)))
+            wrist = _add(elbow, _scale(lf, _dir(fwd2, math.radians(6) * lat, side, up=True)))
         else:
             out = math.radians(8) * lat
-            elbow = shoulder + lu * _dir(fwd, out, side)
-            wrist = elbow + lf * _dir(fwd2, out * 0.7, side)
-        hand_dir = (wrist - elbow) / lf
-        parts.append(_ball(shoulder + np.array([0.0, 0.0, 0.004 * k]), 0.036 * k * b, top))
+            elbow = _add(shoulder, _scale(lu, _dir(fwd, out, side)))
+            wrist = _add(elbow, _scale(lf, _dir(fwd2, out * 0.7, side)))
+        hand_dir = tuple(d / lf for d in _sub(wrist, elbow))
+        parts.append(_ball(_add(shoulder, (0.0, 0.0, 0.004 * k)), 0.036 * k * b, top))
         parts.append(_limb(elbow, shoulder, 0.026 * k * b, 0.031 * k * b, sleeve, 0.01 * k))
         parts.append(_limb(wrist, elbow, 0.02 * k * b, 0.026 * k * b, sleeve, 0.0, 0.01 * k))
-        parts.append(_ball(wrist + hand_dir * 0.03 * k, 0.026 * k, skin))
+        parts.append(_ball(_add(wrist, tuple(d * 0.03 * k for d in hand_dir)), 0.026 * k, skin))
     # neck, head, hair (or a hat): top of the head at 1 + lift
     head_r = head_frac * 0.4
-    head_c = np.array([0.012 * k, 0.0, 1.0 - head_frac + head_r * 1.02])
+    head_c = (0.012 * k, 0.0, 1.0 - head_frac + head_r * 1.02)
     parts.append(Part("cylinder", (0.023 * k * b, 0.08 * k, 0.0), (0.004 * k, 0.0, z(0.85)), skin))
-    parts.append(_ball(head_c + np.array([0, 0, lift]), head_r, skin))
+    parts.append(_ball(_add(head_c, (0, 0, lift)), head_r, skin))
     hair_r = head_r * (1.1 if o["hat"] else 1.06)
-    hair_c = head_c + np.array([-0.22 * head_r, 0.0, 0.0])
-    hair_c[2] = 1.0 - hair_r
-    parts.append(_ball(hair_c + np.array([0, 0, lift]), hair_r, o["hair"]))
+    hair_c = (head_c[0] + -0.22 * head_r, head_c[1] + 0.0, 1.0 - hair_r)
+    parts.append(_ball(_add(hair_c, (0, 0, lift)), hair_r, o["hair"]))
     return parts
 
 
