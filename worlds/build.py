@@ -192,15 +192,17 @@ def _rgba(pt: Part) -> RGBA:
     return r, g, b, a
 
 
-def _native(pt: Part) -> tuple[int, list[float], float, float]:
-    """PyBullet primitive (type, half extents, radius, length) for a part; cones as cylinders."""
+def primitive(pt: Part, enclosing: bool = False) -> tuple[int, list[float], float, float]:
+    """PyBullet primitive (type, half extents, radius, length) for a part; frusta (cones) as
+    cylinders of their mean radius, or with ``enclosing`` of their larger one (collisions)."""
     if pt.shape == "box":
         return p.GEOM_BOX, list(pt.dims), 0.0, 0.0
     if pt.shape == "sphere":
         return p.GEOM_SPHERE, [0.0] * 3, pt.dims[0], 0.0
     if pt.shape == "cylinder":
         return p.GEOM_CYLINDER, [0.0] * 3, pt.dims[0], pt.dims[1]
-    return p.GEOM_CYLINDER, [0.0] * 3, (pt.dims[0] + pt.dims[1]) / 2, pt.dims[2]
+    r0, r1 = pt.dims[0], pt.dims[1]
+    return p.GEOM_CYLINDER, [0.0] * 3, max(r0, r1) if enclosing else (r0 + r1) / 2, pt.dims[2]
 
 
 def _visual_shapes(client: int, parts: list[Part], meshes: bool = True) -> list[tuple[int, tuple[RGBA, ...]]]:
@@ -216,7 +218,7 @@ def _visual_shapes(client: int, parts: list[Part], meshes: bool = True) -> list[
     natives = [pt for pt in parts if pt.shape == "box" or not meshes]
     for k in range(0, len(natives), MAX_SHAPES_PER_ARRAY):
         chunk = natives[k:k + MAX_SHAPES_PER_ARRAY]
-        types, halves, radii, lengths = zip(*map(_native, chunk))
+        types, halves, radii, lengths = zip(*map(primitive, chunk))
         vs = p.createVisualShapeArray(
             shapeTypes=list(types),
             halfExtents=list(halves),

@@ -16,6 +16,7 @@ import numpy as np
 
 from longtail._pybullet import p
 from longtail.worlds.assets import Part
+from longtail.worlds.build import primitive
 from longtail.worlds.layouts import Static, part_radius
 from longtail.worlds.scene import Actor
 
@@ -41,26 +42,8 @@ class Verdict:
 
 
 def _collision_shape(client: int, pt: Part) -> int:
-    if pt.shape == "box":
-        return p.createCollisionShape(p.GEOM_BOX, halfExtents=list(pt.dims), physicsClientId=client)
-    if pt.shape == "sphere":
-        return p.createCollisionShape(p.GEOM_SPHERE, radius=pt.dims[0], physicsClientId=client)
-    if pt.shape == "cylinder":
-        return p.createCollisionShape(p.GEOM_CYLINDER, radius=pt.dims[0], height=pt.dims[1], physicsClientId=client)
-    return p.createCollisionShape(p.GEOM_CYLINDER, radius=max(pt.dims[0], pt.dims[1]), height=pt.dims[2],
-                                  physicsClientId=client)  # frusta (cones) by their enclosing cylinder
-
-
-def _collision_args(pt: Part) -> tuple[int, list[float], float, float]:
-    """(type, half extents, radius, length) of a part's collision shape, as ``_collision_shape``
-    makes it, for a compound shape's child."""
-    if pt.shape == "box":
-        return p.GEOM_BOX, list(pt.dims), 0.0, 0.0
-    if pt.shape == "sphere":
-        return p.GEOM_SPHERE, [0.0] * 3, pt.dims[0], 0.0
-    if pt.shape == "cylinder":
-        return p.GEOM_CYLINDER, [0.0] * 3, pt.dims[0], pt.dims[1]
-    return p.GEOM_CYLINDER, [0.0] * 3, max(pt.dims[0], pt.dims[1]), pt.dims[2]
+    kind, half, radius, length = primitive(pt, enclosing=True)
+    return p.createCollisionShape(kind, halfExtents=half, radius=radius, height=length, physicsClientId=client)
 
 
 class Physics:
@@ -116,7 +99,7 @@ class Physics:
                 b = p.createMultiBody(0, shape, -1, list(pt.pos), p.getQuaternionFromEuler(pt.rpy),
                                       physicsClientId=self.client)
             else:
-                kinds, halves, radii, lengths = zip(*(_collision_args(self._parts[i][1]) for i in idx))
+                kinds, halves, radii, lengths = zip(*(primitive(self._parts[i][1], enclosing=True) for i in idx))
                 shape = p.createCollisionShapeArray(
                     shapeTypes=list(kinds), halfExtents=list(halves), radii=list(radii), lengths=list(lengths),
                     collisionFramePositions=[list(self._parts[i][1].pos) for i in idx],
