@@ -88,7 +88,8 @@ def add_commands(sub, positive_int, seed) -> None:
     c.add_argument("--out", required=True, type=Path, metavar="REPORT_DIR")
     c.add_argument("--preset", default="smoke", metavar="NAME",
                    help="smoke (plumbing, <10 min on 2 CPU cores), cpu (~35 min, numbers worth reading at one "
-                   "seed) or full (for a GPU); the options below override it")
+                   "seed), converged (cpu's setting at 1000 steps, where real-only has stopped improving on a CPU; "
+                   "3 seeds, ~17 min a run) or full (for a GPU); the options below override it")
     c.add_argument("--model", metavar="NAME")
     c.add_argument("--steps", type=positive_int, metavar="N")
     c.add_argument("--batch", type=positive_int, metavar="B")
