@@ -395,6 +395,23 @@ def test_pets_plate_directory(pets_plate):
     assert all(0.5 < c <= 1.0 for c in pets_plate.airlight)  # overcast: bright grey
 
 
+def test_ground_pixels_are_kept_per_distance_range_and_match_the_ground(pets_plate):
+    """Placement asks a plate for the ground pixels of a distance range on every try: computed
+    once per range (read-only), the pixels whose ground point lies in it, regions allowing."""
+    near = pets_plate.ground_pixels((6, 20))
+    assert pets_plate.ground_pixels((6.0, 20.0)) is near and not near.flags.writeable
+    c = pets_plate.camera.position
+    xy = pets_plate.ground_xy.reshape(-1, 2)
+    d = np.hypot(xy[:, 0] - c[0], xy[:, 1] - c[1])
+    assert near.size > 1000 and np.all((d[near] >= 6) & (d[near] <= 20))
+    ok = (d >= 6) & (d <= 20)
+    for allowed in (None if pets_plate.occluders is None else ~pets_plate.occluders, pets_plate.regions):
+        ok &= True if allowed is None else allowed.ravel()
+    np.testing.assert_array_equal(near, np.flatnonzero(ok))
+    far = pets_plate.ground_pixels((20, 45))
+    assert far is not near and np.intersect1d(far, near).size <= pets_plate.camera.width  # the 20 m ring only
+
+
 def test_plate_fit_cli_one_line_errors(tmp_path, capsys):
     from longtail.cli import main
 
