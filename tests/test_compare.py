@@ -368,7 +368,7 @@ def test_pretrained_real_fine_tunes_one_shared_synthetic_base_with_real_onlys_st
 
 
 @pytest.mark.parametrize("argv, problem", [
-    (["--arms", "real,bogus"], "unknown arm 'bogus'"),
+    (["--arms", "real,bogus"], "unknown arm 'bogus'; expected some of real, synthetic"),
     (["--real-fractions", "0.1,2"], "--real-fractions"),
     (["--arms", "real,real+plates"], "--plates"),
     (["--arms", "real,real+inserted"], "--insert"),

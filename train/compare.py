@@ -129,8 +129,8 @@ class CompareConfig:
         check_model_name(self.model)
         unknown = [a for a in self.arms if a not in ARMS]
         if unknown or not self.arms:
-            raise ParameterError("arms", f"unknown arm {unknown[0]!r}; " if unknown else "no arm; "
-                             f"expected some of {', '.join(ARMS)}")
+            said = f"unknown arm {unknown[0]!r}" if unknown else "no arm"
+            raise ParameterError("arms", f"{said}; expected some of {', '.join(ARMS)}")
         if len(set(self.arms)) != len(self.arms):
             raise ParameterError("arms", "an arm is named twice")
         for name, values in (("real_fractions", self.real_fractions), ("severities", self.severities)):
