@@ -111,8 +111,12 @@ def test_a_frame_whose_event_finds_no_room_is_drawn_again_whole(monkeypatch):
     child = next(x for x in a.actors if x.asset == "child")
     assert child.role == "event"
     calls = []
-    monkeypatch.setattr(sampler, "_draw", lambda *args: calls.append(len(args)) or first(*args))
-    assert sample(sc, 0, 28) == sample(sc, 0, 28) and calls == [5, 5]  # frame 28: placed at once
+    redrawn = lambda *args: len(args) > 5  # noqa: E731 - a redraw passes its REDRAW-stream generator
+    monkeypatch.setattr(sampler, "_draw", lambda *args: calls.append(redrawn(*args)) or first(*args))
+    assert sample(sc, 0, 28) == sample(sc, 0, 28) and calls == [False, False]  # frame 28: placed at once
+    calls.clear()
+    sample(sc, 0, 29)
+    assert calls[0] is False and calls[1:] and all(calls[1:])  # frame 29: the first draw, then redraws
 
 
 def test_sun_follows_the_hour(small_scenarios):

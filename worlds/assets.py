@@ -380,7 +380,7 @@ def _person_unit(lat: float, swing: float, variant: int, o: dict, head_frac: flo
     parts.append(Part("cylinder", (0.023 * k * b, 0.08 * k, 0.0), (0.004 * k, 0.0, z(0.85)), skin))
     parts.append(_ball(_add(head_c, (0, 0, lift)), head_r, skin))
     hair_r = head_r * (1.1 if o["hat"] else 1.06)
-    hair_c = (head_c[0] + -0.22 * head_r, head_c[1] + 0.0, 1.0 - hair_r)
+    hair_c = (head_c[0] + -0.22 * head_r, 0.0, 1.0 - hair_r)
     parts.append(_ball(_add(hair_c, (0, 0, lift)), hair_r, o["hair"]))
     return parts
 
