@@ -99,6 +99,9 @@ def add_commands(sub, positive_int, seed) -> None:
                    "with --plates, --insert and --pretrain-steps)")
     c.add_argument("--real-fractions", metavar="F,F", help="fractions of the real training frames, e.g. 0.1,0.25,1")
     c.add_argument("--seeds", type=positive_int, metavar="N", help="seeds per arm and fraction")
+    c.add_argument("--only-seeds", metavar="S,S",
+                   help="run and report only these of the seeds 0..N-1, e.g. 2 or 1,2: spread one comparison's seeds "
+                   "over machines, copy their runs/ folders into one directory and rerun without it for the joint report")
     c.add_argument("--robustness", metavar="PRESET,...", help="weather presets of the test conditions")
     c.add_argument("--severities", metavar="S,S", help="preset strengths of the robustness table (0..1)")
     c.add_argument("--real-camera", type=Path, metavar="PLATE_DIR|camera.json",
@@ -509,6 +512,18 @@ def _floats(text: str | None, name: str) -> tuple[float, ...] | None:
         raise InputError(name, None, f"expected numbers separated by commas, got {text!r}") from None
 
 
+def _ints(text: str | None, name: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values:
+        raise InputError(name, None, f"expected whole numbers separated by commas, got {text!r}")
+    return values
+
+
 def _names(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(v.strip() for v in text.split(",") if v.strip())
 
@@ -566,7 +581,7 @@ def cmd_compare(args) -> int:
                         robustness=_names(args.robustness), severities=_floats(args.severities, "--severities"),
                         pretrained=args.pretrained or None, synthetic_share=args.synthetic_share,
                         sensor_augment=args.sensor_augment or None, pretrain_steps=args.pretrain_steps,
-                        sweeps=_compare_sweeps(args.sweep))
+                        sweeps=_compare_sweeps(args.sweep), only_seeds=_ints(args.only_seeds, "--only-seeds"))
     bars = RunBars(args.quiet)
     try:
         results = run_compare(args.real, args.synthetic, args.test, args.out, cfg, plates=args.plates,

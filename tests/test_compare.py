@@ -4,6 +4,7 @@ pretrained-weights cache rule, and a complete (tiny) comparison on real PETS fra
 
 import math
 import json
+import shutil
 import sys
 from dataclasses import replace
 
@@ -367,7 +368,31 @@ def test_pretrained_real_fine_tunes_one_shared_synthetic_base_with_real_onlys_st
     assert not any("scored along" in ln for ln in lines)  # scored once
 
 
+@pytest.mark.slow
+def test_seeds_run_apart_merge_into_one_report(pets, tmp_path):
+    """--only-seeds: each machine runs some seeds; their runs/ copied together make the joint report."""
+    cfg = preset_config("smoke", steps=2, batch=2, img_size=(96, 128), test_images=3, gap=5, seeds=2,
+                        robustness=("night",), arms=("real",))
+    apart = {}
+    for seed in (0, 1):
+        out = tmp_path / f"machine{seed}"
+        results = run_compare(f"mot:{pets}", None, [], out, replace(cfg, only_seeds=(seed,)), log=lambda _: None)
+        assert [r["seed"] for r in results["runs"]] == [seed]
+        assert f"seed(s) {seed} of the comparison's 2 (--only-seeds)" in (out / "report.md").read_text()
+        apart[seed] = out
+    shutil.copytree(apart[1] / "runs/real/real0.1/seed1", apart[0] / "runs/real/real0.1/seed1")
+    lines = []
+    joint = run_compare(f"mot:{pets}", None, [], apart[0], cfg, log=lines.append)
+    assert sum("skipped" in ln for ln in lines) == 2 and not any("training" in ln for ln in lines)
+    assert [r["seed"] for r in joint["runs"]] == [0, 1] and "2 seed(s)" in (apart[0] / "report.md").read_text()
+    # a run made apart is the run the joint comparison would have made
+    together = run_compare(f"mot:{pets}", None, [], tmp_path / "together", cfg, log=lambda _: None)
+    assert [r["tests"] for r in together["runs"]] == [r["tests"] for r in joint["runs"]]
+
+
 @pytest.mark.parametrize("argv, problem", [
+    (["--seeds", "2", "--only-seeds", "2"], "seed 2 is not one of 0..1"),
+    (["--only-seeds", "first"], "--only-seeds"),
     (["--arms", "real,bogus"], "unknown arm 'bogus'; expected some of real, synthetic"),
     (["--real-fractions", "0.1,2"], "--real-fractions"),
     (["--arms", "real,real+plates"], "--plates"),

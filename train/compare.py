@@ -101,6 +101,10 @@ class CompareConfig:
             every run is also scored along them and the report shows each arm's curve and half
             point (V50). Not part of a comparison's identity: adding a sweep to a finished
             comparison scores its saved checkpoints without training anything again.
+        only_seeds: run (and report) only these of the seeds 0..seeds-1; empty: all. Not part of a
+            comparison's identity either, so the seeds of one comparison can run on different
+            machines and their ``runs/`` folders be copied into one directory, where a rerun
+            without it skips them all and writes the joint report.
     """
 
     model: str = "fasterrcnn_mobilenet_v3_large_320_fpn"
@@ -124,6 +128,7 @@ class CompareConfig:
     insert_share: float = 0.5
     pretrain_steps: int = 0
     sweeps: tuple[str, ...] = ()
+    only_seeds: tuple[int, ...] = ()
 
     def __post_init__(self):
         check_model_name(self.model)
@@ -149,6 +154,10 @@ class CompareConfig:
         if pretrained and not self.pretrain_steps:
             raise ParameterError("pretrain_steps", f"the {pretrained[0]} arm needs the base model's budget, "
                                  "e.g. 1000 steps on the synthetic data")
+        wrong = [s for s in self.only_seeds if not 0 <= s < self.seeds]
+        if wrong or len(set(self.only_seeds)) < len(self.only_seeds):
+            said = f"seed {wrong[0]} is not one of 0..{self.seeds - 1}" if wrong else "a seed is named twice"
+            raise ParameterError("only_seeds", f"{said}; expected seeds of 0..{self.seeds - 1} (--seeds {self.seeds})")
         check_presets(self.robustness, "robustness")
         check_presets(self.train_weather, "train_weather")
         knobs = [parse_sweep(text)[0].name for text in self.sweeps]
@@ -167,7 +176,13 @@ class CompareConfig:
         if not set(PRETRAINED_ARMS) & set(self.arms):
             del out["pretrain_steps"]
         del out["sweeps"]  # what a run is scored on afterwards, not what it trained on: compare.json's "sweeps"
+        del out["only_seeds"]  # which of the comparison's runs this machine does, not what they are
         return out
+
+    @property
+    def run_seeds(self) -> tuple[int, ...]:
+        """The seeds this invocation runs and reports."""
+        return tuple(sorted(self.only_seeds)) if self.only_seeds else tuple(range(self.seeds))
 
 
 # ``smoke`` proves the plumbing end to end (all arms, one seed) in under 10 minutes on 2 CPU
@@ -352,7 +367,7 @@ class RunKey:
 
 def run_keys(cfg: CompareConfig) -> list[RunKey]:
     keys: list[RunKey] = []
-    for seed in range(cfg.seeds):
+    for seed in cfg.run_seeds:
         for arm in cfg.arms:
             fractions = [None] if arm == "synthetic" else list(cfg.real_fractions)
             keys.extend(RunKey(arm, f, seed) for f in fractions)

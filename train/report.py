@@ -417,10 +417,17 @@ def _convergence_rows(summary: dict) -> list[list[str]]:
     return rows
 
 
+def _seeds_text(cfg) -> str:
+    seeds = cfg.run_seeds
+    if len(seeds) == cfg.seeds:
+        return f"{cfg.seeds} seed(s)"
+    return f"seed(s) {', '.join(map(str, seeds))} of the comparison's {cfg.seeds} (--only-seeds)"
+
+
 def _markdown(record: dict, summary: dict, cfg, plot_names: list[str], versions: dict) -> str:
     lines = ["# longtail comparison: what synthetic, real and mixed data are worth", ""]
     lines += [f"Model `{cfg.model}` at {cfg.img_size[0]}x{cfg.img_size[1]}, {cfg.steps} steps of {cfg.batch} images "
-              f"per arm, {cfg.seeds} seed(s), evaluated on {', '.join(summary['tests'])}; classes: "
+              f"per arm, {_seeds_text(cfg)}, evaluated on {', '.join(summary['tests'])}; classes: "
               f"{', '.join(record['classes'])}. Preset: {record.get('preset') or 'custom'}.", ""]
     if record.get("split"):
         lines += [f"**Split:** no test set was given, so the real data was split by {record['split']} "
