@@ -289,20 +289,19 @@ def _plots(summary: dict, metrics: dict, cfg) -> dict[str, bytes]:
         for t_idx, (test, by_frac) in enumerate(by_test.items()):
             for frac, sw in by_frac.items():
                 save(_sweep_figure(plt, test, frac, sw, colours), f"sweep{s_idx}_t{t_idx}_f{frac}.png")
-    if metrics:
+    first = _first_seed_runs(metrics)
+    if first:
         fig, ax = plt.subplots(figsize=(6, 3.6))
-        for path, lines in sorted(metrics.items()):
-            if not lines or not path.endswith("seed0"):
-                continue
-            arm = path.split("/")[1]
+        for run, (seed, lines) in sorted(first.items()):
+            arm = run.split("/")[1]
             loss = np.array([m["loss"] for m in lines], float)
             k = max(1, len(loss) // 20)
             smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
-            ax.plot(np.arange(len(smooth)) + k, smooth, label=path.removeprefix("runs/").removesuffix("/seed0"),
+            ax.plot(np.arange(len(smooth)) + k, smooth, label=f"{run.removeprefix('runs/')} seed {seed}",
                     color=colours.get(arm))
         ax.set_xlabel("step")
         ax.set_ylabel("training loss (moving mean)")
-        ax.set_title("loss curves (seed 0)", fontsize=9)
+        ax.set_title("loss curves (each run's first seed)", fontsize=9)
         ax.legend(fontsize=6)
         ax.grid(alpha=0.3)
         save(fig, "loss_curves.png")
@@ -415,6 +414,16 @@ def _convergence_rows(summary: dict) -> list[list[str]]:
                                      c["verdict"]])
         break  # training does not depend on the test set
     return rows
+
+
+def _first_seed_runs(metrics: dict) -> dict:
+    """``runs/ARM/FRACTION`` -> (its lowest seed, that seed's metric lines), for runs with lines."""
+    first: dict = {}
+    for path, lines in metrics.items():
+        run, _, seed = path.rpartition("/seed")
+        if lines and (run not in first or int(seed) < first[run][0]):
+            first[run] = (int(seed), lines)
+    return first
 
 
 def _seeds_text(cfg) -> str:
