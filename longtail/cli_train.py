@@ -390,7 +390,7 @@ def cmd_evaluate(args) -> int:
 
         model, spec, _ = load_detector(args.checkpoint, args.weights)
         prior = GroundPrior(camera=load_camera(args.camera)) if args.camera else GroundPrior()
-        severities = _floats(args.severities, "--severities")
+        severities = _numbers(args.severities, "--severities")
         if not severities or any(not 0 <= v <= 1 for v in severities):
             raise InputError("--severities", None, f"expected strengths in [0, 1], got {args.severities!r}")
         presets = _names(args.robustness)
@@ -503,25 +503,15 @@ def _adapted(args, dataset, device, plain: dict) -> dict:
     return res
 
 
-def _floats(text: str | None, name: str) -> tuple[float, ...] | None:
+def _numbers(text: str | None, name: str, kind: type = float) -> tuple | None:
+    """Comma-separated numbers of ``kind`` (None when the option is not given)."""
     if text is None:
         return None
     try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
+        return tuple(kind(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise InputError(name, None, f"expected numbers separated by commas, got {text!r}") from None
-
-
-def _ints(text: str | None, name: str) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        values = ()
-    if not values:
-        raise InputError(name, None, f"expected whole numbers separated by commas, got {text!r}")
-    return values
+        what = "whole numbers" if kind is int else "numbers"
+        raise InputError(name, None, f"expected {what} separated by commas, got {text!r}") from None
 
 
 def _names(text: str | None) -> tuple[str, ...] | None:
@@ -577,11 +567,11 @@ def cmd_compare(args) -> int:
             + (("pretrained+inserted",) if args.pretrain_steps and args.insert else ())
     cfg = preset_config(args.preset, model=args.model, steps=args.steps, batch=args.batch,
                         img_size=tuple(args.img_size) if args.img_size else None, arms=arms,
-                        real_fractions=_floats(args.real_fractions, "--real-fractions"), seeds=args.seeds,
-                        robustness=_names(args.robustness), severities=_floats(args.severities, "--severities"),
+                        real_fractions=_numbers(args.real_fractions, "--real-fractions"), seeds=args.seeds,
+                        robustness=_names(args.robustness), severities=_numbers(args.severities, "--severities"),
                         pretrained=args.pretrained or None, synthetic_share=args.synthetic_share,
                         sensor_augment=args.sensor_augment or None, pretrain_steps=args.pretrain_steps,
-                        sweeps=_compare_sweeps(args.sweep), only_seeds=_ints(args.only_seeds, "--only-seeds"))
+                        sweeps=_compare_sweeps(args.sweep), only_seeds=_numbers(args.only_seeds, "--only-seeds", int))
     bars = RunBars(args.quiet)
     try:
         results = run_compare(args.real, args.synthetic, args.test, args.out, cfg, plates=args.plates,
