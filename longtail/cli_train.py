@@ -100,8 +100,9 @@ def add_commands(sub, positive_int, seed) -> None:
     c.add_argument("--real-fractions", metavar="F,F", help="fractions of the real training frames, e.g. 0.1,0.25,1")
     c.add_argument("--seeds", type=positive_int, metavar="N", help="seeds per arm and fraction")
     c.add_argument("--only-seeds", metavar="S,S",
-                   help="run and report only these of the seeds 0..N-1, e.g. 2 or 1,2: spread one comparison's seeds "
-                   "over machines, copy their runs/ folders into one directory and rerun without it for the joint report")
+                   help="run and report only these of the seeds 0..N-1, e.g. 2 or 1,2: spread one comparison's "
+                   "seeds over machines, copy their runs/ folders into one directory and rerun without it for the "
+                   "joint report")
     c.add_argument("--robustness", metavar="PRESET,...", help="weather presets of the test conditions")
     c.add_argument("--severities", metavar="S,S", help="preset strengths of the robustness table (0..1)")
     c.add_argument("--real-camera", type=Path, metavar="PLATE_DIR|camera.json",
