@@ -386,9 +386,14 @@ def test_seeds_run_apart_merge_into_one_report(pets, tmp_path):
     joint = run_compare(f"mot:{pets}", None, [], apart[0], cfg, log=lines.append)
     assert sum("skipped" in ln for ln in lines) == 2 and not any("training" in ln for ln in lines)
     assert [r["seed"] for r in joint["runs"]] == [0, 1] and "2 seed(s)" in (apart[0] / "report.md").read_text()
-    # a run made apart is the run the joint comparison would have made
+    # a run made apart is the run the joint comparison would have made: the same losses step by step
     together = run_compare(f"mot:{pets}", None, [], tmp_path / "together", cfg, log=lambda _: None)
     assert [r["tests"] for r in together["runs"]] == [r["tests"] for r in joint["runs"]]
+
+    def losses(root, seed):
+        return [json.loads(ln)["loss"] for ln in (root / f"runs/real/real0.1/seed{seed}/metrics.jsonl").read_text()
+                .splitlines()]
+    assert losses(apart[0], 1) == losses(tmp_path / "together", 1) != losses(tmp_path / "together", 0)
 
 
 @pytest.mark.parametrize("argv, problem", [
