@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from longtail.errors import InputError
+from longtail.errors import InputError, ParameterError
 
 
 def add_commands(sub, positive_int, seed) -> None:
@@ -31,6 +31,8 @@ def add_commands(sub, positive_int, seed) -> None:
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present")
     t.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
     t.add_argument("--init", type=Path, metavar="PATH", help="start from a local checkpoint (weights_only load)")
+    t.add_argument("--init-parts", default="all", metavar="PARTS",
+                   help="what --init takes: all (default) or backbone (backbone and FPN; fresh detection heads)")
     t.add_argument("--augment", metavar="PRESET[,PRESET]", help="weather stage on the fly: each image gets one "
                    "of these weather presets with probability --augment-p (real images: ground-plane depth prior)")
     t.add_argument("--augment-p", type=float, default=0.5, metavar="P", help="share of images augmented (default 0.5)")
@@ -83,6 +85,9 @@ def add_commands(sub, positive_int, seed) -> None:
                    help="budget of a base detector trained once on --synthetic and fine-tuned by the "
                    "pretrained+real arm with the real arm's steps (a fair pretraining; adds the arm, and "
                    "pretrained+inserted with --insert: the real+inserted arm started from the same base)")
+    c.add_argument("--pretrain-parts", metavar="PARTS",
+                   help="what the pretrained arms take from the base model: all (default) or backbone (its "
+                   "backbone and FPN, with fresh detection heads)")
     c.add_argument("--test", action="append", default=[], metavar="[KIND:]PATH",
                    help="held-out test set (repeatable); default: the last block of the real frames")
     c.add_argument("--out", required=True, type=Path, metavar="REPORT_DIR")
@@ -338,8 +343,10 @@ def _train(args, specs: dict[str, str], data) -> int:
     spec = ModelSpec(name=args.model, img_size=tuple(args.img_size) if args.img_size else None,
                      classes=classes or ModelSpec.classes)  # the field's default when none are given
     model = spec.build(args.seed)
+    if args.init_parts != "all" and not args.init:
+        raise ParameterError("init_parts", "needs --init (the checkpoint the parts come from)")
     if args.init:
-        load_init(model, args.init)
+        load_init(model, args.init, args.init_parts)
     bar = tqdm(total=args.steps, unit="step", disable=args.quiet or None, file=sys.stderr)
 
     def progress(done: int, total: int, line: dict) -> None:
@@ -350,6 +357,7 @@ def _train(args, specs: dict[str, str], data) -> int:
         res = train(model, data, args.steps, spec=spec, out_dir=args.out, seed=args.seed, device=args.device,
                     resume=args.resume, progress=progress,
                     run_info={"sources": specs, "mix": args.mix, "init": str(args.init) if args.init else None,
+                              **({"init_parts": args.init_parts} if args.init_parts != "all" else {}),
                               "camera": str(args.camera) if args.camera else None,
                               **({"insert": args.insert, "insert_p": args.insert_p} if args.insert else {})})
     finally:
@@ -572,6 +580,7 @@ def cmd_compare(args) -> int:
                         robustness=_names(args.robustness), severities=_numbers(args.severities, "--severities"),
                         pretrained=args.pretrained or None, synthetic_share=args.synthetic_share,
                         sensor_augment=args.sensor_augment or None, pretrain_steps=args.pretrain_steps,
+                        pretrain_parts=args.pretrain_parts,
                         sweeps=_compare_sweeps(args.sweep), only_seeds=_numbers(args.only_seeds, "--only-seeds", int))
     bars = RunBars(args.quiet)
     try:

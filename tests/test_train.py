@@ -94,6 +94,23 @@ def test_init_from_a_checkpoint_file_and_refusals(tmp_path):
         load_init(other, tmp_path / "foreign.pt")
 
 
+def test_init_can_take_only_the_backbone(tmp_path):
+    spec = ModelSpec(DEFAULT_MODEL, classes=("person",), img_size=SMALL)
+    src, fresh = spec.build(seed=0), spec.build(seed=1)
+    torch.save({"model": src.state_dict()}, tmp_path / "base.pt")
+    own = {k: v.clone() for k, v in fresh.state_dict().items()}
+    report = load_init(fresh, tmp_path / "base.pt", "backbone")
+    assert all(not k.startswith("backbone.") for k in report["skipped"]) and report["loaded"] > 100
+    after = fresh.state_dict()
+    for k, v in after.items():
+        want = src.state_dict()[k] if k.startswith("backbone.") else own[k]
+        assert torch.equal(v, want), k
+    # the heads kept their own start, and it differs from the checkpoint's
+    assert not torch.equal(after["rpn.head.conv.0.0.weight"], src.state_dict()["rpn.head.conv.0.0.weight"])
+    with pytest.raises(InputError, match="init_parts.*expected one of all, backbone"):
+        load_init(fresh, tmp_path / "base.pt", "heads")
+
+
 def test_cuda_is_refused_when_there_is_none():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")

@@ -34,6 +34,12 @@ def test_train_resume_and_evaluate(data, tmp_path, capsys):
     assert "AP50" in out and "scenario=fallen_cargo" in out
     result = json.loads((tmp_path / "m.json").read_text())
     assert result["all"]["images"] == 3 and result["step"] == 3
+    # a new run that takes only the backbone of this one; the run records what it took
+    tuned = tmp_path / "tuned"
+    assert main(["train", "--data", str(data), "--steps", "1", "--out", str(tuned), "--init",
+                 str(run / "checkpoint.pt"), "--init-parts", "backbone", *TRAIN]) == 0
+    info = json.loads((tuned / "run.json").read_text())
+    assert json.dumps(info).count('"init_parts": "backbone"') == 1
 
 
 def test_mixed_data_and_bad_input(data, tmp_path, capsys):
@@ -45,6 +51,7 @@ def test_mixed_data_and_bad_input(data, tmp_path, capsys):
         (["--data", str(data), "--model", "nosuch"], "unknown model 'nosuch'"),
         (["--data", str(tmp_path)], str(tmp_path)),
         (["--data", f"a=longtail:{data}", "--data", f"b=longtail:{data}", "--mix", "a=-1,b=2"], "--mix"),
+        (["--data", str(data), "--init-parts", "backbone"], "--init-parts: needs --init"),
     ]:
         rc = main(["train", *argv, "--steps", "1", "--out", str(tmp_path / "bad"), "--quiet"])
         err = capsys.readouterr().err.strip()

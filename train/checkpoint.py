@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from longtail.atomic import TMP_PREFIX
-from longtail.errors import InputError
+from longtail.errors import InputError, ParameterError
 from longtail.train.models import ModelSpec
 
 FORMAT = "longtail-detector"
@@ -89,9 +89,16 @@ def _state_dict_of(data: object) -> dict | None:
     return None
 
 
-def load_init(model: nn.Module, path: Path) -> dict:
+# what of a checkpoint ``--init`` may take: everything, or only the feature extractor (the
+# backbone and its FPN), with the detection heads (RPN, RoI box head and predictor) left freshly
+# initialised, the usual way a base model's features are reused by a detector
+INIT_PARTS: dict[str, tuple[str, ...]] = {"all": (), "backbone": ("backbone.",)}
+
+
+def load_init(model: nn.Module, path: Path, parts: str = "all") -> dict:
     """Initialise ``model`` from a local checkpoint (``--init``): every tensor whose name and shape
     match is copied, the rest keep their initial values (e.g. a box predictor for other classes).
+    ``parts`` (a key of ``INIT_PARTS``) restricts the copy to names under those prefixes.
 
     Returns:
         {"loaded": number of tensors copied, "skipped": names not copied}.
@@ -99,8 +106,12 @@ def load_init(model: nn.Module, path: Path) -> dict:
     state = _state_dict_of(read_torch_file(path))
     if state is None:
         raise InputError(str(path), None, "holds no model weights (expected a longtail checkpoint or a state dict)")
+    if parts not in INIT_PARTS:
+        raise ParameterError("init_parts", f"expected one of {', '.join(INIT_PARTS)}, got {parts!r}")
+    prefixes = INIT_PARTS[parts]
     own = model.state_dict()
-    match = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    match = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape
+             and (not prefixes or k.startswith(prefixes))}
     if not match:
         raise InputError(str(path), None, "holds no weights that fit this model (names or shapes differ)")
     model.load_state_dict(match, strict=False)

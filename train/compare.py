@@ -48,7 +48,7 @@ import numpy as np
 
 from longtail.atomic import write_json
 from longtail.errors import InputError, ParameterError
-from longtail.train.checkpoint import load_detector, load_init, slim_checkpoint
+from longtail.train.checkpoint import INIT_PARTS, load_detector, load_init, slim_checkpoint
 from longtail.train.datasets import open_dataset
 from longtail.train.engine import CHECKPOINT, SampledBatches, TrainConfig, read_metrics, resolve_device, train
 from longtail.train.evaluate import evaluate
@@ -87,6 +87,8 @@ class CompareConfig:
         synthetic_share: share of synthetic images in a mixed batch.
         pretrain_share: share of the steps pre-training on synthetic (pretrain-finetune: equal total budget).
         pretrain_steps: steps of the synthetic base model of the pretrained arms (a budget of its own).
+        pretrain_parts: what the pretrained arms take from the base model (``checkpoint.INIT_PARTS``):
+            ``all`` its weights, ``backbone`` only its backbone and FPN (fresh detection heads).
         test_share: share of the real frames held out for testing when no test set is given.
         gap: frames left out between the train and test blocks.
         test_images: at most this many test images per test set (evenly spaced); 0 = all.
@@ -127,6 +129,7 @@ class CompareConfig:
     sensor_augment: bool = False
     insert_share: float = 0.5
     pretrain_steps: int = 0
+    pretrain_parts: str = "all"
     sweeps: tuple[str, ...] = ()
     only_seeds: tuple[int, ...] = ()
 
@@ -151,6 +154,9 @@ class CompareConfig:
         if self.pretrain_steps < 0:
             raise ParameterError("pretrain_steps", f"expected a positive integer, got {self.pretrain_steps}")
         pretrained = [a for a in self.arms if a in PRETRAINED_ARMS]
+        if self.pretrain_parts not in INIT_PARTS:
+            raise ParameterError("pretrain_parts", f"expected one of {', '.join(INIT_PARTS)}, "
+                                 f"got {self.pretrain_parts!r}")
         if pretrained and not self.pretrain_steps:
             raise ParameterError("pretrain_steps", f"the {pretrained[0]} arm needs the base model's budget, "
                                  "e.g. 1000 steps on the synthetic data")
@@ -175,6 +181,8 @@ class CompareConfig:
             del out["insert_share"]
         if not set(PRETRAINED_ARMS) & set(self.arms):
             del out["pretrain_steps"]
+        if self.pretrain_parts == "all" or not set(PRETRAINED_ARMS) & set(self.arms):
+            del out["pretrain_parts"]  # the default: comparisons from before the option resume
         del out["sweeps"]  # what a run is scored on afterwards, not what it trained on: compare.json's "sweeps"
         del out["only_seeds"]  # which of the comparison's runs this machine does, not what they are
         return out
@@ -529,7 +537,7 @@ def run_compare(real: str, synthetic: str | None, tests: Sequence[str], out: Pat
             log(f"{tag}: training {steps} steps{start} on {_describe_sources(data)}")
             model = spec.build(seed)
             if init is not None:
-                load_init(model, init)
+                load_init(model, init, cfg.pretrain_parts)
             res = train(model, data, steps, spec=spec, out_dir=run_dir, seed=seed, device=dev,
                         config=replace(config, checkpoint_every=max(10, steps // 10)),
                         resume=(run_dir / "run.json").exists(), progress=step_progress, run_info={"compare": facts})

@@ -454,7 +454,9 @@ def _markdown(record: dict, summary: dict, cfg, plot_names: list[str], versions:
                   f"{base['seed']}, `{base['path']}`, clear {METRIC} {'n/a' if clear is None else f'{100 * clear:.1f}'}"
                   f" on {next(iter(base['tests']))}) and reused by every seed and real fraction, so it has seen "
                   f"{cfg.pretrain_steps} + {cfg.steps} steps; `pretrain-finetune` splits the same {cfg.steps} "
-                  "steps between synthetic and real (equal total budget).", ""]
+                  "steps between synthetic and real (equal total budget)."
+                  + (" The pretrained arms take only the base model's backbone and FPN; their detection heads "
+                     "start fresh." if cfg.pretrain_parts == "backbone" else ""), ""]
     lines += ["## Verdicts", ""]
     verdict_list = summary["verdicts"] or [{"text": "no arm to compare with real-only"}]
     lines += [f"- {v['text']}" for v in verdict_list] + [""]
