@@ -366,6 +366,19 @@ def test_pretrained_real_fine_tunes_one_shared_synthetic_base_with_real_onlys_st
     run_compare(f"mot:{pets}", str(synthetic), [], out, replace(cfg, sweeps=("fog.visibility_m=1000..50:3",)),
                 log=lines.append, insert=str(actors))
     assert not any("scored along" in ln for ln in lines)  # scored once
+    # --pretrain-parts backbone: the same base, but only its backbone and FPN are taken
+    heads = replace(cfg, arms=("pretrained+real",), seeds=1, pretrain_parts="backbone")
+    run_compare(f"mot:{pets}", str(synthetic), [], tmp_path / "heads", heads, log=lines.append)
+    fresh = [json.loads(ln) for ln in
+             (tmp_path / "heads/runs/pretrained+real/real0.1/seed0/metrics.jsonl").read_text().splitlines()]
+    whole = [json.loads(ln) for ln in
+             (out / "runs/pretrained+real/real0.1/seed0/metrics.jsonl").read_text().splitlines()]
+    assert fresh[0]["loss"] != pytest.approx(whole[0]["loss"], rel=1e-6)
+    assert json.loads((tmp_path / "heads/compare.json").read_text())["config"]["pretrain_parts"] == "backbone"
+    assert "pretrain_parts" not in json.loads((out / "compare.json").read_text())["config"]  # the default
+    report = (tmp_path / "heads/report.md").read_text()
+    assert "`pretrained+real` starts from one base detector" in report and "pretrain-finetune" not in report
+    assert "`pretrained+real` takes only the base model's backbone and FPN" in report
 
 
 @pytest.mark.slow
