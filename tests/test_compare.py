@@ -420,6 +420,7 @@ def test_seeds_run_apart_merge_into_one_report(pets, tmp_path):
     (["--arms", "real,pretrained+inserted"], "--pretrain-steps"),
     (["--arms", "real,pretrained+inserted", "--pretrain-steps", "5"], "--insert"),
     (["--pretrain-steps", "5", "--pretrain-parts", "heads"], "--pretrain-parts: expected one of all, backbone"),
+    (["--pretrain-parts", "backbone"], "--pretrain-parts: only the pretrained arms start from a base model"),
     (["--robustness", "smog"], "unknown weather preset 'smog'"),
     (["--preset", "huge"], "unknown preset 'huge'"),
     (["--synthetic-share", "1.5"], "--synthetic-share"),

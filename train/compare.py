@@ -157,6 +157,9 @@ class CompareConfig:
         if self.pretrain_parts not in INIT_PARTS:
             raise ParameterError("pretrain_parts", f"expected one of {', '.join(INIT_PARTS)}, "
                                  f"got {self.pretrain_parts!r}")
+        if self.pretrain_parts != "all" and not pretrained:
+            raise ParameterError("pretrain_parts", "only the pretrained arms start from a base model: add "
+                                 "--pretrain-steps N (or a pretrained arm)")
         if pretrained and not self.pretrain_steps:
             raise ParameterError("pretrain_steps", f"the {pretrained[0]} arm needs the base model's budget, "
                                  "e.g. 1000 steps on the synthetic data")

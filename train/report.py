@@ -448,15 +448,18 @@ def _markdown(record: dict, summary: dict, cfg, plot_names: list[str], versions:
     base = record.get("pretrain_base")
     if base:
         clear = _clear_all(next(iter(base["tests"].values()))["clear"]).get(METRIC)
-        started = " and ".join(f"`{a}`" for a in cfg.arms if a.startswith("pretrained+"))
-        lines += [f"**Budgets:** every arm trains {cfg.steps} steps; {started} start from one base detector "
+        pretrained = [f"`{a}`" for a in cfg.arms if a.startswith("pretrained+")]
+        lines += [f"**Budgets:** every arm trains {cfg.steps} steps; {' and '.join(pretrained)} "
+                  f"start{'s' if len(pretrained) == 1 else ''} from one base detector "
                   f"trained once for {cfg.pretrain_steps} steps on the synthetic data alone (seed "
                   f"{base['seed']}, `{base['path']}`, clear {METRIC} {'n/a' if clear is None else f'{100 * clear:.1f}'}"
                   f" on {next(iter(base['tests']))}) and reused by every seed and real fraction, so it has seen "
-                  f"{cfg.pretrain_steps} + {cfg.steps} steps; `pretrain-finetune` splits the same {cfg.steps} "
-                  "steps between synthetic and real (equal total budget)."
-                  + (" The pretrained arms take only the base model's backbone and FPN; their detection heads "
-                     "start fresh." if cfg.pretrain_parts == "backbone" else ""), ""]
+                  f"{cfg.pretrain_steps} + {cfg.steps} steps"
+                  + (f"; `pretrain-finetune` splits the same {cfg.steps} steps between synthetic and real (equal "
+                     "total budget)" if "pretrain-finetune" in cfg.arms else "") + "."
+                  + (f" {' and '.join(pretrained)} take{'s' if len(pretrained) == 1 else ''} only the base model's "
+                     "backbone and FPN; the detection heads start fresh." if cfg.pretrain_parts == "backbone" else ""),
+                  ""]
     lines += ["## Verdicts", ""]
     verdict_list = summary["verdicts"] or [{"text": "no arm to compare with real-only"}]
     lines += [f"- {v['text']}" for v in verdict_list] + [""]
