@@ -21,6 +21,9 @@ def add_commands(sub, positive_int, seed) -> None:
     t.add_argument("--mix", metavar="NAME=SHARE,...", help="share of each named dataset in every batch (default equal)")
     t.add_argument("--model", default="fasterrcnn_mobilenet_v3_large_320_fpn", metavar="NAME",
                    help="torchvision detection model (default fasterrcnn_mobilenet_v3_large_320_fpn)")
+    t.add_argument("--box-head-norm", default="none", metavar="NORM",
+                   help="RoI box head of a fasterrcnn_* model: none (torchvision's, default) or layer (a LayerNorm "
+                   "before each ReLU: keeps the head alive when trained on rendered scenes alone)")
     t.add_argument("--classes", metavar="A,B", help="longtail classes to detect (default: every detection target)")
     t.add_argument("--steps", required=True, type=positive_int, metavar="N", help="optimizer steps")
     t.add_argument("--batch", type=positive_int, default=4, metavar="B", help="images per step (default 4)")
@@ -96,6 +99,9 @@ def add_commands(sub, positive_int, seed) -> None:
                    "seed), converged (cpu's setting at 1000 steps, where real-only has stopped improving on a CPU; "
                    "3 seeds, ~17 min a run) or full (for a GPU); the options below override it")
     c.add_argument("--model", metavar="NAME")
+    c.add_argument("--box-head-norm", metavar="NORM",
+                   help="RoI box head of a fasterrcnn_* model: none (torchvision's, default) or layer (a LayerNorm "
+                   "before each ReLU: keeps the head alive when trained on rendered scenes alone)")
     c.add_argument("--steps", type=positive_int, metavar="N")
     c.add_argument("--batch", type=positive_int, metavar="B")
     c.add_argument("--img-size", type=positive_int, nargs=2, metavar=("H", "W"))
@@ -341,7 +347,8 @@ def _train(args, specs: dict[str, str], data) -> int:
 
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None
     spec = ModelSpec(name=args.model, img_size=tuple(args.img_size) if args.img_size else None,
-                     classes=classes or ModelSpec.classes)  # the field's default when none are given
+                     classes=classes or ModelSpec.classes,  # the field's default when none are given
+                     options={"box_head_norm": args.box_head_norm} if args.box_head_norm != "none" else {})
     model = spec.build(args.seed)
     if args.init_parts != "all" and not args.init:
         raise ParameterError("init_parts", "needs --init (the checkpoint the parts come from)")
@@ -580,7 +587,7 @@ def cmd_compare(args) -> int:
                         robustness=_names(args.robustness), severities=_numbers(args.severities, "--severities"),
                         pretrained=args.pretrained or None, synthetic_share=args.synthetic_share,
                         sensor_augment=args.sensor_augment or None, pretrain_steps=args.pretrain_steps,
-                        pretrain_parts=args.pretrain_parts,
+                        pretrain_parts=args.pretrain_parts, box_head_norm=args.box_head_norm,
                         sweeps=_compare_sweeps(args.sweep), only_seeds=_numbers(args.only_seeds, "--only-seeds", int))
     bars = RunBars(args.quiet)
     try:

@@ -21,6 +21,7 @@ from longtail.train.compare import (  # noqa: E402
     CompareConfig, Inputs, RunKey, arm_batches, block_split, dataset_digest, evenly_spaced, preset_config, run_compare,
     subset,
 )
+from longtail.train.checkpoint import load_detector  # noqa: E402
 from longtail.train.datasets import open_dataset  # noqa: E402
 from longtail.train.engine import SampledBatches  # noqa: E402
 from longtail.train.models import ModelSpec, cached_backbone_weights, weights_file  # noqa: E402
@@ -366,8 +367,9 @@ def test_pretrained_real_fine_tunes_one_shared_synthetic_base_with_real_onlys_st
     run_compare(f"mot:{pets}", str(synthetic), [], out, replace(cfg, sweeps=("fog.visibility_m=1000..50:3",)),
                 log=lines.append, insert=str(actors))
     assert not any("scored along" in ln for ln in lines)  # scored once
-    # --pretrain-parts backbone: the same base, but only its backbone and FPN are taken
-    heads = replace(cfg, arms=("pretrained+real",), seeds=1, pretrain_parts="backbone")
+    # --pretrain-parts backbone: the same base, but only its backbone and FPN are taken (and here
+    # --box-head-norm layer: every detector of the comparison, the base too, gets the normalised head)
+    heads = replace(cfg, arms=("pretrained+real",), seeds=1, pretrain_parts="backbone", box_head_norm="layer")
     run_compare(f"mot:{pets}", str(synthetic), [], tmp_path / "heads", heads, log=lines.append)
     fresh = [json.loads(ln) for ln in
              (tmp_path / "heads/runs/pretrained+real/real0.1/seed0/metrics.jsonl").read_text().splitlines()]
@@ -375,7 +377,13 @@ def test_pretrained_real_fine_tunes_one_shared_synthetic_base_with_real_onlys_st
              (out / "runs/pretrained+real/real0.1/seed0/metrics.jsonl").read_text().splitlines()]
     assert fresh[0]["loss"] != pytest.approx(whole[0]["loss"], rel=1e-6)
     assert json.loads((tmp_path / "heads/compare.json").read_text())["config"]["pretrain_parts"] == "backbone"
-    assert "pretrain_parts" not in json.loads((out / "compare.json").read_text())["config"]  # the default
+    assert json.loads((tmp_path / "heads/compare.json").read_text())["config"]["box_head_norm"] == "layer"
+    for run in ("pretrain/synthetic-3steps", "runs/pretrained+real/real0.1/seed0"):
+        model, spec, _ = load_detector(tmp_path / "heads" / run / "checkpoint.pt")
+        assert spec.options == {"box_head_norm": "layer"}
+        assert type(model.roi_heads.box_head).__name__ == "LayerNormBoxHead"
+    default = json.loads((out / "compare.json").read_text())["config"]
+    assert "pretrain_parts" not in default and "box_head_norm" not in default  # the defaults
     report = (tmp_path / "heads/report.md").read_text()
     assert "`pretrained+real` starts from one base detector" in report and "pretrain-finetune" not in report
     assert "`pretrained+real` takes only the base model's backbone and FPN" in report
@@ -421,6 +429,8 @@ def test_seeds_run_apart_merge_into_one_report(pets, tmp_path):
     (["--arms", "real,pretrained+inserted", "--pretrain-steps", "5"], "--insert"),
     (["--pretrain-steps", "5", "--pretrain-parts", "heads"], "--pretrain-parts: expected one of all, backbone"),
     (["--pretrain-parts", "backbone"], "--pretrain-parts: only the pretrained arms start from a base model"),
+    (["--box-head-norm", "batch"], "--box-head-norm: expected one of none, layer, got 'batch'"),
+    (["--model", "ssdlite320_mobilenet_v3_large", "--box-head-norm", "layer"], "no two-layer RoI box head"),
     (["--robustness", "smog"], "unknown weather preset 'smog'"),
     (["--preset", "huge"], "unknown preset 'huge'"),
     (["--synthetic-share", "1.5"], "--synthetic-share"),

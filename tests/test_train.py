@@ -24,7 +24,7 @@ from longtail.train.checkpoint import load_detector, load_init
 from longtail.train.datasets import SyntheticDataset
 from longtail.train.engine import SampledBatches, TrainConfig, read_metrics, resolve_device, train
 from longtail.train.evaluate import evaluate, evaluate_checkpoint
-from longtail.train.models import DEFAULT_MODEL, ModelSpec, build_model, list_models
+from longtail.train.models import DEFAULT_MODEL, LayerNormBoxHead, ModelSpec, build_model, list_models
 from longtail.train.batching import StagedSampler
 from longtail.worlds.scenario import load_scenario
 
@@ -72,6 +72,33 @@ def test_ssd_takes_the_input_size():
     with torch.no_grad():
         out = model([torch.rand(3, 64, 128)])[0]
     assert out["boxes"].shape[1] == 4 and (out["boxes"][:, 2] <= 128).all() and (out["boxes"][:, 3] <= 64).all()
+
+
+def test_layer_norm_box_head_keeps_units_firing_and_round_trips():
+    spec = ModelSpec(DEFAULT_MODEL, classes=("person",), img_size=SMALL, options={"box_head_norm": "layer"})
+    model, plain = spec.build(seed=0), ModelSpec(DEFAULT_MODEL, classes=("person",), img_size=SMALL).build(seed=0)
+    head = model.roi_heads.box_head
+    assert isinstance(head, LayerNormBoxHead)
+    # the same fc6/fc7 and the same initialisation as torchvision's head: only the norms are added
+    assert torch.equal(head.fc6.weight, plain.roi_heads.box_head.fc6.weight)
+    assert torch.equal(next(model.backbone.parameters()), next(plain.backbone.parameters()))
+    # RoI features that push every plain fc6 input below zero (what rendered scenes did) still
+    # leave about half of the normalised units firing
+    with torch.no_grad():
+        for m in (head.fc6, plain.roi_heads.box_head.fc6):
+            m.bias.fill_(-100.0)
+        x = torch.rand(64, head.fc6.in_features)
+        assert torch.relu(plain.roi_heads.box_head.fc6(x)).count_nonzero() == 0  # fc6 silent
+        fires = (head.norm6(head.fc6(x)) > 0).float().mean()
+    assert 0.3 < fires < 0.7
+    # a checkpoint's spec rebuilds the same module names (strict load)
+    again = ModelSpec.from_json(json.loads(json.dumps(spec.to_json()))).build()
+    again.load_state_dict(model.state_dict())
+    for bad, problem in (({"box_head_norm": "batch"}, "expected one of none, layer, got 'batch'"),):
+        with pytest.raises(InputError, match=problem):
+            ModelSpec(DEFAULT_MODEL, img_size=SMALL, options=bad).build()
+    with pytest.raises(InputError, match="no two-layer RoI box head"):
+        ModelSpec(SSD, img_size=(64, 64), options={"box_head_norm": "layer"}).build()
 
 
 def test_init_from_a_checkpoint_file_and_refusals(tmp_path):

@@ -10,6 +10,7 @@ pytest.importorskip("torchvision", reason="train/ needs the train extra: pip ins
 
 from longtail.cli import main  # noqa: E402
 from longtail.pipeline import render_dataset  # noqa: E402
+from longtail.train.checkpoint import load_detector  # noqa: E402
 from longtail.worlds.scenario import load_scenario  # noqa: E402
 
 TRAIN = ["--model", "ssdlite320_mobilenet_v3_large", "--batch", "2", "--img-size", "96", "160", "--quiet"]
@@ -40,6 +41,12 @@ def test_train_resume_and_evaluate(data, tmp_path, capsys):
                  str(run / "checkpoint.pt"), "--init-parts", "backbone", *TRAIN]) == 0
     info = json.loads((tuned / "run.json").read_text())
     assert json.dumps(info).count('"init_parts": "backbone"') == 1
+    # Faster R-CNN with the normalised RoI box head: the checkpoint rebuilds it
+    normed = tmp_path / "normed"
+    assert main(["train", "--data", str(data), "--steps", "1", "--out", str(normed), "--box-head-norm", "layer",
+                 "--batch", "2", "--img-size", "96", "160", "--quiet"]) == 0
+    model, spec, _ = load_detector(normed / "checkpoint.pt")
+    assert spec.options == {"box_head_norm": "layer"} and type(model.roi_heads.box_head).__name__ == "LayerNormBoxHead"
 
 
 def test_mixed_data_and_bad_input(data, tmp_path, capsys):
@@ -52,6 +59,9 @@ def test_mixed_data_and_bad_input(data, tmp_path, capsys):
         (["--data", str(tmp_path)], str(tmp_path)),
         (["--data", f"a=longtail:{data}", "--data", f"b=longtail:{data}", "--mix", "a=-1,b=2"], "--mix"),
         (["--data", str(data), "--init-parts", "backbone"], "--init-parts: needs --init"),
+        (["--data", str(data), "--box-head-norm", "group"], "--box-head-norm: expected one of none, layer"),
+        (["--data", str(data), "--box-head-norm", "layer", "--model", "ssdlite320_mobilenet_v3_large"],
+         "no two-layer RoI box head"),
     ]:
         rc = main(["train", *argv, "--steps", "1", "--out", str(tmp_path / "bad"), "--quiet"])
         err = capsys.readouterr().err.strip()

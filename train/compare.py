@@ -52,7 +52,7 @@ from longtail.train.checkpoint import INIT_PARTS, load_detector, load_init, slim
 from longtail.train.datasets import open_dataset
 from longtail.train.engine import CHECKPOINT, SampledBatches, TrainConfig, read_metrics, resolve_device, train
 from longtail.train.evaluate import evaluate
-from longtail.train.models import ModelSpec, check_model_name
+from longtail.train.models import ModelSpec, check_box_head_norm, check_model_name
 from longtail.train.entries import DetectionDataset
 from longtail.train.insert import ActorBank, Inserter
 from longtail.train.batching import two_stage
@@ -97,6 +97,8 @@ class CompareConfig:
         train_weather: presets of the ``real+weather`` arm.
         warmup_steps: learning-rate warm-up.
         pretrained: start from torchvision's ImageNet backbone weights (local cache only).
+        box_head_norm: ``none`` (torchvision's RoI box head) or ``layer`` (``models.LayerNormBoxHead``,
+            Faster R-CNN only), for every arm and the base model.
         sensor_augment: camera randomisation (``train.sensor``) on the rendered frames of every arm.
         insert_share: share of the real images that get actors in the inserted arms.
         sweeps: robustness curves in physical units, ``KNOB=FROM..TO:N`` each (``train.weather``):
@@ -126,6 +128,7 @@ class CompareConfig:
     train_weather: tuple[str, ...] = ("light_fog", "dense_fog", "night", "heavy_rain", "heavy_snow", "dusk")
     warmup_steps: int = 50
     pretrained: bool = False
+    box_head_norm: str = "none"
     sensor_augment: bool = False
     insert_share: float = 0.5
     pretrain_steps: int = 0
@@ -135,6 +138,10 @@ class CompareConfig:
 
     def __post_init__(self):
         check_model_name(self.model)
+        check_box_head_norm(self.box_head_norm)
+        if self.box_head_norm != "none" and not self.model.startswith("fasterrcnn"):
+            raise ParameterError("box_head_norm", f"{self.model} has no two-layer RoI box head to normalise; "
+                                 "expected a fasterrcnn_* model")
         unknown = [a for a in self.arms if a not in ARMS]
         if unknown or not self.arms:
             said = f"unknown arm {unknown[0]!r}" if unknown else "no arm"
@@ -186,6 +193,8 @@ class CompareConfig:
             del out["pretrain_steps"]
         if self.pretrain_parts == "all" or not set(PRETRAINED_ARMS) & set(self.arms):
             del out["pretrain_parts"]  # the default: comparisons from before the option resume
+        if self.box_head_norm == "none":
+            del out["box_head_norm"]  # the default: comparisons from before the option resume
         del out["sweeps"]  # what a run is scored on afterwards, not what it trained on: compare.json's "sweeps"
         del out["only_seeds"]  # which of the comparison's runs this machine does, not what they are
         return out
@@ -521,7 +530,8 @@ def run_compare(real: str, synthetic: str | None, tests: Sequence[str], out: Pat
     _open_report_dir(out, record)
     dev = resolve_device(device)
     spec = ModelSpec(name=cfg.model, classes=inputs.classes, img_size=cfg.img_size,
-                     options=pretrained_options(cfg.model) if cfg.pretrained else {})
+                     options={**(pretrained_options(cfg.model) if cfg.pretrained else {}),
+                              **({"box_head_norm": cfg.box_head_norm} if cfg.box_head_norm != "none" else {})})
     config = TrainConfig(warmup_steps=cfg.warmup_steps)
     keys = run_keys(cfg)
     if inputs.split:
