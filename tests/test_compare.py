@@ -387,6 +387,8 @@ def test_pretrained_real_fine_tunes_one_shared_synthetic_base_with_real_onlys_st
     report = (tmp_path / "heads/report.md").read_text()
     assert "`pretrained+real` starts from one base detector" in report and "pretrain-finetune" not in report
     assert "`pretrained+real` takes only the base model's backbone and FPN" in report
+    assert "with a LayerNorm before each ReLU of its RoI box head (`--box-head-norm layer`)" in report
+    assert "box head" not in (out / "report.md").read_text()
 
 
 @pytest.mark.slow

@@ -435,8 +435,10 @@ def _seeds_text(cfg) -> str:
 
 def _markdown(record: dict, summary: dict, cfg, plot_names: list[str], versions: dict) -> str:
     lines = ["# longtail comparison: what synthetic, real and mixed data are worth", ""]
-    lines += [f"Model `{cfg.model}` at {cfg.img_size[0]}x{cfg.img_size[1]}, {cfg.steps} steps of {cfg.batch} images "
-              f"per arm, {_seeds_text(cfg)}, evaluated on {', '.join(summary['tests'])}; classes: "
+    head = " with a LayerNorm before each ReLU of its RoI box head (`--box-head-norm layer`)" \
+        if cfg.box_head_norm == "layer" else ""
+    lines += [f"Model `{cfg.model}`{head} at {cfg.img_size[0]}x{cfg.img_size[1]}, {cfg.steps} steps of "
+              f"{cfg.batch} images per arm, {_seeds_text(cfg)}, evaluated on {', '.join(summary['tests'])}; classes: "
               f"{', '.join(record['classes'])}. Preset: {record.get('preset') or 'custom'}.", ""]
     if record.get("split"):
         lines += [f"**Split:** no test set was given, so the real data was split by {record['split']} "
