@@ -9,6 +9,10 @@ from pathlib import Path
 from longtail.errors import InputError, ParameterError
 
 
+BOX_HEAD_HELP = ("RoI box head of a fasterrcnn_* model: none (torchvision's, default) or layer (a LayerNorm "
+                 "before each ReLU: keeps the head alive when trained on rendered scenes alone)")
+
+
 def add_commands(sub, positive_int, seed) -> None:
     t = sub.add_parser("train", help="train a torchvision detector on synthetic, real or mixed data",
                        description="Train a torchvision detector (weights=None: nothing is downloaded) on one or more "
@@ -22,8 +26,7 @@ def add_commands(sub, positive_int, seed) -> None:
     t.add_argument("--model", default="fasterrcnn_mobilenet_v3_large_320_fpn", metavar="NAME",
                    help="torchvision detection model (default fasterrcnn_mobilenet_v3_large_320_fpn)")
     t.add_argument("--box-head-norm", default="none", metavar="NORM",
-                   help="RoI box head of a fasterrcnn_* model: none (torchvision's, default) or layer (a LayerNorm "
-                   "before each ReLU: keeps the head alive when trained on rendered scenes alone)")
+                   help=BOX_HEAD_HELP)
     t.add_argument("--classes", metavar="A,B", help="longtail classes to detect (default: every detection target)")
     t.add_argument("--steps", required=True, type=positive_int, metavar="N", help="optimizer steps")
     t.add_argument("--batch", type=positive_int, default=4, metavar="B", help="images per step (default 4)")
@@ -100,8 +103,7 @@ def add_commands(sub, positive_int, seed) -> None:
                    "3 seeds, ~17 min a run) or full (for a GPU); the options below override it")
     c.add_argument("--model", metavar="NAME")
     c.add_argument("--box-head-norm", metavar="NORM",
-                   help="RoI box head of a fasterrcnn_* model: none (torchvision's, default) or layer (a LayerNorm "
-                   "before each ReLU: keeps the head alive when trained on rendered scenes alone)")
+                   help=BOX_HEAD_HELP)
     c.add_argument("--steps", type=positive_int, metavar="N")
     c.add_argument("--batch", type=positive_int, metavar="B")
     c.add_argument("--img-size", type=positive_int, nargs=2, metavar=("H", "W"))

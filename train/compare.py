@@ -138,10 +138,7 @@ class CompareConfig:
 
     def __post_init__(self):
         check_model_name(self.model)
-        check_box_head_norm(self.box_head_norm)
-        if self.box_head_norm != "none" and not self.model.startswith("fasterrcnn"):
-            raise ParameterError("box_head_norm", f"{self.model} has no two-layer RoI box head to normalise; "
-                                 "expected a fasterrcnn_* model")
+        check_box_head_norm(self.box_head_norm, self.model)
         unknown = [a for a in self.arms if a not in ARMS]
         if unknown or not self.arms:
             said = f"unknown arm {unknown[0]!r}" if unknown else "no arm"

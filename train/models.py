@@ -57,20 +57,22 @@ class LayerNormBoxHead(nn.Module):
         return torch.relu(self.norm7(self.fc7(x)))
 
 
-def check_box_head_norm(norm: str) -> str:
+def check_box_head_norm(norm: str, model: str) -> str:
+    """``norm`` if it is one of ``BOX_HEAD_NORMS`` and ``model`` has the head it normalises."""
     if norm not in BOX_HEAD_NORMS:
         raise ParameterError("box_head_norm", f"expected one of {', '.join(BOX_HEAD_NORMS)}, got {norm!r}")
+    if norm != "none" and not model.startswith("fasterrcnn"):
+        raise ParameterError("box_head_norm", f"{model} has no two-layer RoI box head to normalise; "
+                             "expected a fasterrcnn_* model")
     return norm
 
 
-def _set_box_head_norm(model: nn.Module, name: str, norm: str) -> None:
+def _set_box_head_norm(model: nn.Module, norm: str) -> None:
     if norm == "none":
         return
-    roi_heads: Any = getattr(model, "roi_heads", None)
-    head = getattr(roi_heads, "box_head", None)
-    if not isinstance(head, TwoMLPHead):
-        raise ParameterError("box_head_norm", f"{name} has no two-layer RoI box head to normalise; "
-                             "expected a fasterrcnn_* model")
+    roi_heads: Any = model.roi_heads
+    head = roi_heads.box_head
+    assert isinstance(head, TwoMLPHead), type(head)  # every fasterrcnn_* builder makes one
     roi_heads.box_head = LayerNormBoxHead(head.fc6, head.fc7)
 
 
@@ -123,7 +125,7 @@ def build_model(name: str = DEFAULT_MODEL, num_classes: int = LabelSpace().num_c
             ``box_head_norm`` (one of ``BOX_HEAD_NORMS``, Faster R-CNN only).
     """
     check_model_name(name)
-    box_head_norm = check_box_head_norm(kw.pop("box_head_norm", "none"))
+    box_head_norm = check_box_head_norm(kw.pop("box_head_norm", "none"), name)
     options = {**next((v for k, v in FAST_DEFAULTS.items() if name.startswith(k)), {}),
                **_size_options(name, img_size), **kw}
     # torchvision initialises layers from torch's global generator; fork it so building a model
@@ -140,7 +142,7 @@ def build_model(name: str = DEFAULT_MODEL, num_classes: int = LabelSpace().num_c
             raise ParameterError("model", f"{name}: bad model option ({e})") from None
     if img_size is not None and _is_ssd(name):
         _set_ssd_size(model, img_size)
-    _set_box_head_norm(model, name, box_head_norm)
+    _set_box_head_norm(model, box_head_norm)
     return model
 
 
