@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from longtail.cli_train import BOX_HEAD_HELP
+
 
 def add_command(sub, positive_int) -> None:
     lp = sub.add_parser("loop", help="find where a detector fails, generate that, gate it, retrain; vs a control",
@@ -36,6 +38,7 @@ def add_command(sub, positive_int) -> None:
                     help="share of each batch from the pool in rounds >= 1 (default 0.5)")
     lp.add_argument("--model", default=None,
                     help="torchvision detector (default fasterrcnn_mobilenet_v3_large_320_fpn)")
+    lp.add_argument("--box-head-norm", default=None, metavar="NORM", help=BOX_HEAD_HELP)
     lp.add_argument("--img-size", type=positive_int, nargs=2, default=None, metavar=("H", "W"),
                     help="model input size (default 320 427)")
     lp.add_argument("--batch", type=positive_int, default=None, metavar="B", help="images per step (default 4)")
@@ -52,7 +55,8 @@ def cmd_loop(args) -> int:
 
     cfg = preset_config(args.preset, rounds=args.rounds, per_round=args.per_round, steps0=args.steps0,
                         steps=args.steps, seeds=args.seeds, top=args.top, pool_share=args.pool_share,
-                        model=args.model, img_size=tuple(args.img_size) if args.img_size else None, batch=args.batch)
+                        model=args.model, box_head_norm=args.box_head_norm,
+                        img_size=tuple(args.img_size) if args.img_size else None, batch=args.batch)
     bars = RunBars(args.quiet)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     try:

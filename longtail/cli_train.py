@@ -345,12 +345,12 @@ def _train(args, specs: dict[str, str], data) -> int:
 
     from longtail.train.checkpoint import load_init
     from longtail.train.engine import train
-    from longtail.train.models import ModelSpec
+    from longtail.train.models import ModelSpec, box_head_options
 
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None
     spec = ModelSpec(name=args.model, img_size=tuple(args.img_size) if args.img_size else None,
                      classes=classes or ModelSpec.classes,  # the field's default when none are given
-                     options={"box_head_norm": args.box_head_norm} if args.box_head_norm != "none" else {})
+                     options=box_head_options(args.box_head_norm))
     model = spec.build(args.seed)
     if args.init_parts != "all" and not args.init:
         raise ParameterError("init_parts", "needs --init (the checkpoint the parts come from)")

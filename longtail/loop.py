@@ -48,7 +48,7 @@ from longtail.train.datasets import open_dataset
 from longtail.train.engine import CHECKPOINT, SampledBatches, TrainConfig, resolve_device, train
 from longtail.train.entries import DetectionDataset
 from longtail.train.evaluate import coco_gt, coco_metrics, evaluate_detections, predict_checkpoint
-from longtail.train.models import ModelSpec, check_model_name
+from longtail.train.models import ModelSpec, box_head_options, check_box_head_norm, check_model_name
 from longtail.train.slices import SliceConfig, compute_slices
 from longtail.worlds.scenario import Scenario, load_scenario
 from longtail.worlds.target import SliceRecord, scenario_yaml, target_scenario
@@ -85,6 +85,8 @@ class LoopConfig:
         min_support: a slice's least support to be ranked (images or objects).
         bootstrap: bootstrap resamples of the slices' intervals.
         model: torchvision detector.
+        box_head_norm: ``none`` (torchvision's RoI box head) or ``layer`` (``models.LayerNormBoxHead``,
+            Faster R-CNN only), for every round of both arms.
         warmup_steps: learning-rate warm-up of every run.
     """
 
@@ -104,9 +106,11 @@ class LoopConfig:
     bootstrap: int = 200
     model: str = "fasterrcnn_mobilenet_v3_large_320_fpn"
     warmup_steps: int = 50
+    box_head_norm: str = "none"
 
     def __post_init__(self):
         check_model_name(self.model)
+        check_box_head_norm(self.box_head_norm, self.model)
         for name in ("rounds", "per_round", "steps0", "steps", "batch", "seeds", "top"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -125,7 +129,10 @@ class LoopConfig:
         return math.ceil(self.per_round * self.oversample)
 
     def to_json(self) -> dict:
-        return json.loads(json.dumps(asdict(self)))
+        out = json.loads(json.dumps(asdict(self)))
+        if self.box_head_norm == "none":
+            del out["box_head_norm"]  # the default: loops from before the option resume
+        return out
 
 
 # ``smoke`` runs the plumbing end to end in a few minutes on 2 CPU cores (its detectors learn
@@ -222,7 +229,8 @@ def run_loop(real: str, tests: Sequence[str], scenario: str, out: Path, cfg: Loo
               "scenario_digest": inputs.base.digest(), "classes": list(inputs.classes)}
     _open_dir(out, record)
     dev = resolve_device(device)
-    spec = ModelSpec(name=cfg.model, classes=inputs.classes, img_size=cfg.img_size)
+    spec = ModelSpec(name=cfg.model, classes=inputs.classes, img_size=cfg.img_size,
+                     options=box_head_options(cfg.box_head_norm))
     seeds = {}
     for seed in range(cfg.seeds):
         seeds[str(seed)] = _one_seed(inputs, out / f"seed{seed}", cfg, spec, seed, dev, log, step_progress,
@@ -571,7 +579,10 @@ def report_md(results: dict) -> str:
              f"{cfg['rounds']} rounds of {cfg['per_round']} admitted samples per arm ("
              f"{math.ceil(cfg['per_round'] * cfg['oversample'])} candidates), round 0: {cfg['steps0']} steps on the "
              f"real frames, then {cfg['steps']} fine-tuning steps per round with {cfg['pool_share']:.0%} of each batch "
-             f"from the pool; {cfg['seeds']} seed(s). Points are AP50 / recall x 100, mean ± SD over seeds.", ""]
+             f"from the pool; {cfg['seeds']} seed(s). Points are AP50 / recall x 100, mean ± SD over seeds.",
+             f"Detector: {cfg['model']}" + (f", with a LayerNorm before each ReLU of its RoI box head "
+                                           f"(`--box-head-norm {cfg['box_head_norm']}`)"
+                                           if cfg.get("box_head_norm", "none") != "none" else "") + ".", ""]
     tracked = sorted({t for s in results["seeds"].values() for t in s["tracked"][:1]})
     lines += [f"Tracked slice (aimed at by round 1 of the targeted arm): {', '.join(tracked) or 'none'}", "",
               "| arm | round | tracked slice | clear AP50 | pool | gate rejections |",

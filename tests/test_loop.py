@@ -13,10 +13,13 @@ import pytest
 import yaml
 
 from longtail.cli import main
+from longtail.train.checkpoint import load_detector
+from longtail.train.models import LayerNormBoxHead
 from longtail.worlds.scenario import load_scenario
 
 SMALL = ["--width", "160", "--height", "96", "--quiet"]
-TINY = ["--preset", "smoke", "--model", "ssdlite320_mobilenet_v3_large", "--img-size", "96", "128", "--quiet"]
+# Faster R-CNN with the normalised box head: the option reaches every round's model
+TINY = ["--preset", "smoke", "--box-head-norm", "layer", "--img-size", "96", "128", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +75,11 @@ def test_a_smoke_loop_runs_both_arms_through_the_gate(data, whole, capsys):
     targeted = load_scenario(str(out / "seed0" / "targeted" / "round1" / "scenario.yaml"))
     assert targeted.name.endswith("_targeted")
     assert (out / "plots" / "loop.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| targeted | 1 |" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "| targeted | 1 |" in report and "`--box-head-norm layer`" in report
+    for arm in ("targeted", "control"):  # the round's checkpoint rebuilds the head it was trained with
+        model, spec, _ = load_detector(out / "seed0" / arm / "round1" / "run" / "checkpoint.pt")
+        assert spec.options == {"box_head_norm": "layer"} and isinstance(model.roi_heads.box_head, LayerNormBoxHead)
     # the same command again: everything is done
     capsys.readouterr()
     assert main(loop_cmd(data, out)) == 0
@@ -82,6 +89,9 @@ def test_a_smoke_loop_runs_both_arms_through_the_gate(data, whole, capsys):
     # another setting in the same directory is refused in one line
     assert main([*loop_cmd(data, out), "--steps", "3"]) == 2
     assert "holds another loop" in capsys.readouterr().err
+    # a head the model does not have is one line, exit 2
+    assert main([*loop_cmd(data, out), "--model", "ssdlite320_mobilenet_v3_large"]) == 2
+    assert "no two-layer RoI box head" in capsys.readouterr().err
 
 
 def test_a_killed_loop_resumes_to_the_results_of_an_uninterrupted_one(data, whole, tmp_path):

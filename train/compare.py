@@ -52,7 +52,7 @@ from longtail.train.checkpoint import INIT_PARTS, load_detector, load_init, slim
 from longtail.train.datasets import open_dataset
 from longtail.train.engine import CHECKPOINT, SampledBatches, TrainConfig, read_metrics, resolve_device, train
 from longtail.train.evaluate import evaluate
-from longtail.train.models import ModelSpec, check_box_head_norm, check_model_name
+from longtail.train.models import ModelSpec, box_head_options, check_box_head_norm, check_model_name
 from longtail.train.entries import DetectionDataset
 from longtail.train.insert import ActorBank, Inserter
 from longtail.train.batching import two_stage
@@ -528,7 +528,7 @@ def run_compare(real: str, synthetic: str | None, tests: Sequence[str], out: Pat
     dev = resolve_device(device)
     spec = ModelSpec(name=cfg.model, classes=inputs.classes, img_size=cfg.img_size,
                      options={**(pretrained_options(cfg.model) if cfg.pretrained else {}),
-                              **({"box_head_norm": cfg.box_head_norm} if cfg.box_head_norm != "none" else {})})
+                              **box_head_options(cfg.box_head_norm)})
     config = TrainConfig(warmup_steps=cfg.warmup_steps)
     keys = run_keys(cfg)
     if inputs.split:

@@ -67,6 +67,11 @@ def check_box_head_norm(norm: str, model: str) -> str:
     return norm
 
 
+def box_head_options(norm: str) -> dict[str, str]:
+    """``ModelSpec.options`` entry for a box head (none for the default, so older specs compare equal)."""
+    return {} if norm == "none" else {"box_head_norm": norm}
+
+
 def _set_box_head_norm(model: nn.Module, norm: str) -> None:
     if norm == "none":
         return
