@@ -49,6 +49,7 @@ from longtail.train.engine import CHECKPOINT, SampledBatches, TrainConfig, resol
 from longtail.train.entries import DetectionDataset
 from longtail.train.evaluate import coco_gt, coco_metrics, evaluate_detections, predict_checkpoint
 from longtail.train.models import ModelSpec, box_head_options, check_box_head_norm, check_model_name
+from longtail.train.report import box_head_words
 from longtail.train.slices import SliceConfig, compute_slices
 from longtail.worlds.scenario import Scenario, load_scenario
 from longtail.worlds.target import SliceRecord, scenario_yaml, target_scenario
@@ -580,9 +581,7 @@ def report_md(results: dict) -> str:
              f"{math.ceil(cfg['per_round'] * cfg['oversample'])} candidates), round 0: {cfg['steps0']} steps on the "
              f"real frames, then {cfg['steps']} fine-tuning steps per round with {cfg['pool_share']:.0%} of each batch "
              f"from the pool; {cfg['seeds']} seed(s). Points are AP50 / recall x 100, mean ± SD over seeds.",
-             f"Detector: {cfg['model']}" + (f", with a LayerNorm before each ReLU of its RoI box head "
-                                           f"(`--box-head-norm {cfg['box_head_norm']}`)"
-                                           if cfg.get("box_head_norm", "none") != "none" else "") + ".", ""]
+             f"Detector: {cfg['model']}{box_head_words(cfg.get('box_head_norm', 'none'))}.", ""]
     tracked = sorted({t for s in results["seeds"].values() for t in s["tracked"][:1]})
     lines += [f"Tracked slice (aimed at by round 1 of the targeted arm): {', '.join(tracked) or 'none'}", "",
               "| arm | round | tracked slice | clear AP50 | pool | gate rejections |",

@@ -32,6 +32,13 @@ METRIC = "AP50"
 PLOTS = "plots"
 
 
+def box_head_words(norm: str) -> str:
+    """How a report names the RoI box head after the model's name: empty for the default."""
+    if norm == "none":
+        return ""
+    return f" with a LayerNorm before each ReLU of its RoI box head (`--box-head-norm {norm}`)"
+
+
 def _clear_all(cell: dict) -> dict:
     return cell["all"] if "all" in cell else cell
 
@@ -435,10 +442,9 @@ def _seeds_text(cfg) -> str:
 
 def _markdown(record: dict, summary: dict, cfg, plot_names: list[str], versions: dict) -> str:
     lines = ["# longtail comparison: what synthetic, real and mixed data are worth", ""]
-    head = " with a LayerNorm before each ReLU of its RoI box head (`--box-head-norm layer`)" \
-        if cfg.box_head_norm == "layer" else ""
-    lines += [f"Model `{cfg.model}`{head} at {cfg.img_size[0]}x{cfg.img_size[1]}, {cfg.steps} steps of "
-              f"{cfg.batch} images per arm, {_seeds_text(cfg)}, evaluated on {', '.join(summary['tests'])}; classes: "
+    lines += [f"Model `{cfg.model}`{box_head_words(cfg.box_head_norm)} at {cfg.img_size[0]}x{cfg.img_size[1]}, "
+              f"{cfg.steps} steps of {cfg.batch} images per arm, {_seeds_text(cfg)}, evaluated on "
+              f"{', '.join(summary['tests'])}; classes: "
               f"{', '.join(record['classes'])}. Preset: {record.get('preset') or 'custom'}.", ""]
     if record.get("split"):
         lines += [f"**Split:** no test set was given, so the real data was split by {record['split']} "
