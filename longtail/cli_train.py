@@ -9,8 +9,9 @@ from pathlib import Path
 from longtail.errors import InputError, ParameterError
 
 
-BOX_HEAD_HELP = ("RoI box head of a fasterrcnn_* model: none (torchvision's, default) or layer (a LayerNorm "
-                 "before each ReLU: keeps the head alive when trained on rendered scenes alone)")
+BOX_HEAD_HELP = ("RoI box head: auto (default: layer for a fasterrcnn_* model, none for the others), layer (a "
+                 "LayerNorm before each ReLU: keeps the head alive when trained on rendered scenes) or none "
+                 "(torchvision's, the earlier default)")
 
 
 def add_commands(sub, positive_int, seed) -> None:
@@ -25,8 +26,8 @@ def add_commands(sub, positive_int, seed) -> None:
     t.add_argument("--mix", metavar="NAME=SHARE,...", help="share of each named dataset in every batch (default equal)")
     t.add_argument("--model", default="fasterrcnn_mobilenet_v3_large_320_fpn", metavar="NAME",
                    help="torchvision detection model (default fasterrcnn_mobilenet_v3_large_320_fpn)")
-    t.add_argument("--box-head-norm", default="none", metavar="NORM",
-                   help=BOX_HEAD_HELP)
+    t.add_argument("--box-head-norm", default="auto", metavar="NORM",
+                   help=BOX_HEAD_HELP + "; with --init, auto keeps the base checkpoint's head")
     t.add_argument("--classes", metavar="A,B", help="longtail classes to detect (default: every detection target)")
     t.add_argument("--steps", required=True, type=positive_int, metavar="N", help="optimizer steps")
     t.add_argument("--batch", type=positive_int, default=4, metavar="B", help="images per step (default 4)")
@@ -343,14 +344,17 @@ def cmd_train(args) -> int:
 def _train(args, specs: dict[str, str], data) -> int:
     from tqdm import tqdm
 
-    from longtail.train.checkpoint import load_init
+    from longtail.train.checkpoint import init_box_head_norm, load_init
     from longtail.train.engine import train
-    from longtail.train.models import ModelSpec, box_head_options
+    from longtail.train.models import ModelSpec, box_head_options, check_box_head_norm
 
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None
+    norm = args.box_head_norm
+    if norm == "auto" and args.init:  # fine-tuning keeps the base's head (an older base has the plain one)
+        norm = init_box_head_norm(args.init, args.model) or norm
     spec = ModelSpec(name=args.model, img_size=tuple(args.img_size) if args.img_size else None,
                      classes=classes or ModelSpec.classes,  # the field's default when none are given
-                     options=box_head_options(args.box_head_norm))
+                     options=box_head_options(check_box_head_norm(norm, args.model)))
     model = spec.build(args.seed)
     if args.init_parts != "all" and not args.init:
         raise ParameterError("init_parts", "needs --init (the checkpoint the parts come from)")

@@ -86,8 +86,9 @@ class LoopConfig:
         min_support: a slice's least support to be ranked (images or objects).
         bootstrap: bootstrap resamples of the slices' intervals.
         model: torchvision detector.
-        box_head_norm: ``none`` (torchvision's RoI box head) or ``layer`` (``models.LayerNormBoxHead``,
-            Faster R-CNN only), for every round of both arms.
+        box_head_norm: ``none`` (torchvision's RoI box head), ``layer`` (``models.LayerNormBoxHead``,
+            Faster R-CNN only) or ``auto`` (``layer`` for Faster R-CNN, else ``none``; resolved
+            when the config is made), for every round of both arms.
         warmup_steps: learning-rate warm-up of every run.
     """
 
@@ -107,11 +108,11 @@ class LoopConfig:
     bootstrap: int = 200
     model: str = "fasterrcnn_mobilenet_v3_large_320_fpn"
     warmup_steps: int = 50
-    box_head_norm: str = "none"
+    box_head_norm: str = "auto"
 
     def __post_init__(self):
         check_model_name(self.model)
-        check_box_head_norm(self.box_head_norm, self.model)
+        object.__setattr__(self, "box_head_norm", check_box_head_norm(self.box_head_norm, self.model))
         for name in ("rounds", "per_round", "steps0", "steps", "batch", "seeds", "top"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -148,7 +149,9 @@ PRESETS: dict[str, LoopConfig] = {
 def preset_config(name: str, **overrides) -> LoopConfig:
     if name not in PRESETS:
         raise ParameterError("preset", f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
-    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+    # the box head is resolved for the model asked for, not for the preset's
+    return replace(PRESETS[name], **{"box_head_norm": "auto",
+                                     **{k: v for k, v in overrides.items() if v is not None}})
 
 
 def evenly_spaced(n: int, k: int) -> list[int]:

@@ -157,6 +157,19 @@ def test_block_split_leaves_a_gap_and_keeps_blocks_contiguous():
     assert evenly_spaced(5, 10) == [0, 1, 2, 3, 4]
 
 
+def test_the_default_box_head_is_resolved_for_the_model_asked_for():
+    from longtail.loop import preset_config as loop_preset
+
+    for make in (preset_config, loop_preset):
+        assert make("smoke").box_head_norm == "layer"  # Faster R-CNN: the normalised head
+        assert make("smoke", model="ssdlite320_mobilenet_v3_large").box_head_norm == "none"  # no RoI head
+        assert make("smoke", box_head_norm="none").box_head_norm == "none"
+        assert "box_head_norm" not in make("smoke", box_head_norm="none").to_json()  # older dirs resume
+        assert make("smoke").to_json()["box_head_norm"] == "layer"
+        with pytest.raises(InputError, match="no two-layer RoI box head"):
+            make("smoke", model="ssdlite320_mobilenet_v3_large", box_head_norm="layer")
+
+
 def test_subsets_and_digests(synthetic):
     ds = open_dataset(f"longtail:{synthetic}")
     sub = subset(ds, [1, 3], "two")
@@ -368,8 +381,9 @@ def test_pretrained_real_fine_tunes_one_shared_synthetic_base_with_real_onlys_st
                 log=lines.append, insert=str(actors))
     assert not any("scored along" in ln for ln in lines)  # scored once
     # --pretrain-parts backbone: the same base, but only its backbone and FPN are taken (and here
-    # --box-head-norm layer: every detector of the comparison, the base too, gets the normalised head)
-    heads = replace(cfg, arms=("pretrained+real",), seeds=1, pretrain_parts="backbone", box_head_norm="layer")
+    # --box-head-norm none: every detector of the comparison, the base too, gets torchvision's plain
+    # head; the default, auto, gives this Faster R-CNN the normalised one)
+    heads = replace(cfg, arms=("pretrained+real",), seeds=1, pretrain_parts="backbone", box_head_norm="none")
     run_compare(f"mot:{pets}", str(synthetic), [], tmp_path / "heads", heads, log=lines.append)
     fresh = [json.loads(ln) for ln in
              (tmp_path / "heads/runs/pretrained+real/real0.1/seed0/metrics.jsonl").read_text().splitlines()]
@@ -377,18 +391,23 @@ def test_pretrained_real_fine_tunes_one_shared_synthetic_base_with_real_onlys_st
              (out / "runs/pretrained+real/real0.1/seed0/metrics.jsonl").read_text().splitlines()]
     assert fresh[0]["loss"] != pytest.approx(whole[0]["loss"], rel=1e-6)
     assert json.loads((tmp_path / "heads/compare.json").read_text())["config"]["pretrain_parts"] == "backbone"
-    assert json.loads((tmp_path / "heads/compare.json").read_text())["config"]["box_head_norm"] == "layer"
-    for run in ("pretrain/synthetic-3steps", "runs/pretrained+real/real0.1/seed0"):
-        model, spec, _ = load_detector(tmp_path / "heads" / run / "checkpoint.pt")
-        assert spec.options == {"box_head_norm": "layer"}
-        assert type(model.roi_heads.box_head).__name__ == "LayerNormBoxHead"
+    # none is left out of compare.json (comparisons from before the option resume)
+    assert "box_head_norm" not in json.loads((tmp_path / "heads/compare.json").read_text())["config"]
+    for root, run, head in ((tmp_path / "heads", "pretrain/synthetic-3steps", "TwoMLPHead"),
+                            (tmp_path / "heads", "runs/pretrained+real/real0.1/seed0", "TwoMLPHead"),
+                            (out, "pretrain/synthetic-3steps", "LayerNormBoxHead"),
+                            (out, "runs/pretrained+real/real0.1/seed0", "LayerNormBoxHead")):
+        model, spec, _ = load_detector(root / run / "checkpoint.pt")
+        assert spec.options == ({} if head == "TwoMLPHead" else {"box_head_norm": "layer"})
+        assert type(model.roi_heads.box_head).__name__ == head
     default = json.loads((out / "compare.json").read_text())["config"]
-    assert "pretrain_parts" not in default and "box_head_norm" not in default  # the defaults
+    assert "pretrain_parts" not in default and default["box_head_norm"] == "layer"  # the defaults
     report = (tmp_path / "heads/report.md").read_text()
     assert "`pretrained+real` starts from one base detector" in report and "pretrain-finetune" not in report
     assert "`pretrained+real` takes only the base model's backbone and FPN" in report
-    assert "with a LayerNorm before each ReLU of its RoI box head (`--box-head-norm layer`)" in report
-    assert "box head" not in (out / "report.md").read_text()
+    assert "box head" not in report
+    assert "with a LayerNorm before each ReLU of its RoI box head (`--box-head-norm layer`)" in \
+        (out / "report.md").read_text()
 
 
 @pytest.mark.slow
@@ -431,7 +450,7 @@ def test_seeds_run_apart_merge_into_one_report(pets, tmp_path):
     (["--arms", "real,pretrained+inserted", "--pretrain-steps", "5"], "--insert"),
     (["--pretrain-steps", "5", "--pretrain-parts", "heads"], "--pretrain-parts: expected one of all, backbone"),
     (["--pretrain-parts", "backbone"], "--pretrain-parts: only the pretrained arms start from a base model"),
-    (["--box-head-norm", "batch"], "--box-head-norm: expected one of none, layer, got 'batch'"),
+    (["--box-head-norm", "batch"], "--box-head-norm: expected one of auto, none, layer, got 'batch'"),
     (["--model", "ssdlite320_mobilenet_v3_large", "--box-head-norm", "layer"], "no two-layer RoI box head"),
     (["--robustness", "smog"], "unknown weather preset 'smog'"),
     (["--preset", "huge"], "unknown preset 'huge'"),

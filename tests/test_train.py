@@ -94,7 +94,7 @@ def test_layer_norm_box_head_keeps_units_firing_and_round_trips():
     # a checkpoint's spec rebuilds the same module names (strict load)
     again = ModelSpec.from_json(json.loads(json.dumps(spec.to_json()))).build()
     again.load_state_dict(model.state_dict())
-    for bad, problem in (({"box_head_norm": "batch"}, "expected one of none, layer, got 'batch'"),):
+    for bad, problem in (({"box_head_norm": "batch"}, "expected one of auto, none, layer, got 'batch'"),):
         with pytest.raises(InputError, match=problem):
             ModelSpec(DEFAULT_MODEL, img_size=SMALL, options=bad).build()
     with pytest.raises(InputError, match="no two-layer RoI box head"):

@@ -41,12 +41,21 @@ def test_train_resume_and_evaluate(data, tmp_path, capsys):
                  str(run / "checkpoint.pt"), "--init-parts", "backbone", *TRAIN]) == 0
     info = json.loads((tuned / "run.json").read_text())
     assert json.dumps(info).count('"init_parts": "backbone"') == 1
-    # Faster R-CNN with the normalised RoI box head: the checkpoint rebuilds it
-    normed = tmp_path / "normed"
-    assert main(["train", "--data", str(data), "--steps", "1", "--out", str(normed), "--box-head-norm", "layer",
-                 "--batch", "2", "--img-size", "96", "160", "--quiet"]) == 0
+    # Faster R-CNN gets the normalised RoI box head by default (auto); the checkpoint rebuilds it
+    frcnn = ["--data", str(data), "--steps", "1", "--batch", "2", "--img-size", "96", "160", "--quiet"]
+    normed, plain = tmp_path / "normed", tmp_path / "plain"
+    assert main(["train", *frcnn, "--out", str(normed)]) == 0
     model, spec, _ = load_detector(normed / "checkpoint.pt")
     assert spec.options == {"box_head_norm": "layer"} and type(model.roi_heads.box_head).__name__ == "LayerNormBoxHead"
+    assert main(["train", *frcnn, "--out", str(plain), "--box-head-norm", "none"]) == 0
+    model, spec, _ = load_detector(plain / "checkpoint.pt")
+    assert spec.options == {} and type(model.roi_heads.box_head).__name__ == "TwoMLPHead"
+    # fine-tuning a base (--init) keeps the base's head unless told otherwise
+    for base, told, options in ((plain, [], {}), (normed, [], {"box_head_norm": "layer"}),
+                                (plain, ["--box-head-norm", "layer"], {"box_head_norm": "layer"})):
+        tuned = tmp_path / f"from_{base.name}{len(told)}"
+        assert main(["train", *frcnn, *told, "--out", str(tuned), "--init", str(base / "checkpoint.pt")]) == 0
+        assert load_detector(tuned / "checkpoint.pt")[1].options == options
 
 
 def test_mixed_data_and_bad_input(data, tmp_path, capsys):
@@ -59,7 +68,7 @@ def test_mixed_data_and_bad_input(data, tmp_path, capsys):
         (["--data", str(tmp_path)], str(tmp_path)),
         (["--data", f"a=longtail:{data}", "--data", f"b=longtail:{data}", "--mix", "a=-1,b=2"], "--mix"),
         (["--data", str(data), "--init-parts", "backbone"], "--init-parts: needs --init"),
-        (["--data", str(data), "--box-head-norm", "group"], "--box-head-norm: expected one of none, layer"),
+        (["--data", str(data), "--box-head-norm", "group"], "--box-head-norm: expected one of auto, none, layer"),
         (["--data", str(data), "--box-head-norm", "layer", "--model", "ssdlite320_mobilenet_v3_large"],
          "no two-layer RoI box head"),
     ]:

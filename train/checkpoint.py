@@ -77,6 +77,17 @@ def load_detector(path: Path, weights: str = "ema") -> tuple[nn.Module, ModelSpe
     return model.eval(), spec, data
 
 
+def init_box_head_norm(path: Path, model: str) -> str | None:
+    """The RoI box head (``none`` or ``layer``) of the longtail checkpoint at ``path`` when it
+    holds a ``model`` detector; None for any other file (``load_init`` says what is wrong with it)."""
+    try:
+        data = read_checkpoint(path)
+        spec = ModelSpec.from_json(data["spec"])
+    except Exception:  # noqa: BLE001 - not a longtail checkpoint of a known spec: no head to follow
+        return None
+    return str(spec.options.get("box_head_norm", "none")) if spec.name == model else None
+
+
 def _state_dict_of(data: object) -> dict | None:
     """The weights in a loaded file: a longtail checkpoint (EMA first), ``{"model": sd}`` as
     torchvision's reference scripts save, or a bare state dict."""

@@ -97,8 +97,9 @@ class CompareConfig:
         train_weather: presets of the ``real+weather`` arm.
         warmup_steps: learning-rate warm-up.
         pretrained: start from torchvision's ImageNet backbone weights (local cache only).
-        box_head_norm: ``none`` (torchvision's RoI box head) or ``layer`` (``models.LayerNormBoxHead``,
-            Faster R-CNN only), for every arm and the base model.
+        box_head_norm: ``none`` (torchvision's RoI box head), ``layer`` (``models.LayerNormBoxHead``,
+            Faster R-CNN only) or ``auto`` (``layer`` for Faster R-CNN, else ``none``; resolved
+            when the config is made), for every arm and the base model.
         sensor_augment: camera randomisation (``train.sensor``) on the rendered frames of every arm.
         insert_share: share of the real images that get actors in the inserted arms.
         sweeps: robustness curves in physical units, ``KNOB=FROM..TO:N`` each (``train.weather``):
@@ -128,7 +129,7 @@ class CompareConfig:
     train_weather: tuple[str, ...] = ("light_fog", "dense_fog", "night", "heavy_rain", "heavy_snow", "dusk")
     warmup_steps: int = 50
     pretrained: bool = False
-    box_head_norm: str = "none"
+    box_head_norm: str = "auto"
     sensor_augment: bool = False
     insert_share: float = 0.5
     pretrain_steps: int = 0
@@ -138,7 +139,7 @@ class CompareConfig:
 
     def __post_init__(self):
         check_model_name(self.model)
-        check_box_head_norm(self.box_head_norm, self.model)
+        object.__setattr__(self, "box_head_norm", check_box_head_norm(self.box_head_norm, self.model))
         unknown = [a for a in self.arms if a not in ARMS]
         if unknown or not self.arms:
             said = f"unknown arm {unknown[0]!r}" if unknown else "no arm"
@@ -227,7 +228,9 @@ def preset_config(name: str, **overrides) -> CompareConfig:
     """A preset with the given fields replaced (None values are left as the preset has them)."""
     if name not in PRESETS:
         raise ParameterError("preset", f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
-    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+    # the box head is resolved for the model asked for, not for the preset's
+    return replace(PRESETS[name], **{"box_head_norm": "auto",
+                                     **{k: v for k, v in overrides.items() if v is not None}})
 
 
 # --- data -------------------------------------------------------------------------------------

@@ -33,8 +33,11 @@ FAST_DEFAULTS: dict[str, dict] = {
     "fasterrcnn": {"box_batch_size_per_image": 128, "rpn_post_nms_top_n_train": 500},
 }
 # ``box_head_norm`` (a longtail option, not torchvision's): "layer" puts a LayerNorm before each
-# ReLU of Faster R-CNN's two-layer RoI box head (``LayerNormBoxHead``); "none" is torchvision's head.
+# ReLU of Faster R-CNN's two-layer RoI box head (``LayerNormBoxHead``); "none" is torchvision's head;
+# "auto" (the commands' default) is "layer" for a fasterrcnn_* model and "none" for the others.
+# A spec stores the head it was built with ("none" by leaving the option out, as before it existed).
 BOX_HEAD_NORMS = ("none", "layer")
+BOX_HEAD_AUTO = "auto"
 
 
 class LayerNormBoxHead(nn.Module):
@@ -58,9 +61,14 @@ class LayerNormBoxHead(nn.Module):
 
 
 def check_box_head_norm(norm: str, model: str) -> str:
-    """``norm`` if it is one of ``BOX_HEAD_NORMS`` and ``model`` has the head it normalises."""
+    """The box head ``norm`` gives ``model``: ``norm`` itself if it is one of ``BOX_HEAD_NORMS``
+    and ``model`` has the head it normalises; ``auto`` is ``layer`` for a Faster R-CNN (whose plain
+    head stops firing when trained on rendered scenes) and ``none`` for the others."""
+    if norm == BOX_HEAD_AUTO:
+        return "layer" if model.startswith("fasterrcnn") else "none"
     if norm not in BOX_HEAD_NORMS:
-        raise ParameterError("box_head_norm", f"expected one of {', '.join(BOX_HEAD_NORMS)}, got {norm!r}")
+        raise ParameterError("box_head_norm", f"expected one of {', '.join((BOX_HEAD_AUTO, *BOX_HEAD_NORMS))}, "
+                             f"got {norm!r}")
     if norm != "none" and not model.startswith("fasterrcnn"):
         raise ParameterError("box_head_norm", f"{model} has no two-layer RoI box head to normalise; "
                              "expected a fasterrcnn_* model")
