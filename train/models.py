@@ -64,12 +64,13 @@ def check_box_head_norm(norm: str, model: str) -> str:
     """The box head ``norm`` gives ``model``: ``norm`` itself if it is one of ``BOX_HEAD_NORMS``
     and ``model`` has the head it normalises; ``auto`` is ``layer`` for a Faster R-CNN (whose plain
     head stops firing when trained on rendered scenes) and ``none`` for the others."""
+    has_head = model.startswith("fasterrcnn")
     if norm == BOX_HEAD_AUTO:
-        return "layer" if model.startswith("fasterrcnn") else "none"
+        return "layer" if has_head else "none"
     if norm not in BOX_HEAD_NORMS:
         raise ParameterError("box_head_norm", f"expected one of {', '.join((BOX_HEAD_AUTO, *BOX_HEAD_NORMS))}, "
                              f"got {norm!r}")
-    if norm != "none" and not model.startswith("fasterrcnn"):
+    if norm != "none" and not has_head:
         raise ParameterError("box_head_norm", f"{model} has no two-layer RoI box head to normalise; "
                              "expected a fasterrcnn_* model")
     return norm
