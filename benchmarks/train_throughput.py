@@ -1,7 +1,8 @@
 """Training and evaluation images/s of longtail's loop against a bare torchvision loop over the
 same tensors, measured in the same run, with the cost of every step of longtail's loop shown.
 
-Both sides get the same model (``ModelSpec(name, img_size=frame size).build(seed)``, a fresh
+Both sides get the same model (``ModelSpec(name, img_size=frame size, options=box head).build(seed)``,
+the RoI box head as ``longtail train`` gives it by default (``--box-head-norm auto``), a fresh
 copy each), the same batches (the sampler's ``(source, index)`` pairs of every step), the same
 batch size, device, threads and AdamW settings (lr, weight decay).
 
@@ -66,7 +67,8 @@ from longtail.train import engine  # noqa: E402
 from longtail.train import evaluate as evaluation  # noqa: E402
 from longtail.train.datasets import open_dataset  # noqa: E402
 from longtail.train.engine import SampledBatches, TrainConfig, resolve_device, train, training_target  # noqa: E402
-from longtail.train.models import DEFAULT_MODEL, ModelSpec  # noqa: E402
+from longtail.train.models import (  # noqa: E402
+    BOX_HEAD_AUTO, DEFAULT_MODEL, ModelSpec, box_head_options, check_box_head_norm)
 
 PARTS = ("load", "prepare", "optimize", "ema", "other")
 
@@ -221,9 +223,9 @@ def longtail_eval(model, dataset, spec: ModelSpec, batch: int, device: torch.dev
 
 
 def bench(name: str, dataset, size: tuple[int, int], batch: int, warmup: int, steps: int, device: torch.device,
-          seed: int, cfg: TrainConfig, eval_repeats: int) -> dict:
+          seed: int, cfg: TrainConfig, eval_repeats: int, box_head_norm: str = BOX_HEAD_AUTO) -> dict:
     w, h = size
-    spec = ModelSpec(name=name, img_size=(h, w))
+    spec = ModelSpec(name=name, img_size=(h, w), options=box_head_options(check_box_head_norm(box_head_norm, name)))
     data = SampledBatches.single(dataset, warmup + steps + 1, batch, seed)
     images, targets = preload(dataset, spec, device)
     timers = Timers(device)
@@ -290,6 +292,8 @@ def render(frames: int, size: tuple[int, int], out: Path, seed: int, scenario: s
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=DEFAULT_MODEL, help="one or more torchvision detector names, comma-separated")
+    ap.add_argument("--box-head-norm", default=BOX_HEAD_AUTO,
+                    help="RoI box head, as `longtail train --box-head-norm` (default auto: layer for a Faster R-CNN)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--steps", type=int, default=8, help="timed steps per loop")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps before them")
@@ -319,13 +323,14 @@ def main() -> None:
         size = (first.width, first.height)
         print(f"\n{len(dataset)} images {size[0]}x{size[1]} ({dataset.objects} objects), batch {args.batch}, "
               f"{args.warmup} warm-up + {args.steps} timed steps, {device}, {torch.get_num_threads()} threads; "
-              f"longtail's checkpoint every {cfg.checkpoint_every} steps amortised")
+              f"longtail's checkpoint every {cfg.checkpoint_every} steps amortised; RoI box head "
+              f"--box-head-norm {args.box_head_norm}")
         print(f"{'model':<38} {'bare i/s':>8} {'train i/s':>9} {'train/bare':>10} {'best':>6} | median ms/step: "
               f"{'bare':>7} " + " ".join(f"{k:>8}" for k in (*PARTS, "ckpt")) + f" | {'ckpt ms':>7}")
         results = {}
         for name in args.model.split(","):
             m = results[name] = bench(name, dataset, size, args.batch, args.warmup, args.steps, device, args.seed,
-                                      cfg, args.eval_repeats)
+                                      cfg, args.eval_repeats, args.box_head_norm)
             print(f"{name:<38} {m['bare_ips']:8.2f} {m['lt_ips']:9.2f} {m['paired']:10.2f} "
                   f"{m['best']:6.2f} | {'':16}{m['bare_ms']:7.1f} "
                   + " ".join(f"{m['ms'][k]:8.1f}" for k in (*PARTS, "ckpt"))
