@@ -344,14 +344,15 @@ def cmd_train(args) -> int:
 def _train(args, specs: dict[str, str], data) -> int:
     from tqdm import tqdm
 
-    from longtail.train.checkpoint import init_box_head_norm, load_init
+    from longtail.train.checkpoint import init_box_head_norm, load_init, read_torch_file
     from longtail.train.engine import train
     from longtail.train.models import ModelSpec, box_head_options, check_box_head_norm
 
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None
     norm = args.box_head_norm
+    init = read_torch_file(args.init) if args.init else None  # read once: its head, then its weights
     if norm == "auto" and args.init:  # fine-tuning keeps the base's head (an older base has the plain one)
-        norm = init_box_head_norm(args.init, args.model) or norm
+        norm = init_box_head_norm(init, args.model) or norm
     spec = ModelSpec(name=args.model, img_size=tuple(args.img_size) if args.img_size else None,
                      classes=classes or ModelSpec.classes,  # the field's default when none are given
                      options=box_head_options(check_box_head_norm(norm, args.model)))
@@ -359,7 +360,7 @@ def _train(args, specs: dict[str, str], data) -> int:
     if args.init_parts != "all" and not args.init:
         raise ParameterError("init_parts", "needs --init (the checkpoint the parts come from)")
     if args.init:
-        load_init(model, args.init, args.init_parts)
+        load_init(model, args.init, args.init_parts, data=init)
     bar = tqdm(total=args.steps, unit="step", disable=args.quiet or None, file=sys.stderr)
 
     def progress(done: int, total: int, line: dict) -> None:

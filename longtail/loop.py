@@ -48,7 +48,8 @@ from longtail.train.datasets import open_dataset
 from longtail.train.engine import CHECKPOINT, SampledBatches, TrainConfig, resolve_device, train
 from longtail.train.entries import DetectionDataset
 from longtail.train.evaluate import coco_gt, coco_metrics, evaluate_detections, predict_checkpoint
-from longtail.train.models import ModelSpec, box_head_options, check_box_head_norm, check_model_name
+from longtail.train.models import (ModelSpec, box_head_options, check_box_head_norm, check_model_name,
+                                   preset_with)
 from longtail.train.report import box_head_words
 from longtail.train.slices import SliceConfig, compute_slices
 from longtail.worlds.scenario import Scenario, load_scenario
@@ -147,11 +148,8 @@ PRESETS: dict[str, LoopConfig] = {
 
 
 def preset_config(name: str, **overrides) -> LoopConfig:
-    if name not in PRESETS:
-        raise ParameterError("preset", f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
-    # the box head is resolved for the model asked for, not for the preset's
-    return replace(PRESETS[name], **{"box_head_norm": "auto",
-                                     **{k: v for k, v in overrides.items() if v is not None}})
+    """A preset with the given fields replaced (None values are left as the preset has them)."""
+    return preset_with(PRESETS, name, overrides)
 
 
 def evenly_spaced(n: int, k: int) -> list[int]:

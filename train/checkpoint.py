@@ -77,13 +77,15 @@ def load_detector(path: Path, weights: str = "ema") -> tuple[nn.Module, ModelSpe
     return model.eval(), spec, data
 
 
-def init_box_head_norm(path: Path, model: str) -> str | None:
-    """The RoI box head (``none`` or ``layer``) of the longtail checkpoint at ``path`` when it
-    holds a ``model`` detector; None for any other file (``load_init`` says what is wrong with it)."""
+def init_box_head_norm(data: object, model: str) -> str | None:
+    """The RoI box head (``none`` or ``layer``) of a loaded ``--init`` file (``read_torch_file``)
+    when it is a longtail checkpoint of a ``model`` detector; None for anything else
+    (``load_init`` says what is wrong with it)."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return None
     try:
-        data = read_checkpoint(path)
         spec = ModelSpec.from_json(data["spec"])
-    except Exception:  # noqa: BLE001 - not a longtail checkpoint of a known spec: no head to follow
+    except Exception:  # noqa: BLE001 - a checkpoint of an unknown spec: no head to follow
         return None
     return str(spec.options.get("box_head_norm", "none")) if spec.name == model else None
 
@@ -106,15 +108,17 @@ def _state_dict_of(data: object) -> dict | None:
 INIT_PARTS: dict[str, tuple[str, ...]] = {"all": (), "backbone": ("backbone.",)}
 
 
-def load_init(model: nn.Module, path: Path, parts: str = "all") -> dict:
+def load_init(model: nn.Module, path: Path, parts: str = "all", data: object = None) -> dict:
     """Initialise ``model`` from a local checkpoint (``--init``): every tensor whose name and shape
     match is copied, the rest keep their initial values (e.g. a box predictor for other classes).
     ``parts`` (a key of ``INIT_PARTS``) restricts the copy to names under those prefixes.
 
+    ``data``: the file's content when the caller has read it already (``read_torch_file``).
+
     Returns:
         {"loaded": number of tensors copied, "skipped": names not copied}.
     """
-    state = _state_dict_of(read_torch_file(path))
+    state = _state_dict_of(read_torch_file(path) if data is None else data)
     if state is None:
         raise InputError(str(path), None, "holds no model weights (expected a longtail checkpoint or a state dict)")
     if parts not in INIT_PARTS:

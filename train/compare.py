@@ -52,7 +52,8 @@ from longtail.train.checkpoint import INIT_PARTS, load_detector, load_init, slim
 from longtail.train.datasets import open_dataset
 from longtail.train.engine import CHECKPOINT, SampledBatches, TrainConfig, read_metrics, resolve_device, train
 from longtail.train.evaluate import evaluate
-from longtail.train.models import ModelSpec, box_head_options, check_box_head_norm, check_model_name
+from longtail.train.models import (ModelSpec, box_head_options, check_box_head_norm, check_model_name,
+                                   preset_with)
 from longtail.train.entries import DetectionDataset
 from longtail.train.insert import ActorBank, Inserter
 from longtail.train.batching import two_stage
@@ -226,11 +227,7 @@ PRESETS["converged"] = replace(PRESETS["cpu"], steps=1000, seeds=3)
 
 def preset_config(name: str, **overrides) -> CompareConfig:
     """A preset with the given fields replaced (None values are left as the preset has them)."""
-    if name not in PRESETS:
-        raise ParameterError("preset", f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
-    # the box head is resolved for the model asked for, not for the preset's
-    return replace(PRESETS[name], **{"box_head_norm": "auto",
-                                     **{k: v for k, v in overrides.items() if v is not None}})
+    return preset_with(PRESETS, name, overrides)
 
 
 # --- data -------------------------------------------------------------------------------------

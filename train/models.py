@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import inspect
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 from urllib.parse import urlparse
 
 import torch
@@ -74,6 +74,22 @@ def check_box_head_norm(norm: str, model: str) -> str:
         raise ParameterError("box_head_norm", f"{model} has no two-layer RoI box head to normalise; "
                              "expected a fasterrcnn_* model")
     return norm
+
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+Preset = TypeVar("Preset", bound="DataclassInstance")
+
+
+def preset_with(presets: Mapping[str, Preset], name: str, overrides: Mapping[str, Any]) -> Preset:
+    """Preset ``name`` of ``presets`` (dataclasses with a ``box_head_norm`` field: ``compare``'s
+    and ``loop``'s) with the ``overrides`` that are not None; the box head is ``auto``, resolved
+    for the model asked for rather than the preset's."""
+    if name not in presets:
+        raise ParameterError("preset", f"unknown preset {name!r}; expected one of {', '.join(presets)}")
+    return replace(presets[name], **{"box_head_norm": BOX_HEAD_AUTO,
+                                     **{k: v for k, v in overrides.items() if v is not None}})
 
 
 def box_head_options(norm: str) -> dict[str, str]:
