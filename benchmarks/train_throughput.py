@@ -63,6 +63,7 @@ sys.modules.setdefault("triton", None)
 
 import torch  # noqa: E402
 
+from longtail.errors import ParameterError  # noqa: E402
 from longtail.train import engine  # noqa: E402
 from longtail.train import evaluate as evaluation  # noqa: E402
 from longtail.train.datasets import open_dataset  # noqa: E402
@@ -308,6 +309,10 @@ def main() -> None:
                     "inserted into every image")
     args = ap.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
+    try:  # each model's RoI box head, checked before any work (an explicit head may not fit every model)
+        heads = {name: check_box_head_norm(args.box_head_norm, name) for name in args.model.split(",")}
+    except ParameterError as e:
+        ap.error(f"--box-head-norm {args.box_head_norm}: {e}")
     device = resolve_device(args.device)
     cfg = TrainConfig()
     with tempfile.TemporaryDirectory() as tmp:
@@ -323,14 +328,14 @@ def main() -> None:
         size = (first.width, first.height)
         print(f"\n{len(dataset)} images {size[0]}x{size[1]} ({dataset.objects} objects), batch {args.batch}, "
               f"{args.warmup} warm-up + {args.steps} timed steps, {device}, {torch.get_num_threads()} threads; "
-              f"longtail's checkpoint every {cfg.checkpoint_every} steps amortised; RoI box head "
-              f"--box-head-norm {args.box_head_norm}")
+              f"longtail's checkpoint every {cfg.checkpoint_every} steps amortised; RoI box head (--box-head-norm "
+              f"{args.box_head_norm}): " + ", ".join(f"{n} {h}" for n, h in heads.items()))
         print(f"{'model':<38} {'bare i/s':>8} {'train i/s':>9} {'train/bare':>10} {'best':>6} | median ms/step: "
               f"{'bare':>7} " + " ".join(f"{k:>8}" for k in (*PARTS, "ckpt")) + f" | {'ckpt ms':>7}")
         results = {}
-        for name in args.model.split(","):
+        for name, head in heads.items():
             m = results[name] = bench(name, dataset, size, args.batch, args.warmup, args.steps, device, args.seed,
-                                      cfg, args.eval_repeats, args.box_head_norm)
+                                      cfg, args.eval_repeats, head)
             print(f"{name:<38} {m['bare_ips']:8.2f} {m['lt_ips']:9.2f} {m['paired']:10.2f} "
                   f"{m['best']:6.2f} | {'':16}{m['bare_ms']:7.1f} "
                   + " ".join(f"{m['ms'][k]:8.1f}" for k in (*PARTS, "ckpt"))
