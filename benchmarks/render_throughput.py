@@ -15,18 +15,28 @@ Rates are per image; "NAME+rig" renders NAME with three cameras (front, left, ri
 "crowd" is examples/pets_scene.yaml (people at a junction, a PETS-like camera); with --plate DIR,
 "plate" is six people composited onto that fitted plate (`longtail plate fit`), at the plate's size.
 
+With --png it also encodes each scenario's frames (colour, depth, instance and semantic images)
+with longtail's PNG encoder (``atomic.png_bytes``: OpenCV, one fixed row filter) and with Pillow
+at the same zlib level (its adaptive per-row filters, what longtail used before), and prints the
+CPU ms and KiB per frame of each.
+
 Usage: python benchmarks/render_throughput.py [--frames N] [--sizes 640x384,1242x375] [--scenarios A,B]
-       [--plate PLATE_DIR]
+       [--plate PLATE_DIR] [--png]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import tempfile
 import time
 from pathlib import Path
 
-from longtail.pipeline import engines, frame_scene, render_frames, render_scene
+from PIL import Image
+
+from longtail.atomic import png_bytes
+
+from longtail.pipeline import compute_frame, engines, frame_scene, render_frames, render_scene
 from longtail.render.capture import camera_image
 from longtail.worlds.scenario import Scenario, load_scenario, parse_scenario
 
@@ -82,12 +92,38 @@ def bench(name: str, frames: int, width: int, height: int, seed: int = 0, plate:
     return m
 
 
+def pillow_png(array) -> bytes:
+    """The PNG Pillow writes at zlib level 1 (adaptive row filters): longtail's encoder before."""
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def png_costs(name: str, frames: int, width: int, height: int, seed: int = 0, plate: str | None = None,
+              repeats: int = 3) -> dict[str, tuple[float, float]]:
+    """CPU ms and KiB per frame of encoding ``frames`` frames' four images, per encoder (best of
+    ``repeats`` passes)."""
+    sc = scenario(name, width, height, plate)
+    with engines() as eng:
+        images = [a for i in range(frames) for a in compute_frame(sc, seed, i, eng).images.values()]
+    out = {}
+    for label, encode in (("pillow", pillow_png), ("longtail", png_bytes)):
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.thread_time()
+            size = sum(len(encode(a)) for a in images)
+            best = min(best, time.thread_time() - t0)
+        out[label] = (best / frames * 1e3, size / frames / 1024)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--sizes", default="640x384,1242x375")
     ap.add_argument("--scenarios", default=DEMO)
     ap.add_argument("--plate", help="a fitted plate directory: adds the plate scene")
+    ap.add_argument("--png", action="store_true", help="also compare the PNG encoders (CPU ms, KiB per frame)")
     args = ap.parse_args()
     if args.plate and "plate" not in args.scenarios.split(","):
         args.scenarios += ",plate"
@@ -106,6 +142,14 @@ def main() -> None:
                   + " ".join(f"{m.get(k, 0.0) * 1e3:7.1f}" for k in SHOWN))
         print(f"pipeline/bare rate: min {min(ratios):.2f}, mean {sum(ratios) / len(ratios):.2f} (target >= 0.5); "
               f"look/flat cost: max {max(looks):.2f} (target <= 3 for the day look at 640x384)")
+        if args.png:
+            print(f"\nPNG encoding per frame (colour, depth, instance, semantic), CPU ms and KiB, best of 3 passes"
+                  f"\n{'scenario':<20} {'Pillow ms':>9} {'longtail ms':>11} {'ratio':>6} | {'Pillow KiB':>10} "
+                  f"{'longtail KiB':>12} {'ratio':>6}")
+            for name in args.scenarios.split(","):
+                c = png_costs(name, args.frames, w, h, plate=args.plate)
+                (pm, pk), (lm, lk) = c["pillow"], c["longtail"]
+                print(f"{name:<20} {pm:9.1f} {lm:11.1f} {lm / pm:6.2f} | {pk:10.0f} {lk:12.0f} {lk / pk:6.2f}")
 
 
 if __name__ == "__main__":
