@@ -74,8 +74,7 @@ def png_bytes(array: np.ndarray) -> bytes:
     if array.dtype not in (np.uint8, np.uint16):
         raise TypeError(f"png_bytes expects uint8 or uint16, got {array.dtype}")
     if array.ndim == 3 and array.shape[2] in (3, 4):
-        to_bgr = cv2.COLOR_RGB2BGR if array.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
-        array = cv2.cvtColor(np.ascontiguousarray(array), to_bgr)
+        array = array[..., [2, 1, 0, 3][:array.shape[2]]]  # OpenCV's channel order (a numpy copy: no OpenCV threads)
     elif array.ndim != 2:
         raise TypeError(f"png_bytes expects (H, W), (H, W, 3) or (H, W, 4) arrays, got shape {array.shape}")
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(array), PNG_SETTINGS)
