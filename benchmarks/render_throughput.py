@@ -18,7 +18,7 @@ Rates are per image; "NAME+rig" renders NAME with three cameras (front, left, ri
 "plate" is six people composited onto that fitted plate (`longtail plate fit`), at the plate's size.
 
 With --png it also encodes each scenario's frames (colour, depth, instance and semantic images)
-with longtail's PNG encoder (``atomic.png_bytes``: OpenCV, one fixed row filter) and with Pillow
+with longtail's PNG encoder (``atomic.png_bytes``: OpenCV, a row filter per kind of image) and with Pillow
 at the same zlib level (its adaptive per-row filters, what longtail used before), and prints the
 CPU ms and KiB per frame of each.
 
@@ -37,7 +37,6 @@ from pathlib import Path
 from PIL import Image
 
 from longtail.atomic import png_bytes
-
 from longtail.pipeline import compute_frame, engines, frame_scene, render_frames, render_scene
 from longtail.render.capture import camera_image
 from longtail.worlds.scenario import Scenario, load_scenario, parse_scenario
