@@ -20,7 +20,7 @@ Rates are per image; "NAME+rig" renders NAME with three cameras (front, left, ri
 With --png it also encodes each scenario's frames (colour, depth, instance and semantic images)
 with longtail's PNG encoder (``atomic.png_bytes``: OpenCV, a row filter per kind of image) and with Pillow
 at the same zlib level (its adaptive per-row filters, what longtail used before), and prints the
-CPU ms and KiB per frame of each.
+CPU ms to encode, KiB, and CPU ms to decode (with Pillow) per frame of each.
 
 Usage: python benchmarks/render_throughput.py [--frames N] [--sizes 640x384,1242x375] [--scenarios A,B]
        [--plate PLATE_DIR] [--png]
@@ -102,20 +102,24 @@ def pillow_png(array) -> bytes:
 
 
 def png_costs(name: str, frames: int, width: int, height: int, seed: int = 0, plate: str | None = None,
-              repeats: int = 3) -> dict[str, tuple[float, float]]:
-    """CPU ms and KiB per frame of encoding ``frames`` frames' four images, per encoder (best of
-    ``repeats`` passes)."""
+              repeats: int = 3) -> dict[str, tuple[float, float, float]]:
+    """CPU ms to encode, KiB, and CPU ms to decode (Pillow, as longtail's readers do) per frame of
+    ``frames`` frames' four images, per encoder (times: best of ``repeats`` passes)."""
     sc = scenario(name, width, height, plate)
     with engines() as eng:
         images = [a for i in range(frames) for a in compute_frame(sc, seed, i, eng).images.values()]
     out = {}
     for label, encode in (("pillow", pillow_png), ("longtail", png_bytes)):
-        best = float("inf")
+        enc = dec = float("inf")
         for _ in range(repeats):
             t0 = time.thread_time()
-            size = sum(len(encode(a)) for a in images)
-            best = min(best, time.thread_time() - t0)
-        out[label] = (best / frames * 1e3, size / frames / 1024)
+            data = [encode(a) for a in images]
+            t1 = time.thread_time()
+            for b in data:
+                with Image.open(io.BytesIO(b)) as img:
+                    img.load()
+            enc, dec = min(enc, t1 - t0), min(dec, time.thread_time() - t1)
+        out[label] = (enc / frames * 1e3, sum(map(len, data)) / frames / 1024, dec / frames * 1e3)
     return out
 
 
@@ -125,7 +129,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="640x384,1242x375")
     ap.add_argument("--scenarios", default=DEMO)
     ap.add_argument("--plate", help="a fitted plate directory: adds the plate scene")
-    ap.add_argument("--png", action="store_true", help="also compare the PNG encoders (CPU ms, KiB per frame)")
+    ap.add_argument("--png", action="store_true",
+                    help="also compare the PNG encoders (encode and decode CPU ms, KiB per frame)")
     args = ap.parse_args()
     if args.plate and "plate" not in args.scenarios.split(","):
         args.scenarios += ",plate"
@@ -146,14 +151,13 @@ def main() -> None:
         print(f"pipeline/bare rate: min {min(ratios):.2f}, mean {sum(ratios) / len(ratios):.2f} (target >= 0.5); "
               f"look/flat cost: max {max(looks):.2f} (target <= 3 for the day look at 640x384)")
         if args.png:
-            print(f"\nPNG encoding per frame (colour, depth, instance, semantic), CPU ms and KiB, best of 3 passes"
-                  f"\n{'scenario':<20} {'Pillow ms':>9} {'longtail ms':>11} {'ratio':>6} | {'Pillow KiB':>10} "
-                  f"{'longtail KiB':>12} {'ratio':>6}")
+            print(f"\nPNG per frame (colour, depth, instance, semantic): encode CPU ms, KiB, decode CPU ms (Pillow); "
+                  f"best of 3 passes\n{'scenario':<20} {'encode: Pillow':>14} {'longtail':>9} | {'KiB: Pillow':>11} "
+                  f"{'longtail':>9} | {'decode: Pillow':>14} {'longtail':>9}")
             for name in args.scenarios.split(","):
                 c = png_costs(name, args.frames, w, h, plate=args.plate)
-                (pm, pk), (lm, lk) = c["pillow"], c["longtail"]
-                print(f"{name:<20} {pm:9.1f} {lm:11.1f} {lm / pm:6.2f} | {pk:10.0f} {lk:12.0f} {lk / pk:6.2f}")
-
+                (pe, pk, pd), (le, lk, ld) = c["pillow"], c["longtail"]
+                print(f"{name:<20} {pe:14.1f} {le:9.1f} | {pk:11.0f} {lk:9.0f} | {pd:14.1f} {ld:9.1f}")
 
 if __name__ == "__main__":
     main()
