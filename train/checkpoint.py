@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TypeGuard
 
 import torch
 from torch import nn
@@ -55,10 +56,15 @@ def read_torch_file(path: Path) -> object:
         raise InputError(str(path), None, f"not a PyTorch checkpoint ({type(e).__name__})") from None
 
 
+def is_checkpoint(data: object) -> TypeGuard[dict]:
+    """Whether loaded content (``read_torch_file``) is a longtail detector checkpoint."""
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
 def read_checkpoint(path: Path) -> dict:
     """A longtail checkpoint's content (see ``save_checkpoint``)."""
     data = read_torch_file(path)
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not is_checkpoint(data):
         raise InputError(str(path), None, f"not a longtail detector checkpoint (expected format {FORMAT!r})")
     return data
 
@@ -81,7 +87,7 @@ def init_box_head_norm(data: object, model: str) -> str | None:
     """The RoI box head (``none`` or ``layer``) of a loaded ``--init`` file (``read_torch_file``)
     when it is a longtail checkpoint of a ``model`` detector; None for anything else
     (``load_init`` says what is wrong with it)."""
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not is_checkpoint(data):
         return None
     try:
         spec = ModelSpec.from_json(data["spec"])
@@ -93,7 +99,7 @@ def init_box_head_norm(data: object, model: str) -> str | None:
 def _state_dict_of(data: object) -> dict | None:
     """The weights in a loaded file: a longtail checkpoint (EMA first), ``{"model": sd}`` as
     torchvision's reference scripts save, or a bare state dict."""
-    if isinstance(data, dict) and data.get("format") == FORMAT:
+    if is_checkpoint(data):
         return data.get("ema") or data.get("model")
     if isinstance(data, dict) and isinstance(data.get("model"), dict):
         return data["model"]
