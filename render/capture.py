@@ -28,7 +28,7 @@ from longtail.render.lighting import casts_shadows, night_shading, pybullet_ligh
 from longtail.render.look import (EMISSIVE, bloom, cast_shadows, caster_boxes, edge_antialias, emission, texture_gain,
                                   to_uint8)
 from longtail.render.plate import composite
-from longtail.render.sky import sky_colors, sky_image
+from longtail.render.sky import fill, sky_colors, sky_image
 from longtail.render.weather.scene_weather import changes_frame
 from longtail.worlds.plates import load_plate_cached
 from longtail.worlds.build import World, build, build_actor, pose_actors, static_parts
@@ -270,7 +270,8 @@ class Renderer:
             glow = emission(rgb8)
             img = night_shading(img, depth, cam, scene_lights(scene, world.lamps)) + glow + bloom(glow)
             clock.lap("night")
-        img[sky] = sky_image(scene, sky) if gain == 1.0 else np.minimum(sky_image(scene, sky) * gain, np.float32(1.0))
+        colours = sky_image(scene, sky)
+        fill(img, sky, colours if gain == 1.0 else np.minimum(colours * gain, np.float32(1.0)))
         clock.lap("sky")
         alone = self._render_alone(scene)
         clock.lap("alone")

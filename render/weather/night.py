@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from longtail.render.lighting import EXPOSURE, HEADLIGHT, LOW_BEAM, Light, night_shading
-from longtail.render.sky import DUSK, NIGHT, sky_gradient
+from longtail.render.sky import DUSK, NIGHT, fill, sky_gradient
 from longtail.render.weather.geometry import clean_depth, peak
 from longtail.worlds.scene import Camera
 
@@ -64,7 +64,7 @@ def day_to_night(image: np.ndarray, depth: np.ndarray, camera: Camera, ambient: 
         lit = 1.0 - np.exp(np.float32(-EXPOSURE * ambient) * albedo)
     sky_mask = ~np.isfinite(depth)
     if sky_mask.any():
-        lit[sky_mask] = sky_gradient(camera, *SKIES[sky], sky_mask)
+        fill(lit, sky_mask, sky_gradient(camera, *SKIES[sky], sky_mask))
     if image.dtype == np.uint8:
         return cv2.convertScaleAbs(lit, alpha=255.0)
     return np.clip(lit, 0.0, 1.0, out=lit)
