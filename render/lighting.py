@@ -160,7 +160,9 @@ def irradiance(depth: np.ndarray, camera: Camera, lights: list[Light]) -> np.nda
                 cosang = -(dx * axis[0] + dy * axis[1] + dz * axis[2])
                 k *= np.clip((cosang - L.cos_cone) / (1.0 - L.cos_cone), 0.0, 1.0) ** 2
         k = np.where(finite[win], k, 0.0)
-        irr[win] += k[..., None] * np.asarray(L.color, np.float32)
+        lit = irr[win]
+        for c, col in enumerate(np.asarray(L.color, np.float32)):  # per channel: (n,) x (3,) broadcasting is slow
+            lit[..., c] += k * col
     return irr
 
 
@@ -212,4 +214,9 @@ def night_shading(albedo: np.ndarray, depth: np.ndarray, camera: Camera, lights:
     """
     low_depth = depth[::2, ::2]
     irr = upsample_by_depth(irradiance(low_depth, half_resolution(camera), lights), low_depth, depth)
-    return (1.0 - np.exp(-EXPOSURE * albedo * (ambient + irr))).astype(np.float32)
+    # 1 - exp(-EXPOSURE * albedo * (ambient + irr)), the same float32 operations, in place
+    irr += np.float32(ambient)
+    a = -EXPOSURE * albedo
+    a *= irr
+    np.exp(a, out=a)
+    return np.subtract(1.0, a, out=a).astype(np.float32, copy=False)

@@ -97,7 +97,9 @@ def emission(albedo8: np.ndarray) -> np.ndarray:
     code = (albedo8[..., 0].astype(np.int32) << 16) | (albedo8[..., 1].astype(np.int32) << 8) | albedo8[..., 2]
     for colour, radiance in EMISSIVE.items():
         c = [int(np.floor(255 * v)) for v in colour]
-        out[code == ((c[0] << 16) | (c[1] << 8) | c[2])] = radiance
+        lit = code == ((c[0] << 16) | (c[1] << 8) | c[2])
+        for ch, value in enumerate(radiance):  # per channel: numpy's (N, 3) masked assignment is slow
+            out[..., ch][lit] = value
     return out
 
 
