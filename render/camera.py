@@ -37,9 +37,14 @@ def projection_matrix(camera: Camera, crop: tuple[int, int, int, int] | None = N
 def linearize_depth(zbuffer: np.ndarray, camera: Camera) -> np.ndarray:
     """PyBullet's non-linear z-buffer -> z-depth in metres (float32); far-plane pixels -> inf."""
     n, f = camera.near, camera.far
-    z = np.asarray(zbuffer, np.float64)
-    depth = f * n / (f - (f - n) * z)
-    depth[z >= 1.0 - 1e-7] = np.inf
+    depth = np.array(zbuffer, np.float64)
+    far = depth >= 1.0 - 1e-7
+    # f * n / (f - (f - n) * z) in float64, in place: the same operations (-(f - n) * z + f is
+    # f - (f - n) * z exactly)
+    depth *= -(f - n)
+    depth += f
+    np.divide(f * n, depth, out=depth)
+    depth[far] = np.inf
     return depth.astype(np.float32)
 
 

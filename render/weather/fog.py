@@ -114,7 +114,9 @@ def attenuate(image: np.ndarray, transmission: np.ndarray, airlight) -> np.ndarr
     if image.dtype == np.uint8:
         return blend(image, solid(image, airlight), t, 1.0 - t)
     t = t[..., None]
-    return (image * t + np.asarray(airlight, np.float32) * (1.0 - t)).astype(np.float32)
+    out = image * t  # J t + A (1 - t), the same float32 operations, summed in place
+    out += np.asarray(airlight, np.float32) * (1.0 - t)
+    return out.astype(np.float32, copy=False)
 
 
 def scatter_blur(image: np.ndarray, transmission: np.ndarray, sigma_px: float) -> np.ndarray:
