@@ -270,8 +270,7 @@ class Renderer:
             img = np.minimum(img * gain, np.float32(1.0))
         daylit = img  # the frame as clear daylight shows it: the reference for label visibility
         if scene.is_night:
-            glow = emission(rgb8)
-            img = night_shading(img, depth, cam, scene_lights(scene, world.lamps)) + glow + bloom(glow)
+            img = _night(img, depth, cam, scene_lights(scene, world.lamps), emission(rgb8))
             clock.lap("night")
         colours = sky_image(scene, sky)
         fill(img, sky, colours if gain == 1.0 else np.minimum(colours * gain, np.float32(1.0)))
@@ -314,8 +313,7 @@ class Renderer:
         img = daylit = comp.image
         if scene.is_night:
             glow = emission(rgb8) * (instance > 0)[..., None]
-            lights = scene_lights(scene, world.lamps)
-            img = night_shading(img, depth, cam, lights, ambient=PLATE_NIGHT_AMBIENT) + glow + bloom(glow)
+            img = _night(img, depth, cam, scene_lights(scene, world.lamps), glow, ambient=PLATE_NIGHT_AMBIENT)
             clock.lap("night")
         alone = self._render_alone(scene)
         clock.lap("alone")
@@ -360,6 +358,16 @@ class Renderer:
             if in_image:
                 out[actor.id] = Alone(in_image=in_image, total=int(mine.sum()))
         return out
+
+
+def _night(albedo: np.ndarray, depth: np.ndarray, cam: Camera, lights, glow: np.ndarray, **ambient) -> np.ndarray:
+    """The night frame: ``albedo`` lit by ``lights`` (``night_shading``), plus the lamps' own
+    ``glow`` and its bloom, summed in place in that order (the same floats as
+    ``shading + glow + bloom(glow)``)."""
+    img = night_shading(albedo, depth, cam, lights, **ambient)
+    img += glow
+    img += bloom(glow)
+    return img
 
 
 def _set_alpha(client: int, world: World, bodies, alpha: float) -> None:

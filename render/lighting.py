@@ -161,8 +161,8 @@ def irradiance(depth: np.ndarray, camera: Camera, lights: list[Light]) -> np.nda
                 k *= np.clip((cosang - L.cos_cone) / (1.0 - L.cos_cone), 0.0, 1.0) ** 2
         k = np.where(finite[win], k, 0.0)
         lit = irr[win]
-        for c, col in enumerate(np.asarray(L.color, np.float32)):  # per channel: (n,) x (3,) broadcasting is slow
-            lit[..., c] += k * col
+        for ch, col in enumerate(np.asarray(L.color, np.float32)):  # per channel: (n,) x (3,) broadcasting is slow
+            lit[..., ch] += k * col
     return irr
 
 
@@ -174,13 +174,27 @@ def half_resolution(camera: Camera) -> Camera:
 
 
 @lru_cache(maxsize=2)
-def _neighbours(H: int, W: int, h: int, w: int) -> tuple[np.ndarray, ...]:
-    """For each full-resolution pixel, the flat index into an (h, w) image of its four
-    low-resolution neighbours: same row and column, next column, next row, both (int32, for
-    the few image sizes a worker renders)."""
-    rows = (np.arange(H) // 2, np.minimum((np.arange(H) + 1) // 2, h - 1))
-    cols = (np.arange(W) // 2, np.minimum((np.arange(W) + 1) // 2, w - 1))
-    return tuple((r[:, None] * w + c[None, :]).astype(np.int32) for r in rows for c in cols)
+def _neighbours(H: int, W: int, h: int, w: int) -> tuple[tuple[tuple[int, int], tuple[np.ndarray, ...]], ...]:
+    """For each parity (row % 2, column % 2) of a full-resolution pixel, the flat indices into
+    an (h, w) image of its low-resolution neighbours in the tie-break order: same row and column,
+    next column, next row, both (int32, one array per neighbour over that parity's pixels; for
+    the few image sizes a worker renders). A neighbour that repeats an earlier one is left out:
+    on the even rows the next row is the same row, on the even columns the next column is the
+    same column, so an even-even pixel has one neighbour, itself."""
+    out = []
+    for pr in (0, 1):
+        for pc in (0, 1):
+            r, c = np.arange(pr, H, 2), np.arange(pc, W, 2)
+            rows = (r // 2, np.minimum((r + 1) // 2, h - 1))
+            cols = (c // 2, np.minimum((c + 1) // 2, w - 1))
+            cands: list[np.ndarray] = []
+            for rr in rows:
+                for cc in cols:
+                    at = (rr[:, None] * w + cc[None, :]).astype(np.int32)
+                    if not any(np.array_equal(at, seen) for seen in cands):
+                        cands.append(at)
+            out.append(((pr, pc), tuple(cands)))
+    return tuple(out)
 
 
 def upsample_by_depth(low: np.ndarray, low_depth: np.ndarray, depth: np.ndarray) -> np.ndarray:
@@ -193,14 +207,21 @@ def upsample_by_depth(low: np.ndarray, low_depth: np.ndarray, depth: np.ndarray)
     big = np.float32(1e6)
     d = np.where(np.isfinite(depth), depth, big)
     ld = np.where(np.isfinite(low_depth), low_depth, big).ravel()
-    # pick each pixel's neighbour on (H, W) errors, then gather its C channels once
-    first, *others = _neighbours(H, W, h, w)
-    best = first.copy()
-    best_err = np.abs(ld.take(first) - d)
-    for at in others:
-        err = np.abs(ld.take(at) - d)
-        np.copyto(best, at, where=err < best_err)
-        best_err = np.minimum(err, best_err)
+    # pick each pixel's neighbour on (H, W) errors, parity by parity (a repeated neighbour never
+    # wins: only a strictly smaller error replaces the best), then gather its C channels once
+    best = np.empty((H, W), np.int32)
+    for (pr, pc), (first, *others) in _neighbours(H, W, h, w):
+        if not others:
+            best[pr::2, pc::2] = first
+            continue
+        dd = d[pr::2, pc::2]
+        pick = first.copy()
+        best_err = np.abs(ld.take(first) - dd)
+        for at in others:
+            err = np.abs(ld.take(at) - dd)
+            np.copyto(pick, at, where=err < best_err)
+            best_err = np.minimum(err, best_err)
+        best[pr::2, pc::2] = pick
     return low.reshape(h * w, -1).take(best, axis=0)
 
 

@@ -4,10 +4,13 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from longtail.pipeline import render_scene
 from longtail.classes import get_class
+from longtail.render.lighting import upsample_by_depth
 from longtail.render.look import to_uint8
 from longtail.render.look import bloom, edge_antialias, emission, texture_gain
 from longtail.render.sky import sky_image
@@ -143,3 +146,37 @@ def test_cast_shadows_fall_away_from_the_sun():
     assert np.all(out[(xs > -2.8) & (xs < -1.2)] < 0.6) and np.all(out[(xs > 1.2) | (xs < -3.2)] == 1.0)
     sky = np.full(x.shape, get_class("sky").id, np.uint8)  # only the ground receives shadows
     assert np.all(cast_shadows(np.ones((*x.shape, 3), np.float32), sky, x, y, boxes, sun) == 1.0)
+
+
+def _upsample_reference(low, low_depth, depth):
+    """upsample_by_depth pixel by pixel: the nearest in depth of the four low-resolution
+    neighbours (same row and column, next column, next row, both), the first on a tie."""
+    H, W = depth.shape
+    h, w = low_depth.shape
+    big = np.float32(1e6)
+    d = np.where(np.isfinite(depth), depth, big)
+    ld = np.where(np.isfinite(low_depth), low_depth, big)
+    out = np.empty((H, W, low.shape[2]), low.dtype)
+    for r in range(H):
+        for c in range(W):
+            cands = [(r // 2, c // 2), (r // 2, min((c + 1) // 2, w - 1)),
+                     (min((r + 1) // 2, h - 1), c // 2), (min((r + 1) // 2, h - 1), min((c + 1) // 2, w - 1))]
+            errs = [abs(ld[a, b] - d[r, c]) for a, b in cands]
+            out[r, c] = low[cands[errs.index(min(errs))]]
+    return out
+
+
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(0, 2**32 - 1), st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_upsample_by_depth_matches_a_pixel_by_pixel_reference(H, W, seed, ties):
+    """The parity-by-parity upsampling picks exactly the neighbour the plain rule picks, ties
+    (a few depth values) and sky (inf) included, on odd and even sizes."""
+    rng = np.random.default_rng(seed)
+    if ties:
+        depth = rng.choice(np.array([1.0, 2.0, 3.0, np.inf], np.float32), size=(H, W))
+    else:
+        depth = (rng.random((H, W)) * 50).astype(np.float32)
+        depth[rng.random((H, W)) < 0.2] = np.inf
+    low_depth = depth[::2, ::2]
+    low = rng.random((*low_depth.shape, 3)).astype(np.float32)
+    assert np.array_equal(upsample_by_depth(low, low_depth, depth), _upsample_reference(low, low_depth, depth))
