@@ -7,6 +7,8 @@ import math
 import albumentations as A
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from longtail.pipeline import render_scene
 from longtail.render.camera import ray_distance as render_ray_distance
@@ -25,7 +27,7 @@ from longtail.seeding import WEATHER
 from longtail.render.weather.snow import sample_snow, snow
 from longtail.render.weather.transforms import (TRANSFORMS, FrameCamera, DayToNight, DepthFog, DepthRain, DepthSnow,
                                                 SunGlare)
-from longtail.render.weather.visibility import fog_visibility, is_visible, object_visibility
+from longtail.render.weather.visibility import fog_visibility, is_visible, object_visibility, pixels_by_id
 from longtail.worlds.scene import Actor, Camera, Layout, Scene, Sun, Weather
 
 pytestmark = pytest.mark.filterwarnings("ignore:Got processor for:UserWarning")  # image-only pipelines
@@ -584,3 +586,15 @@ def test_compiled_normals_are_the_numpy_ones():
         slow = without_compiled_loops(upward_normal, d, cam, 4)
         assert fast.max() > 0.5
         np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-6)
+
+
+@given(st.integers(1, 12), st.integers(1, 12), st.integers(0, 2**32 - 1), st.integers(1, 6))
+@settings(max_examples=60, deadline=None)
+def test_pixels_by_id_is_flatnonzero_of_each_id(H, W, seed, ids):
+    """One pass gives each id's pixels as a whole-image mask per id would (row-major order)."""
+    rng = np.random.default_rng(seed)
+    instance = (rng.integers(0, ids + 1, (H, W)) * (rng.random((H, W)) < rng.random())).astype(np.uint16)
+    got = pixels_by_id(instance)
+    want = {int(i): np.flatnonzero(instance == i) for i in np.unique(instance) if i}
+    assert got.keys() == want.keys()
+    assert all(np.array_equal(got[i], want[i]) for i in want)

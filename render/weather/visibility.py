@@ -57,6 +57,19 @@ def is_visible(visibility: float, intrinsic_contrast: float = 1.0) -> bool:
     return visibility * intrinsic_contrast > CONTRAST_THRESHOLD
 
 
+def pixels_by_id(instance: np.ndarray) -> dict[int, np.ndarray]:
+    """The flat indices (row-major order) of each non-zero id's pixels in ``instance`` (H, W),
+    from one pass over the image: what ``np.flatnonzero(instance == i)`` gives for every id,
+    without a whole-image mask per object."""
+    flat = instance.ravel()
+    at = np.flatnonzero(flat)
+    labels = flat.take(at)
+    order = np.argsort(labels, kind="stable")  # stable: each id's pixels stay in row-major order
+    at, labels = at.take(order), labels.take(order)
+    cuts = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    return {int(labels[a]): at[a:b] for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), at.size]) if b > a}
+
+
 def _luma(image: np.ndarray) -> np.ndarray:
     scale = 1.0 / 255.0 if image.dtype == np.uint8 else 1.0
     return (image.astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], np.float32)) * np.float32(scale)
@@ -81,18 +94,19 @@ def object_visibility(clean: np.ndarray, weathered: np.ndarray, instance: np.nda
         id -> visibility, rounded to 4 decimals.
     """
     H, W = instance.shape
+    pixels = pixels_by_id(instance)
     out = {}
     for i in ids:
-        mask = instance == i
-        area = int(mask.sum())
-        if area == 0:
+        at = pixels.get(int(i))
+        if at is None:
             out[int(i)] = 0.0
             continue
-        ys, xs = np.nonzero(mask)
+        area = at.size
+        ys, xs = np.divmod(at, W)
         r = int(np.clip(round(0.15 * math.sqrt(area)), *RING_PX))
         y0, y1 = max(int(ys.min()) - r, 0), min(int(ys.max()) + r + 1, H)
         x0, x1 = max(int(xs.min()) - r, 0), min(int(xs.max()) + r + 1, W)
-        obj = mask[y0:y1, x0:x1]
+        obj = instance[y0:y1, x0:x1] == i
         grown = cv2.dilate(obj.astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)).astype(bool)
         ring = grown & ~obj
         if not ring.any():  # the object fills the image: compare with itself
