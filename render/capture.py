@@ -263,7 +263,7 @@ class Renderer:
         clock.lap("textures")
         if casts_shadows(scene):
             boxes = caster_boxes(static_parts(scene), scene.actors)
-            img = cast_shadows(img, semantic, x, y, boxes, sun_vector(scene))
+            img = cast_shadows(img, semantic, x, y, boxes, sun_vector(scene), in_place=True)
             clock.lap("shadows")
         gain = exposure_gain(scene)
         if gain != 1.0:  # the camera's exposure, on the scene's radiance (before night's tone curve)
