@@ -149,7 +149,8 @@ def _bounds(pt: Part) -> tuple[tuple[float, float, float], tuple[float, float, f
     if pt.shape == "box":
         blo, bhi = _box_bounds(pt)
         return (blo[0], blo[1], blo[2]), (bhi[0], bhi[1], bhi[2])
-    x, y, z = (float(v) for v in pt.pos)
+    x, y, z = pt.pos
+    x, y, z = float(x), float(y), float(z)
     if pt.shape == "sphere":
         r = pt.dims[0]
         return (x - r, y - r, z - r), (x + r, y + r, z + r)
@@ -157,17 +158,23 @@ def _bounds(pt: Part) -> tuple[tuple[float, float, float], tuple[float, float, f
     roll, pitch, yaw = pt.rpy
     cr, sr, cp, sp = math.cos(roll), math.sin(roll), math.cos(pitch), math.sin(pitch)
     cy, sy = math.cos(yaw), math.sin(yaw)
-    axis = (cy * sp * cr + sy * sr, sy * sp * cr - cy * sr, cp * cr)  # _rot(rpy)[:, 2]
-    lo, hi = [], []
-    for c, ax in zip((x, y, z), axis):
-        q = 1.0 - ax * ax
-        disc = math.sqrt(0.0 if q < 0.0 else (1.0 if q > 1.0 else q))  # np.clip keeps x when equal
-        a, b = c - ax * ln / 2, c + ax * ln / 2
-        p0, p1 = a - r0 * disc, b - r1 * disc
-        lo.append(p0 if p0 < p1 else p1)  # np.minimum: the second of equal values
-        p0, p1 = a + r0 * disc, b + r1 * disc
-        hi.append(p0 if p0 > p1 else p1)
-    return (lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])
+    # the axis is _rot(rpy)[:, 2]; each coordinate's extent by _span (unrolled: no loop, no lists)
+    lo0, hi0 = _span(x, cy * sp * cr + sy * sr, ln, r0, r1)
+    lo1, hi1 = _span(y, sy * sp * cr - cy * sr, ln, r0, r1)
+    lo2, hi2 = _span(z, cp * cr, ln, r0, r1)
+    return (lo0, lo1, lo2), (hi0, hi1, hi2)
+
+
+def _span(c: float, ax: float, ln: float, r0: float, r1: float) -> tuple[float, float]:
+    """(lo, hi) along one world axis of a frustum of length ``ln`` centred at ``c`` whose axis has
+    the component ``ax`` on it, radius r0 at its start and r1 at its end."""
+    q = 1.0 - ax * ax
+    disc = math.sqrt(0.0 if q < 0.0 else (1.0 if q > 1.0 else q))  # np.clip keeps x when equal
+    a, b = c - ax * ln / 2, c + ax * ln / 2
+    p0, p1 = a - r0 * disc, b - r1 * disc
+    lo = p0 if p0 < p1 else p1  # np.minimum: the second of equal values
+    p0, p1 = a + r0 * disc, b + r1 * disc
+    return lo, (p0 if p0 > p1 else p1)
 
 
 def _box_bounds(pt: Part) -> tuple[np.ndarray, np.ndarray]:
@@ -185,8 +192,11 @@ def part_bounds(pt: Part) -> tuple[np.ndarray, np.ndarray]:
 
 
 def parts_bounds(parts: list[Part]) -> tuple[np.ndarray, np.ndarray]:
-    b = [_bounds(pt) for pt in parts]
-    return np.min([lo for lo, _ in b], 0), np.max([hi for _, hi in b], 0)
+    """Axis-aligned bounds (lo, hi) of all ``parts`` (min and max over the parts' bounds, on
+    floats: the same values as numpy's reductions, without building arrays of a few numbers)."""
+    los, his = zip(*map(_bounds, parts))
+    return (np.array([min(v[0] for v in los), min(v[1] for v in los), min(v[2] for v in los)]),
+            np.array([max(v[0] for v in his), max(v[1] for v in his), max(v[2] for v in his)]))
 
 
 def _norm(x: float, y: float, z: float) -> float:
