@@ -15,6 +15,7 @@ from pycocotools import mask as mask_utils
 from longtail.classes import kitti_difficulty, kitti_occlusion_level
 from longtail.conditions import WEATHER_TAGS
 from longtail.render.capture import Buffers
+from longtail.render.weather.visibility import pixels_by_id
 from longtail.worlds.scene import Scene
 
 
@@ -62,9 +63,23 @@ def tight_box(mask: np.ndarray) -> list[float] | None:
     return [float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)]
 
 
-def encode_rle(mask: np.ndarray) -> dict:
-    """COCO compressed RLE of a boolean (H, W) mask, JSON-ready."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+_NO_PIXELS = np.zeros(0, np.intp)
+
+
+def _box_of(rows: np.ndarray, cols: np.ndarray) -> list[float] | None:
+    """``tight_box`` of the mask whose pixels are at ``rows``, ``cols`` (row-major order)."""
+    if rows.size == 0:
+        return None
+    return [float(cols.min()), float(rows[0]), float(cols.max() + 1), float(rows[-1] + 1)]
+
+
+def _rle_of(rows: np.ndarray, cols: np.ndarray, H: int, W: int) -> dict:
+    """COCO compressed RLE (JSON-ready) of the (H, W) mask of these pixels, written straight into
+    the column-major uint8 array COCO's encoder reads (no whole-image mask, cast and Fortran copy
+    per object)."""
+    mask = np.zeros(W * H, np.uint8)
+    mask[cols * H + rows] = 1
+    rle = mask_utils.encode(mask.reshape(W, H).T)
     return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
@@ -111,13 +126,15 @@ def annotate(scene: Scene, buffers: Buffers, visibility: dict[int, float]) -> li
     T = cam.camera_from_world()
     Lv = cam.level().camera_from_world()  # 3D boxes stand upright in the level camera frame
     objects = []
+    H, W = buffers.instance.shape
+    pixels = pixels_by_id(buffers.instance)  # one pass, not a whole-image mask per actor
     for actor in scene.actors:
         alone = buffers.alone.get(actor.id)
         if alone is None:
             continue
-        mask = buffers.instance == actor.id
-        area = int(mask.sum())
-        bbox = tight_box(mask)
+        rows, cols = np.divmod(pixels.get(actor.id, _NO_PIXELS), W)
+        area = int(rows.size)
+        bbox = _box_of(rows, cols)
         occlusion = float(np.clip(1.0 - area / alone.in_image, 0.0, 1.0))
         truncation = float(np.clip(1.0 - alone.in_image / alone.total, 0.0, 1.0))
         l, w, h = actor.size
@@ -136,7 +153,7 @@ def annotate(scene: Scene, buffers: Buffers, visibility: dict[int, float]) -> li
             "bbox": bbox,
             "bbox_amodal": amodal_box(corners_c, cam.K, cam.width, cam.height, cam.near),
             "area": area,
-            "rle": encode_rle(mask) if area else None,
+            "rle": _rle_of(rows, cols, H, W) if area else None,
             "occlusion": occlusion,
             "truncation": truncation,
             "alone_area": alone.in_image,

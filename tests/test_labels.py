@@ -5,10 +5,13 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 
 from longtail.pipeline import render_scene
-from longtail.labelers.annotate import tight_box
+from longtail.labelers.annotate import _box_of, _rle_of, tight_box
+from longtail.render.weather.visibility import pixels_by_id
 from longtail.classes import CLASSES, get_class
 from longtail.worlds.sampler import sample
 from longtail.worlds.scene import Actor, Camera, Layout, Scene, Sun, Weather
@@ -104,6 +107,21 @@ def test_tight_box_of_empty_and_single_pixel():
     assert tight_box(m) is None
     m[2, 3] = True
     assert tight_box(m) == [3.0, 2.0, 4.0, 3.0]
+
+
+@given(st.integers(1, 16), st.integers(1, 16), st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_labels_from_pixel_indices_match_whole_image_masks(H, W, seed):
+    """Each object's box and RLE, made from its pixel indices, are what the whole-image mask
+    gives: its tight box and pycocotools' encoding of it."""
+    rng = np.random.default_rng(seed)
+    instance = (rng.integers(0, 4, (H, W)) * (rng.random((H, W)) < rng.random())).astype(np.uint16)
+    for i, at in pixels_by_id(instance).items():
+        mask = instance == i
+        rows, cols = np.divmod(at, W)
+        assert _box_of(rows, cols) == tight_box(mask)
+        want = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        assert _rle_of(rows, cols, H, W) == {"size": [H, W], "counts": want["counts"].decode("ascii")}
 
 
 @pytest.mark.parametrize("name", ["deer_on_dark_road", "night_jaywalker"])
