@@ -98,19 +98,18 @@ def _load_egl(client: int) -> bool:
         return False
 
 
-def camera_image(client: int, camera: Camera, crop=None, renderer: int | None = None,
-               **light) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One ``getCameraImage`` of ``client``: (H, W, 3) uint8 RGB, (H, W) float32 z-buffer, (H, W)
-    int32 segmentation; ``crop`` (u0, v0, w, h) renders only that window of ``camera``'s image."""
+def camera_image(client: int, camera: Camera, crop=None, renderer: int | None = None, rgba: bool = False,
+                 **light) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One ``getCameraImage`` of ``client``: (H, W, 3) uint8 RGB (a view into the RGBA image, or
+    with ``rgba`` the (H, W, 4) RGBA itself), (H, W) float32 z-buffer, (H, W) int32 segmentation;
+    ``crop`` (u0, v0, w, h) renders only that window of ``camera``'s image."""
     w, h = (crop[2], crop[3]) if crop else (camera.width, camera.height)
-    _, _, rgba, zbuf, seg = p.getCameraImage(
+    _, _, image, zbuf, seg = p.getCameraImage(
         w, h, view_matrix(camera), projection_matrix(camera, crop),
         renderer=p.ER_TINY_RENDERER if renderer is None else renderer, physicsClientId=client, **light)
-    rgba = np.asarray(rgba, np.uint8).reshape(h, w, 4)
-    # RGB as a contiguous copy: taken from the whole RGBA it costs a third of what a copy (or
-    # any whole-image operation) of the strided view ``rgba[..., :3]`` does
-    rgb = rgba.take((0, 1, 2), axis=2)
-    return rgb, np.asarray(zbuf, np.float32).reshape(h, w), np.asarray(seg, np.int32).reshape(h, w)
+    image = np.asarray(image, np.uint8).reshape(h, w, 4)
+    return (image if rgba else image[..., :3]), np.asarray(zbuf, np.float32).reshape(h, w), \
+        np.asarray(seg, np.int32).reshape(h, w)
 
 
 def alone_crop(actor: Actor, camera: Camera) -> tuple[int, int, int, int] | None:
@@ -242,8 +241,11 @@ class Renderer:
         world = self._world
         assert world is not None  # built above, or for an earlier camera of this scene
         clock.lap("build")
-        rgb8, zbuf, seg = camera_image(self._client, cam, renderer=self.flag, **pybullet_light(scene))
+        rgba8, zbuf, seg = camera_image(self._client, cam, renderer=self.flag, rgba=True, **pybullet_light(scene))
         clock.lap("bare")
+        # RGB as a contiguous copy: taken from the whole RGBA it costs a third of what a copy (or
+        # any whole-image operation) of the strided view ``rgba8[..., :3]`` does
+        rgb8 = rgba8.take((0, 1, 2), axis=2)
         depth = linearize_depth(zbuf, cam)
         body = np.where(seg < 0, -1, seg & ((1 << 24) - 1)) + 1
         instance = world.instance_of[body]
