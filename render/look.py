@@ -309,7 +309,8 @@ def cast_shadows(img: np.ndarray, semantic: np.ndarray, x: np.ndarray, y: np.nda
              + fv * ((1 - fu) * r10 + fu * r11))
     out = img if in_place else img.copy()
     flat = out.reshape(-1, out.shape[-1])
-    shaded, at = flat.take(at[sel], axis=0), at[sel]  # gather, scale, scatter: faster than ``flat[at] *= ...``
+    at = at[sel]
+    shaded = flat.take(at, axis=0)  # gather, scale, scatter: faster than ``flat[at] *= ...``
     shaded *= (1.0 - (1.0 - SHADOW_DARKNESS) * cover)[:, None]
     flat[at] = shaded
     return out
