@@ -118,16 +118,19 @@ def frame_attributes(scene: Scene) -> dict:
     }
 
 
-def annotate(scene: Scene, buffers: Buffers, visibility: dict[int, float]) -> list[dict]:
+def annotate(scene: Scene, buffers: Buffers, visibility: dict[int, float],
+             pixels: dict[int, np.ndarray] | None = None) -> list[dict]:
     """Object records for every actor that the camera could see (rendered alone, inside the
     image), including fully occluded ones (visible area 0, occlusion 1). ``visibility``: actor
-    id -> how visible the weather stage left it, 0..1 (``render.weather.visibility``)."""
+    id -> how visible the weather stage left it, 0..1 (``render.weather.visibility``); ``pixels``:
+    ``pixels_by_id(buffers.instance)``, if the caller has it already."""
     cam = scene.camera
     T = cam.camera_from_world()
     Lv = cam.level().camera_from_world()  # 3D boxes stand upright in the level camera frame
     objects = []
     H, W = buffers.instance.shape
-    pixels = pixels_by_id(buffers.instance)  # one pass, not a whole-image mask per actor
+    if pixels is None:  # one pass, not a whole-image mask per actor
+        pixels = pixels_by_id(buffers.instance)
     for actor in scene.actors:
         alone = buffers.alone.get(actor.id)
         if alone is None:

@@ -39,7 +39,7 @@ from longtail.labelers.annotate import annotate, camera_record, frame_attributes
 from longtail.labelers.coco import to_coco
 from longtail.render.capture import Buffers, Renderer
 from longtail.render.weather.scene_weather import WeatherDraw, apply_scene_weather, draw_scene_weather
-from longtail.render.weather.visibility import frame_visibility
+from longtail.render.weather.visibility import frame_visibility, pixels_by_id
 from longtail.worlds.physics import Physics
 from longtail.worlds.sampler import advance, rig_camera, sample
 from longtail.worlds.scene import Scene
@@ -164,10 +164,11 @@ def render_scene(scene: Scene, renderer: Renderer, timings: dict[str, float] | N
         timings["weather"] = timings.get("weather", 0.0) + time.perf_counter() - t0
     rgb = renderer.finish(buffers, image, timings)
     t0 = time.perf_counter()
+    pixels = pixels_by_id(buffers.instance)  # each actor's pixels, for its visibility and its labels
     visibility = frame_visibility(buffers.daylit, image, buffers.instance,
-                                  [a.id for a in scene.actors if a.id in buffers.alone])
+                                  [a.id for a in scene.actors if a.id in buffers.alone], pixels)
     t1 = time.perf_counter()
-    objects = annotate(scene, buffers, visibility)
+    objects = annotate(scene, buffers, visibility, pixels)
     if timings is not None:
         timings["visibility"] = timings.get("visibility", 0.0) + t1 - t0
         timings["label"] = timings.get("label", 0.0) + time.perf_counter() - t1

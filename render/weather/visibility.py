@@ -32,13 +32,13 @@ RING_PX = (2, 8)  # ring width: 15 % of the object's size, within these bounds
 
 
 def frame_visibility(daylit: np.ndarray, weathered: np.ndarray, instance: np.ndarray,
-                     ids: list[int]) -> dict[int, float]:
+                     ids: list[int], pixels: dict[int, np.ndarray] | None = None) -> dict[int, float]:
     """Per-object visibility of a frame after its weather stage against its clear-daylight
     version (both before anti-aliasing); a frame that night and weather left untouched (the
     same array) is fully visible as it is."""
     if weathered is daylit:
         return dict.fromkeys(ids, 1.0)
-    return object_visibility(daylit, weathered, instance, ids) if ids else {}
+    return object_visibility(daylit, weathered, instance, ids, pixels) if ids else {}
 
 
 def fog_visibility(distance_m: float, visibility_m: float) -> float:
@@ -80,8 +80,8 @@ def _contrast(luma: np.ndarray, obj: np.ndarray, ring: np.ndarray) -> float:
     return abs(lo - lr) / max(lr, LUMINANCE_FLOOR)
 
 
-def object_visibility(clean: np.ndarray, weathered: np.ndarray, instance: np.ndarray, ids: list[int]
-                      ) -> dict[int, float]:
+def object_visibility(clean: np.ndarray, weathered: np.ndarray, instance: np.ndarray, ids: list[int],
+                      pixels: dict[int, np.ndarray] | None = None) -> dict[int, float]:
     """Visibility 0..1 of each object after the weather (module docstring for the definition).
 
     Args:
@@ -89,12 +89,14 @@ def object_visibility(clean: np.ndarray, weathered: np.ndarray, instance: np.nda
         weathered: the same frame after it (same shape and dtype).
         instance: (H, W) instance ids (0 = none); object ``i`` is ``instance == i``.
         ids: the objects to measure; an id with no pixel gets 0.0.
+        pixels: ``pixels_by_id(instance)``, if the caller has it already.
 
     Returns:
         id -> visibility, rounded to 4 decimals.
     """
     H, W = instance.shape
-    pixels = pixels_by_id(instance)
+    if pixels is None:
+        pixels = pixels_by_id(instance)
     out = {}
     for i in ids:
         at = pixels.get(int(i))
