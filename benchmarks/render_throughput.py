@@ -39,7 +39,7 @@ from PIL import Image
 from longtail.atomic import png_bytes
 from longtail.pipeline import compute_frame, engines, frame_scene, render_frames, render_scene
 from longtail.render.capture import camera_image
-from longtail.worlds.assets import _person_cached
+from longtail.worlds.assets import forget_fitted_people
 from longtail.worlds.layouts import static_world
 from longtail.worlds.scenario import Scenario, load_scenario, parse_scenario
 
@@ -87,7 +87,7 @@ def bench(name: str, frames: int, width: int, height: int, seed: int = 0, plate:
         # the pipeline renders the frames just timed: forget what was computed for their content
         # (people fitted to their boxes, static worlds), which a real render computes once per
         # frame, so that it pays for it here too
-        _person_cached.cache_clear()
+        forget_fitted_people()
         static_world.cache_clear()
         t0, c0 = time.perf_counter(), time.process_time()
         list(render_frames(sc, seed, list(range(frames)), eng, Path(tmp)))

@@ -415,6 +415,12 @@ def _person_cached(size, color, variant) -> tuple[Part, ...]:
     return tuple(_fit(lambda lat, swing: _person_unit(lat, swing, pose, o, head_frac), size))
 
 
+def forget_fitted_people() -> None:
+    """Empty the cache of people fitted to their boxes (each frame draws new ones; a benchmark
+    that times the same frames twice calls this so that the second pass pays for them too)."""
+    _person_cached.cache_clear()
+
+
 def _quadruped(size, color, variant, neck_up: float) -> list[Part]:
     l, w, h = size
     leg_h = 0.5 * h
