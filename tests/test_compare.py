@@ -272,6 +272,21 @@ def test_pretrained_backbone_only_from_the_local_cache(tmp_path, monkeypatch):
 
 # --- the whole comparison -----------------------------------------------------------------------
 
+def test_a_rerun_may_run_other_arms_but_not_train_them_otherwise():
+    from longtail.train.compare import _same_runs
+
+    base = preset_config("smoke", arms=("real", "pretrained+real", "real+inserted"), pretrain_steps=8)
+    have = base.to_json()
+    assert _same_runs(have, replace(base, arms=("real",)).to_json())  # a subset: its runs are there
+    assert _same_runs(have, replace(base, arms=("real", "synthetic")).to_json())  # a new arm
+    assert not _same_runs(have, replace(base, arms=("real",), steps=5).to_json())  # every run differs
+    # a setting only some arms use matters where both run such an arm
+    assert _same_runs(have, replace(base, arms=("real",), pretrain_steps=3).to_json())
+    assert not _same_runs(have, replace(base, pretrain_steps=3).to_json())
+    assert not _same_runs(have, replace(base, pretrain_parts="backbone").to_json())
+    assert not _same_runs(have, replace(base, arms=("real+inserted",), insert_share=0.25).to_json())
+
+
 @pytest.mark.slow
 def test_compare_on_real_pets_frames_writes_a_complete_resumable_report(pets, synthetic, tmp_path, capsys):
     from longtail.train.compare import DEFAULT_ARMS
@@ -314,6 +329,13 @@ def test_compare_on_real_pets_frames_writes_a_complete_resumable_report(pets, sy
     lines.clear()
     again = run_compare(f"mot:{pets}", str(synthetic), [], out, cfg, log=lines.append, insert=str(actors))
     assert sum("skipped" in ln for ln in lines) == 6 and again["summary"] == results["summary"]
+    # other arms in the same directory: the finished ones are reused and the report is theirs
+    lines.clear()
+    some = run_compare(f"mot:{pets}", str(synthetic), [], out, replace(cfg, arms=("real", "real+weather")),
+                       log=lines.append, insert=str(actors))
+    assert sum("skipped" in ln for ln in lines) == 2 and not any("training" in ln for ln in lines)
+    assert {r["arm"] for r in some["runs"]} == {"real", "real+weather"}
+    assert json.loads((out / "compare.json").read_text())["config"]["arms"] == list(cfg.arms)  # all it holds
     # the same directory with other settings is refused
     with pytest.raises(InputError) as e:
         run_compare(f"mot:{pets}", str(synthetic), [], out, preset_config("smoke", steps=4), log=lines.append)

@@ -608,16 +608,50 @@ def _describe_sources(data: SampledBatches) -> str:
     return ", ".join(f"{name} ({len(ds)} images{extra(name)})" for name, ds in data.datasets.items())
 
 
+# settings that only some arms use (``to_json`` leaves them out when no arm does)
+ARM_SETTINGS = {"insert_share": INSERTED_ARMS, "pretrain_steps": PRETRAINED_ARMS, "pretrain_parts": PRETRAINED_ARMS}
+
+
+def _same_runs(have: dict, mine: dict) -> bool:
+    """Would two comparison configs train the same runs for the arms they share? Everything but
+    which arms run must match; a setting only some arms use, where both configs have such an arm."""
+    def settings(cfg: dict) -> tuple[dict, set]:
+        cfg = dict(cfg)
+        arms = set(cfg.pop("arms", ()))
+        if arms & set(PRETRAINED_ARMS):
+            cfg.setdefault("pretrain_parts", "all")
+        return cfg, arms
+    (a, arms_a), (b, arms_b) = settings(have), settings(mine)
+    for key, users in ARM_SETTINGS.items():
+        if not (arms_a & set(users) and arms_b & set(users)):
+            a.pop(key, None)
+            b.pop(key, None)
+    return a == b
+
+
 def _open_report_dir(out: Path, record: dict) -> None:
     """Create the report directory, or check that it holds this comparison (then resume it)."""
     file = out / CONFIG_FILE
     if file.exists():
         have = json.loads(file.read_text())
+        mine = json.loads(json.dumps(record["config"]))
+        sources = json.loads(json.dumps(record["sources"]))
         for key in ("config", "classes", "inputs", "sources"):
-            if have.get(key) != json.loads(json.dumps(record[key])):
+            if key == "config":
+                same = _same_runs(have.get(key, {}), mine)
+            elif key == "sources":  # the data the arms of both runs read (other arms read other data)
+                same = all(have[key][k] == v for k, v in sources.items() if k in have.get(key, {}))
+            else:
+                same = have.get(key) == json.loads(json.dumps(record[key]))
+            if not same:
                 raise InputError(str(out), None, f"holds a comparison with other {key}; choose a new output directory")
-        if have.get("sweeps", []) != record["sweeps"]:  # curves are scored afterwards: this run's are the report's
-            write_json(file, {**have, "sweeps": record["sweeps"]})
+        # a rerun may run other arms (each arm's runs are its own: the directory keeps every arm run
+        # in it and their settings) and score other curves (afterwards: this run's are the report's)
+        arms = have["config"].get("arms", []) + [a for a in mine["arms"] if a not in have["config"].get("arms", [])]
+        now = {"sweeps": record["sweeps"], "config": {**have["config"], **mine, "arms": arms},
+               "sources": {**have["sources"], **sources}}
+        if any(have.get(k) != v for k, v in now.items()):
+            write_json(file, {**have, **now})
         return
     if out.exists() and any(out.iterdir()):
         raise InputError(str(out), None, "not empty and holds no comparison; choose a new output directory")
