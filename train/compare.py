@@ -634,16 +634,14 @@ def _open_report_dir(out: Path, record: dict) -> None:
     file = out / CONFIG_FILE
     if file.exists():
         have = json.loads(file.read_text())
-        mine = json.loads(json.dumps(record["config"]))
-        sources = json.loads(json.dumps(record["sources"]))
-        for key in ("config", "classes", "inputs", "sources"):
-            if key == "config":
-                same = _same_runs(have.get(key, {}), mine)
-            elif key == "sources":  # the data the arms of both runs read (other arms read other data)
-                same = all(have[key][k] == v for k, v in sources.items() if k in have.get(key, {}))
-            else:
-                same = have.get(key) == json.loads(json.dumps(record[key]))
-            if not same:
+        mine, sources, held = (json.loads(json.dumps(record[k])) for k in ("config", "sources", "inputs"))
+        same = {"config": _same_runs(have.get("config", {}), mine),
+                "classes": have.get("classes") == list(record["classes"]),
+                "inputs": have.get("inputs") == held,
+                # the data that the arms of both runs read (other arms read other data)
+                "sources": all(v == have.get("sources", {}).get(k, v) for k, v in sources.items())}
+        for key, ok in same.items():
+            if not ok:
                 raise InputError(str(out), None, f"holds a comparison with other {key}; choose a new output directory")
         # a rerun may run other arms (each arm's runs are its own: the directory keeps every arm run
         # in it and their settings) and score other curves (afterwards: this run's are the report's)
