@@ -645,9 +645,10 @@ def _open_report_dir(out: Path, record: dict) -> None:
                 raise InputError(str(out), None, f"holds a comparison with other {key}; choose a new output directory")
         # a rerun may run other arms (each arm's runs are its own: the directory keeps every arm run
         # in it and their settings) and score other curves (afterwards: this run's are the report's)
-        arms = have["config"].get("arms", []) + [a for a in mine["arms"] if a not in have["config"].get("arms", [])]
-        now = {"sweeps": record["sweeps"], "config": {**have["config"], **mine, "arms": arms},
-               "sources": {**have["sources"], **sources}}
+        had = have.get("config", {})
+        arms = had.get("arms", []) + [a for a in mine["arms"] if a not in had.get("arms", [])]
+        now = {"sweeps": record["sweeps"], "config": {**had, **mine, "arms": arms},
+               "sources": {**have.get("sources", {}), **sources}}
         if any(have.get(k) != v for k, v in now.items()):
             write_json(file, {**have, **now})
         return
