@@ -31,7 +31,7 @@ from longtail.render.plate import composite
 from longtail.render.sky import fill, sky_colors, sky_image
 from longtail.render.weather.scene_weather import changes_frame
 from longtail.worlds.plates import load_plate_cached
-from longtail.worlds.build import World, build, build_actor, pose_actors, static_parts
+from longtail.worlds.build import World, build, build_actor, pose_actors, static_in_view, static_parts
 from longtail.worlds.scene import Actor, Camera, Scene
 
 ALONE_MARGIN_PX = 2
@@ -133,8 +133,9 @@ def alone_crop(actor: Actor, camera: Camera) -> tuple[int, int, int, int] | None
 
 
 LIGHTS = frozenset(EMISSIVE)  # colours the night finds lamps and lit windows by: never randomised
-# what of a Scene makes its PyBullet world (``worlds.build``), less the actors' poses: frames that
-# share these (the cameras of a rig, the steps of a run, a weather ramp) share the world
+# what of a Scene makes its PyBullet world (``worlds.build``), less the actors' poses and the
+# camera: frames that share these and see the same static parts (``static_in_view``: the steps of
+# a run seen from a still camera, a weather ramp) share the world
 WORLD_FIELDS: dict[str, Any] = {"layout": True, "randomization": True,
                                 "actors": {"__all__": {"id", "asset", "cls", "size", "color", "variant"}}}
 
@@ -176,7 +177,9 @@ class Renderer:
         self.flag = p.ER_TINY_RENDERER
         self._client = -1
         self.solo = -1
-        self._built: str | None = None  # the WORLD_FIELDS of the scene whose world the client holds
+        self._built: str | None = None  # the WORLD_FIELDS of the scene whose world the client holds,
+        self._shown: np.ndarray | None = None  # the static parts built of it (``static_in_view``)
+        self._view: tuple | None = None  # (WORLD_FIELDS, camera, static parts in view) of the last frame
         self._poses: list = []  # and its actors' poses
         self._world: World | None = None
         self._hidden = False  # the world's shapes are hidden (after the alone renders) until shown again
@@ -213,7 +216,7 @@ class Renderer:
             if c >= 0:
                 p.disconnect(physicsClientId=c)
         self._client = self.solo = -1
-        self._built = self._world = None
+        self._built = self._world = self._shown = self._view = None
         self._hidden = False
 
     def capture(self, scene: Scene, timings: dict[str, float] | None = None) -> Buffers:
@@ -228,11 +231,15 @@ class Renderer:
         cam = scene.camera
         key = scene.model_dump_json(include=WORLD_FIELDS)
         poses = [(a.position, a.yaw) for a in scene.actors]
-        if key != self._built:  # the cameras of a rig share one world: build it once
+        if self._view is None or self._view[:2] != (key, cam):  # the static parts this camera sees
+            self._view = (key, cam, static_in_view(scene))
+        shown: np.ndarray = self._view[2]
+        # the world is kept while it holds the same parts (a run's steps from a still camera)
+        if key != self._built or self._shown is None or not np.array_equal(shown, self._shown):
             p.resetSimulation(physicsClientId=self._client)
             self._hidden = False
-            self._world = build(scene, self._client, meshes=self.backend == "tiny", keep=LIGHTS)
-            self._built, self._poses = key, poses
+            self._world = build(scene, self._client, meshes=self.backend == "tiny", keep=LIGHTS, shown=shown)
+            self._built, self._shown, self._poses = key, shown, poses
         elif poses != self._poses:  # a later step of a run: the same world, its actors moved
             assert self._world is not None
             pose_actors(self._client, self._world, scene.actors)

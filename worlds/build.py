@@ -20,7 +20,7 @@ from longtail._pybullet import p
 from longtail.classes import get_class
 from longtail.worlds.assets import Part, asset_parts, box
 from longtail.worlds.layouts import SURFACE_BASE, Labelled, static_world
-from longtail.worlds.scene import Actor, Distractor, Scene, vec3
+from longtail.worlds.scene import Actor, Camera, Distractor, Scene, vec3
 
 MAX_SHAPES_PER_ARRAY = 16  # PyBullet 3.2.7 crashes on larger visual shape arrays
 MESH_SEGMENTS = 10
@@ -340,16 +340,83 @@ def static_parts(scene: Scene, keep: frozenset = frozenset()) -> Labelled:
     return out + [(DISTRACTOR_CLASS, distractor_part(d)) for d in rz.distractors]
 
 
-def build(scene: Scene, client: int, meshes: bool = True, keep: frozenset = frozenset()) -> World:
+VIEW_MARGIN_PX = 2.0  # a part is left out only if it lies this far outside the image, or more
+_CORNERS = np.array([[sx, sy, sz] for sx in (-1.0, 1.0) for sy in (-1.0, 1.0) for sz in (-1.0, 1.0)])
+
+
+def _enclosing_radius(pt: Part) -> float:
+    """Radius of a sphere round a round part's centre that holds it (a frustum's too when drawn
+    as the cylinder of its larger radius)."""
+    if pt.shape == "sphere":
+        return pt.dims[0]
+    if pt.shape == "cylinder":
+        return math.hypot(pt.dims[0], pt.dims[1] / 2)
+    return math.hypot(max(pt.dims[0], pt.dims[1]), pt.dims[2] / 2)
+
+
+def _hulls(parts: list[Part]) -> np.ndarray:
+    """(N, 8, 3) corners of a box around each part: a box part's own corners, a round part's
+    axis-aligned cube round its enclosing sphere."""
+    pos = np.array([pt.pos for pt in parts], float).reshape(-1, 3)
+    dims = np.array([pt.dims for pt in parts], float).reshape(-1, 3)
+    rpy = np.array([pt.rpy for pt in parts], float).reshape(-1, 3)
+    cr, sr, cp, sp, cy, sy = (f(a) for a in (rpy[:, 0], rpy[:, 1], rpy[:, 2]) for f in (np.cos, np.sin))
+    R = np.stack([np.stack([cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr], -1),
+                  np.stack([sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr], -1),
+                  np.stack([-sp, cp * sr, cp * cr], -1)], 1)  # (N, 3, 3): Rz(yaw) Ry(pitch) Rx(roll)
+    out = pos[:, None, :] + np.einsum("nij,nkj->nki", R, _CORNERS[None, :, :] * dims[:, None, :])
+    round_ = np.array([pt.shape != "box" for pt in parts], bool)
+    if round_.any():
+        r = np.array([_enclosing_radius(pt) for pt in parts if pt.shape != "box"])
+        out[round_] = pos[round_, None, :] + r[:, None, None] * _CORNERS[None, :, :]
+    return out
+
+
+def in_view(parts: list[Part], camera: Camera, margin_px: float = VIEW_MARGIN_PX) -> np.ndarray:
+    """(N,) bool: False for a part that cannot put a pixel in ``camera``'s image: a box round it
+    lies wholly behind the near plane or wholly beyond one edge of the image (by ``margin_px``).
+    Renderers clip such a part away (PyBullet's tiny renderer drops triangles behind the near
+    plane and draws only inside the image), so leaving it out of the world changes no pixel."""
+    if not parts:
+        return np.zeros(0, bool)
+    T = camera.camera_from_world()
+    pc = _hulls(parts) @ T[:3, :3].T + T[:3, 3]  # camera frame: x right, y down, z forward
+    x, y, z = pc[..., 0], pc[..., 1], pc[..., 2]
+    m = margin_px
+    # each edge of the image (widened by m) bounds a half-space through the eye that holds the
+    # whole view: u = fx x / z + cx >= -m is fx x + (cx + m) z >= 0, and so on
+    outside = ((z < camera.near).all(1)
+               | (camera.fx * x + (camera.cx + m) * z < 0).all(1)
+               | (camera.fx * x + (camera.cx - camera.width - m) * z > 0).all(1)
+               | (camera.fy * y + (camera.cy + m) * z < 0).all(1)
+               | (camera.fy * y + (camera.cy - camera.height - m) * z > 0).all(1))
+    return ~outside
+
+
+def static_in_view(scene: Scene, camera: Camera | None = None) -> np.ndarray:
+    """``in_view`` of each of the scene's static parts (``static_parts``' order) for ``camera``
+    (default the scene's)."""
+    geometry = [pt for _, pt in static_world(scene.layout).parts]
+    if scene.randomization is not None:
+        geometry += [distractor_part(d) for d in scene.randomization.distractors]
+    return in_view(geometry, scene.camera if camera is None else camera)
+
+
+def build(scene: Scene, client: int, meshes: bool = True, keep: frozenset = frozenset(),
+          shown: np.ndarray | None = None) -> World:
     """Make the PyBullet world of ``scene`` in ``client`` (which must be empty); ``meshes``:
     round parts as vertex meshes (fast, tiny renderer) or PyBullet primitives (EGL). ``keep``:
-    colours a randomised frame never changes (``recolor``)."""
+    colours a randomised frame never changes (``recolor``). ``shown``: one bool per static part
+    (``static_in_view``): the parts to build, the others left out (the classes keep their order)."""
     semantic: dict[int, int] = {}
     instance: dict[int, int] = {}
     by_class: dict[str, list[Part]] = {}
     static = static_world(scene.layout)
-    for cls, part in static_parts(scene, keep):
-        by_class.setdefault(cls, []).append(part)
+    labelled = static_parts(scene, keep)
+    for k, (cls, part) in enumerate(labelled):
+        parts = by_class.setdefault(cls, [])
+        if shown is None or shown[k]:
+            parts.append(part)
     colours: dict[int, list[tuple[RGBA, ...]]] = {}
     actor_bodies: dict[int, list[int]] = {}
     for cls, parts in by_class.items():

@@ -1,0 +1,90 @@
+"""Static parts that cannot show in the camera's image are left out of the PyBullet world
+(``worlds.build.in_view``): fewer bodies to build, not one pixel different."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from longtail._pybullet import p
+from longtail.pipeline import compute_frame, engines, frame_scene
+from longtail.render.capture import LIGHTS, camera_image
+from longtail.render.lighting import pybullet_light
+from longtail.worlds.assets import box
+from longtail.worlds.build import build, in_view, static_in_view
+from longtail.worlds.scenario import load_scenario
+from longtail.worlds.scene import Camera
+
+CROWD = str(Path(__file__).resolve().parents[1] / "examples" / "pets_scene.yaml")
+
+
+def _frame(client: int, scene, shown) -> tuple[list[np.ndarray], int]:
+    """The frame's buffers (RGB, z-buffer, instance and class ids) and the visual shapes built."""
+    p.resetSimulation(physicsClientId=client)
+    world = build(scene, client, keep=LIGHTS, shown=shown)
+    rgb, zbuf, seg = camera_image(client, scene.camera, rgba=True, **pybullet_light(scene))
+    body = np.where(seg < 0, -1, seg & ((1 << 24) - 1)) + 1
+    shapes = sum(p.getNumJoints(b, physicsClientId=client) + 1 for b in range(p.getNumBodies(physicsClientId=client)))
+    return [rgb.copy(), zbuf.copy(), world.instance_of[body], world.semantic_of[body]], shapes
+
+
+@pytest.mark.parametrize("name", [CROWD, "fallen_cargo", "night_rain_city"])
+def test_parts_out_of_view_are_left_out_and_change_no_pixel(name):
+    sc = load_scenario(name).with_resolution(320, 192)
+    client = p.connect(p.DIRECT)
+    try:
+        with engines() as eng:
+            scenes = [frame_scene(sc, 3, i, eng) for i in range(3)]
+        left_out = 0
+        for scene in scenes:
+            shown = static_in_view(scene)
+            left_out += int((~shown).sum())
+            full, full_shapes = _frame(client, scene, None)
+            culled, culled_shapes = _frame(client, scene, shown)
+            for a, b in zip(full, culled):
+                np.testing.assert_array_equal(a, b)
+            assert culled_shapes <= full_shapes
+        assert left_out > 0  # the check above compared worlds that differ
+    finally:
+        p.disconnect(physicsClientId=client)
+
+
+def test_the_crowd_camera_sees_a_small_part_of_its_world():
+    sc = load_scenario(CROWD).with_resolution(320, 192)
+    with engines() as eng:
+        shown = static_in_view(frame_scene(sc, 0, 0, eng))
+    assert shown.mean() < 0.5
+
+
+def test_in_view_keeps_what_may_touch_the_image():
+    # 90 degrees across, 53 degrees high, 1.5 m up, looking along +x
+    cam = Camera(width=200, height=100, fx=100.0, fy=100.0, cx=100.0, cy=50.0, position=(0.0, 0.0, 1.5))
+    grey = (0.5, 0.5, 0.5, 1.0)
+    ahead = box(10.0, 0.0, 0.0, 1.0, 1.0, 1.0, grey)
+    behind = box(-10.0, 0.0, 0.0, 1.0, 1.0, 1.0, grey)
+    far_left = box(10.0, 30.0, 0.0, 1.0, 1.0, 1.0, grey)  # 90 degree view: |y| > x is outside
+    on_edge = box(10.0, 10.3, 0.0, 1.0, 1.0, 1.0, grey)  # reaches back over the left edge
+    round_the_camera = box(0.0, 0.0, 0.0, 4.0, 4.0, 3.0, grey)  # the camera stands inside it
+    above = box(10.0, 0.0, 40.0, 1.0, 1.0, 1.0, grey)
+    got = in_view([ahead, behind, far_left, on_edge, round_the_camera, above], cam)
+    assert got.tolist() == [True, False, False, True, True, False]
+    assert in_view([], cam).shape == (0,)
+
+
+@pytest.mark.parametrize("name,sequence", [("fallen_cargo", 4), ("fallen_cargo+rig", 1)])
+def test_a_world_reused_or_rebuilt_renders_the_same_frame(name, sequence):
+    """The frames of a run from a moving camera (or a rig's cameras) each see other parts: each
+    frame renders as it does on its own, whatever the renderer held before."""
+    base = load_scenario(name.removesuffix("+rig")).with_resolution(320, 192)
+    if name.endswith("+rig"):
+        base = base.model_validate({**base.model_dump(), "camera": {**base.camera.model_dump(), "rig": "front_sides"}})
+    with engines() as eng:
+        in_order = [compute_frame(base, 1, i, eng, sequence) for i in range(4)]
+    for i in (1, 3):
+        with engines() as eng:
+            alone = compute_frame(base, 1, i, eng, sequence)
+        assert alone.record == in_order[i].record
+        for kind, arr in alone.images.items():
+            np.testing.assert_array_equal(arr, in_order[i].images[kind])
