@@ -40,9 +40,10 @@ from longtail.labelers.coco import to_coco
 from longtail.render.capture import Buffers, Renderer
 from longtail.render.weather.scene_weather import WeatherDraw, apply_scene_weather, draw_scene_weather
 from longtail.render.weather.visibility import frame_visibility, pixels_by_id
+from longtail.worlds.build import static_in_view
 from longtail.worlds.physics import Physics
 from longtail.worlds.sampler import advance, rig_camera, sample
-from longtail.worlds.scene import Scene
+from longtail.worlds.scene import Camera, Scene
 from longtail.worlds.scenario import Scenario
 
 MANIFEST_SAVE_INTERVAL_S = 0.5
@@ -80,13 +81,15 @@ class Frame:
 @dataclass
 class Engines:
     """The per-worker PyBullet clients: one for placement physics, one (two with EGL) in the
-    renderer; the last sampled scene, which the other cameras of a rig reuse; and the first step
-    of the last run of a sequence, which its later steps move on from."""
+    renderer; the last sampled scene, which the other cameras of a rig reuse; the first step of
+    the last run of a sequence, which its later steps move on from; and the static parts its
+    world holds (``frame_view``)."""
 
     renderer: Renderer
     physics: Physics
     last: tuple | None = None
     run: tuple | None = None
+    view: tuple | None = None  # (run key, static parts its world holds): ``frame_view``
 
     def __enter__(self) -> "Engines":
         self.renderer.__enter__()
@@ -126,6 +129,33 @@ def _sample_frame(scenario: Scenario, seed: int, frame: int, eng: Engines, seque
     return advance(eng.run[1], step).model_copy(update={"index": frame})
 
 
+def frame_view(scenario: Scenario, seed: int, index: int, eng: Engines, sequence: int = 1) -> np.ndarray:
+    """The static parts the world of image ``index`` holds (``static_in_view``): those seen by any
+    camera of its rig at any step of its run, the same for every image of the run, so that the
+    run (or a rig's frame) is rendered in one world built once, whichever image comes first."""
+    n = len(scenario.camera.names())
+    run = index // n // sequence
+    key = (scenario.digest(), seed, run, sequence)
+    if eng.view is None or eng.view[0] != key:
+        if sequence == 1:
+            first = frame_scene(scenario, seed, index - index % n, eng)
+        elif scenario.ramp is None:
+            frame_scene(scenario, seed, index, eng, sequence)  # samples the run's first step into eng.run
+            assert eng.run is not None
+            first = eng.run[1]
+        else:  # each step of a ramp is drawn on its own: the first step's camera and world
+            first = sample(scenario, seed, run * sequence, eng.physics, sequence)
+        cameras: list[Camera] = []
+        for step in range(sequence):
+            main = advance(first, step).camera
+            for k in range(n):
+                cam = rig_camera(scenario, main, k)
+                if cam not in cameras:
+                    cameras.append(cam)
+        eng.view = (key, static_in_view(first, cameras))
+    return eng.view[1]
+
+
 @dataclass
 class Rendered:
     """A Scene's frame through the flow, before it is written: the render's buffers, the weather
@@ -154,9 +184,11 @@ class Rendered:
         return self.buffers.alone
 
 
-def render_scene(scene: Scene, renderer: Renderer, timings: dict[str, float] | None = None) -> Rendered:
-    """Render, weather, finish and label one Scene (the module docstring's flow)."""
-    buffers = renderer.capture(scene, timings)
+def render_scene(scene: Scene, renderer: Renderer, timings: dict[str, float] | None = None,
+                 shown: np.ndarray | None = None) -> Rendered:
+    """Render, weather, finish and label one Scene (the module docstring's flow); ``shown``: the
+    static parts to build (``Renderer.capture``)."""
+    buffers = renderer.capture(scene, timings, shown)
     t0 = time.perf_counter()
     draw = draw_scene_weather(scene)
     image = apply_scene_weather(buffers.image, buffers.depth, scene, draw, buffers.airlight)
@@ -178,7 +210,7 @@ def render_scene(scene: Scene, renderer: Renderer, timings: dict[str, float] | N
 def compute_frame(scenario: Scenario, seed: int, index: int, eng: Engines, sequence: int = 1) -> Frame:
     """Sample, render, weather and annotate image ``index`` (see ``frame_scene``)."""
     scene = frame_scene(scenario, seed, index, eng, sequence)
-    out = render_scene(scene, eng.renderer)
+    out = render_scene(scene, eng.renderer, shown=frame_view(scenario, seed, index, eng, sequence))
     rel = frame_files(index)
     record = {
         "frame": index,  # the image index (files, COCO image id - 1)

@@ -219,11 +219,15 @@ class Renderer:
         self._built = self._world = self._shown = self._view = None
         self._hidden = False
 
-    def capture(self, scene: Scene, timings: dict[str, float] | None = None) -> Buffers:
+    def capture(self, scene: Scene, timings: dict[str, float] | None = None,
+                shown: np.ndarray | None = None) -> Buffers:
         """All buffers of ``scene``'s frame up to the weather stage; a deterministic function of
         the Scene.
 
         ``timings``, if given, accumulates the seconds spent in each step (for benchmarks).
+        ``shown``: the static parts to build (``worlds.build.static_in_view``), by default those
+        this frame's camera sees; frames that pass the same (the images of a run or a rig, all
+        cameras' parts) share one world. Parts no camera sees change no pixel either way.
         """
         if self._client < 0:
             raise RuntimeError("Renderer is not open: use `with Renderer() as r:`")
@@ -231,9 +235,10 @@ class Renderer:
         cam = scene.camera
         key = scene.model_dump_json(include=WORLD_FIELDS)
         poses = [(a.position, a.yaw) for a in scene.actors]
-        if self._view is None or self._view[:2] != (key, cam):  # the static parts this camera sees
-            self._view = (key, cam, static_in_view(scene))
-        shown: np.ndarray = self._view[2]
+        if shown is None:
+            if self._view is None or self._view[:2] != (key, cam):  # the static parts this camera sees
+                self._view = (key, cam, static_in_view(scene))
+            shown = self._view[2]
         # the world is kept while it holds the same parts (a run's steps from a still camera)
         if key != self._built or self._shown is None or not np.array_equal(shown, self._shown):
             p.resetSimulation(physicsClientId=self._client)

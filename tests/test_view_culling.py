@@ -10,6 +10,7 @@ import pytest
 
 from longtail._pybullet import p
 from longtail.pipeline import compute_frame, engines, frame_scene
+from longtail.render import capture
 from longtail.render.capture import LIGHTS, camera_image
 from longtail.render.lighting import pybullet_light
 from longtail.worlds.assets import box
@@ -73,15 +74,20 @@ def test_in_view_keeps_what_may_touch_the_image():
     assert in_view([], cam).shape == (0,)
 
 
-@pytest.mark.parametrize("name,sequence", [("fallen_cargo", 4), ("fallen_cargo+rig", 1)])
-def test_a_world_reused_or_rebuilt_renders_the_same_frame(name, sequence):
-    """The frames of a run from a moving camera (or a rig's cameras) each see other parts: each
-    frame renders as it does on its own, whatever the renderer held before."""
+@pytest.mark.parametrize("name,sequence,worlds", [("night_rain_city", 4, 1), ("fallen_cargo+rig", 1, 2)])
+def test_a_run_or_a_rig_renders_in_one_world_as_each_image_would_alone(name, sequence, worlds, monkeypatch):
+    """The images of a run from a moving camera (or of a rig's frame) each see other parts: their
+    world holds what any of them sees, is built once, and each image renders as it does alone."""
     base = load_scenario(name.removesuffix("+rig")).with_resolution(320, 192)
     if name.endswith("+rig"):
         base = base.model_validate({**base.model_dump(), "camera": {**base.camera.model_dump(), "rig": "front_sides"}})
+    built = []
+    monkeypatch.setattr(capture, "build", lambda *a, **k: built.append(1) or build(*a, **k))
     with engines() as eng:
         in_order = [compute_frame(base, 1, i, eng, sequence) for i in range(4)]
+    assert len(built) == worlds
+    cameras = {str(f.record["camera"]["world_from_camera"]) for f in in_order}
+    assert len(cameras) > 1  # the camera moved (or the rig's cameras differ)
     for i in (1, 3):
         with engines() as eng:
             alone = compute_frame(base, 1, i, eng, sequence)

@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import repeat
+from typing import Sequence
 
 import numpy as np
 from longtail._pybullet import p
@@ -372,34 +373,40 @@ def _hulls(parts: list[Part]) -> np.ndarray:
     return out
 
 
-def in_view(parts: list[Part], camera: Camera, margin_px: float = VIEW_MARGIN_PX) -> np.ndarray:
-    """(N,) bool: False for a part that cannot put a pixel in ``camera``'s image: a box round it
-    lies wholly behind the near plane or wholly beyond one edge of the image (by ``margin_px``).
-    Renderers clip such a part away (PyBullet's tiny renderer drops triangles behind the near
-    plane and draws only inside the image), so leaving it out of the world changes no pixel."""
+def in_view(parts: list[Part], cameras: Camera | Sequence[Camera], margin_px: float = VIEW_MARGIN_PX) -> np.ndarray:
+    """(N,) bool: False for a part that cannot put a pixel in any of ``cameras``' images: a box
+    round it lies wholly behind a camera's near plane or wholly beyond one edge of its image (by
+    ``margin_px``). Renderers clip such a part away (PyBullet's tiny renderer drops triangles
+    behind the near plane and draws only inside the image), so leaving it out of the world
+    changes no pixel."""
+    cams = [cameras] if isinstance(cameras, Camera) else list(cameras)
+    seen = np.zeros(len(parts), bool)
     if not parts:
-        return np.zeros(0, bool)
-    T = camera.camera_from_world()
-    pc = _hulls(parts) @ T[:3, :3].T + T[:3, 3]  # camera frame: x right, y down, z forward
-    x, y, z = pc[..., 0], pc[..., 1], pc[..., 2]
+        return seen
+    hulls = _hulls(parts)
     m = margin_px
-    # each edge of the image (widened by m) bounds a half-space through the eye that holds the
-    # whole view: u = fx x / z + cx >= -m is fx x + (cx + m) z >= 0, and so on
-    outside = ((z < camera.near).all(1)
-               | (camera.fx * x + (camera.cx + m) * z < 0).all(1)
-               | (camera.fx * x + (camera.cx - camera.width - m) * z > 0).all(1)
-               | (camera.fy * y + (camera.cy + m) * z < 0).all(1)
-               | (camera.fy * y + (camera.cy - camera.height - m) * z > 0).all(1))
-    return ~outside
+    for camera in cams:
+        T = camera.camera_from_world()
+        pc = hulls @ T[:3, :3].T + T[:3, 3]  # camera frame: x right, y down, z forward
+        x, y, z = pc[..., 0], pc[..., 1], pc[..., 2]
+        # each edge of the image (widened by m) bounds a half-space through the eye that holds
+        # the whole view: u = fx x / z + cx >= -m is fx x + (cx + m) z >= 0, and so on
+        outside = ((z < camera.near).all(1)
+                   | (camera.fx * x + (camera.cx + m) * z < 0).all(1)
+                   | (camera.fx * x + (camera.cx - camera.width - m) * z > 0).all(1)
+                   | (camera.fy * y + (camera.cy + m) * z < 0).all(1)
+                   | (camera.fy * y + (camera.cy - camera.height - m) * z > 0).all(1))
+        seen |= ~outside
+    return seen
 
 
-def static_in_view(scene: Scene, camera: Camera | None = None) -> np.ndarray:
-    """``in_view`` of each of the scene's static parts (``static_parts``' order) for ``camera``
-    (default the scene's)."""
+def static_in_view(scene: Scene, cameras: Camera | Sequence[Camera] | None = None) -> np.ndarray:
+    """``in_view`` of each of the scene's static parts (``static_parts``' order) for ``cameras``
+    (default the scene's own)."""
     geometry = [pt for _, pt in static_world(scene.layout).parts]
     if scene.randomization is not None:
         geometry += [distractor_part(d) for d in scene.randomization.distractors]
-    return in_view(geometry, scene.camera if camera is None else camera)
+    return in_view(geometry, scene.camera if cameras is None else cameras)
 
 
 def build(scene: Scene, client: int, meshes: bool = True, keep: frozenset = frozenset(),
