@@ -177,10 +177,10 @@ class Renderer:
         self.flag = p.ER_TINY_RENDERER
         self._client = -1
         self.solo = -1
-        self._built: str | None = None  # the WORLD_FIELDS of the scene whose world the client holds,
-        self._shown: np.ndarray | None = None  # the static parts built of it (``static_in_view``)
-        self._view: tuple | None = None  # (WORLD_FIELDS, camera, static parts in view) of the last frame
+        self._built: str | None = None  # the WORLD_FIELDS of the scene whose world the client holds
         self._poses: list = []  # and its actors' poses
+        self._shown: np.ndarray | None = None  # and the static parts built of it (``static_in_view``)
+        self._view: tuple | None = None  # (WORLD_FIELDS, camera, static parts it sees) of the last frame
         self._world: World | None = None
         self._hidden = False  # the world's shapes are hidden (after the alone renders) until shown again
 

@@ -20,7 +20,7 @@ from longtail._pybullet import p
 
 from longtail.classes import get_class
 from longtail.worlds.assets import Part, asset_parts, box
-from longtail.worlds.layouts import SURFACE_BASE, Labelled, static_world
+from longtail.worlds.layouts import SURFACE_BASE, Labelled, part_radius, static_world
 from longtail.worlds.scene import Actor, Camera, Distractor, Scene, vec3
 
 MAX_SHAPES_PER_ARRAY = 16  # PyBullet 3.2.7 crashes on larger visual shape arrays
@@ -345,19 +345,10 @@ VIEW_MARGIN_PX = 2.0  # a part is left out only if it lies this far outside the 
 _CORNERS = np.array([[sx, sy, sz] for sx in (-1.0, 1.0) for sy in (-1.0, 1.0) for sz in (-1.0, 1.0)])
 
 
-def _enclosing_radius(pt: Part) -> float:
-    """Radius of a sphere round a round part's centre that holds it (a frustum's too when drawn
-    as the cylinder of its larger radius)."""
-    if pt.shape == "sphere":
-        return pt.dims[0]
-    if pt.shape == "cylinder":
-        return math.hypot(pt.dims[0], pt.dims[1] / 2)
-    return math.hypot(max(pt.dims[0], pt.dims[1]), pt.dims[2] / 2)
-
-
 def _hulls(parts: list[Part]) -> np.ndarray:
     """(N, 8, 3) corners of a box around each part: a box part's own corners, a round part's
-    axis-aligned cube round its enclosing sphere."""
+    axis-aligned cube round its enclosing sphere (``part_radius``, which also holds the cylinder
+    of the larger radius that stands for a frustum where meshes are not used)."""
     pos = np.array([pt.pos for pt in parts], float).reshape(-1, 3)
     dims = np.array([pt.dims for pt in parts], float).reshape(-1, 3)
     rpy = np.array([pt.rpy for pt in parts], float).reshape(-1, 3)
@@ -368,7 +359,7 @@ def _hulls(parts: list[Part]) -> np.ndarray:
     out = pos[:, None, :] + np.einsum("nij,nkj->nki", R, _CORNERS[None, :, :] * dims[:, None, :])
     round_ = np.array([pt.shape != "box" for pt in parts], bool)
     if round_.any():
-        r = np.array([_enclosing_radius(pt) for pt in parts if pt.shape != "box"])
+        r = np.array([part_radius(pt) for pt in parts if pt.shape != "box"])
         out[round_] = pos[round_, None, :] + r[:, None, None] * _CORNERS[None, :, :]
     return out
 
